@@ -1,0 +1,169 @@
+"""SQLite catalog: schema and queries, no domain logic.
+
+Rebuilt by ``reindex`` from the WARC files: ``captures`` and ``xrefs``.
+Nothing in it yet is state that the WARCs cannot rebuild.
+WAL mode and a busy timeout let a ``snapshot`` and an ``archiver run`` write at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Iterator
+
+from .errors import ArchiverError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS captures (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    seed TEXT NOT NULL,
+    role TEXT NOT NULL,
+    via TEXT NOT NULL,
+    hops INTEGER NOT NULL,
+    fetched_at TEXT NOT NULL,
+    status INTEGER,
+    record TEXT NOT NULL,          -- response | revisit | failed
+    warc TEXT NOT NULL,            -- final file name, never the .open one
+    offset INTEGER NOT NULL,       -- of the response/revisit record, or the metadata record of a failure
+    length INTEGER NOT NULL,
+    metadata_offset INTEGER NOT NULL,
+    record_id TEXT NOT NULL,
+    payload_digest TEXT NOT NULL,
+    block_digest TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    mime TEXT NOT NULL,
+    refers_to TEXT NOT NULL,
+    truncated TEXT NOT NULL,
+    error TEXT NOT NULL,
+    UNIQUE (warc, offset)
+);
+CREATE INDEX IF NOT EXISTS captures_url ON captures (url, payload_digest);
+CREATE INDEX IF NOT EXISTS captures_seed ON captures (seed, fetched_at);
+CREATE TABLE IF NOT EXISTS xrefs (
+    capture_id INTEGER NOT NULL REFERENCES captures (id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,            -- read | body | requisite
+    text TEXT NOT NULL,
+    position INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS xrefs_capture ON xrefs (capture_id);
+"""
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    url: str
+    seed: str
+    role: str
+    via: str
+    hops: int
+    fetched_at: str
+    status: int | None
+    record: str
+    warc: str
+    offset: int
+    length: int
+    metadata_offset: int
+    record_id: str = ""
+    payload_digest: str = ""
+    block_digest: str = ""
+    ip: str = ""
+    mime: str = ""
+    refers_to: str = ""
+    truncated: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class XrefRow:
+    target: str
+    kind: str
+    text: str
+    position: int
+
+
+COLUMNS = [f.name for f in fields(CaptureRow)]
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise ArchiverError(f"catalog {path}: {e}") from e
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add_capture(self, row: CaptureRow, xrefs: list[XrefRow]) -> bool:
+        """Insert one capture and its cross-references in one transaction; False if
+        a row for the same record already exists."""
+        with self._transaction():
+            cur = self.db.execute(
+                f"INSERT OR IGNORE INTO captures ({', '.join(COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(COLUMNS))})", astuple(row))
+            if cur.rowcount == 0:
+                return False
+            self.db.executemany(
+                "INSERT INTO xrefs (capture_id, target, kind, text, position) VALUES (?, ?, ?, ?, ?)",
+                [(cur.lastrowid, *astuple(x)) for x in xrefs])
+        return True
+
+    def find_original(self, url: str, payload_digest: str) -> tuple[str, str, str] | None:
+        """(record id, url, date) of the first stored response with this URL and payload."""
+        return self.db.execute(
+            "SELECT record_id, url, fetched_at FROM captures WHERE url = ? AND payload_digest = ? "
+            "AND record = 'response' AND truncated = '' ORDER BY fetched_at LIMIT 1",
+            (url, payload_digest)).fetchone()
+
+    def captures(self, url: str | None = None) -> list[CaptureRow]:
+        where, args = ("WHERE url = ? OR seed = ?", (url, url)) if url else ("", ())
+        rows = self.db.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM captures {where} ORDER BY fetched_at, warc, offset", args)
+        return [CaptureRow(*r) for r in rows]
+
+    def known_offsets(self, warc: str) -> set[int]:
+        return {r[0] for r in self.db.execute("SELECT metadata_offset FROM captures WHERE warc = ?", (warc,))}
+
+    def dump(self) -> tuple[list[tuple], list[tuple]]:
+        """Every captured row, without ids, in a stable order (to compare catalogs)."""
+        caps = self.db.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM captures ORDER BY warc, offset").fetchall()
+        refs = self.db.execute(
+            "SELECT c.warc, c.offset, x.target, x.kind, x.text, x.position FROM xrefs x "
+            "JOIN captures c ON c.id = x.capture_id ORDER BY c.warc, c.offset, x.position, x.target").fetchall()
+        return caps, refs
+
+    def clear_captured(self) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM xrefs")
+            self.db.execute("DELETE FROM captures")
+
+    def _transaction(self) -> "_Tx":
+        return _Tx(self.db)
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK: takes the write lock up front, so concurrent
+    writers queue on the busy timeout instead of failing on a lock upgrade."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def iter_rows(rows: list[CaptureRow]) -> Iterator[dict]:
+    for row in rows:
+        yield dict(zip(COLUMNS, astuple(row)))

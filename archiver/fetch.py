@@ -1,0 +1,217 @@
+"""The only network code: one HTTP exchange, streamed to a spool file, as sent and received.
+
+``Fetcher.fetch`` sends one GET (no redirect following: every hop is its own exchange),
+reads the peer address and TLS details from the connection before the body is read, and
+streams the raw body (content-encoding kept, chunked framing removed by the HTTP client)
+into a temporary file while computing the WARC digests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.cookiejar
+import socket
+import ssl
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import IO, Callable
+
+import requests
+import urllib3
+from warcio.statusandheaders import StatusAndHeaders
+
+from .config import CaptureConfig
+from .errors import ConfigError
+
+SPOOL_IN_MEMORY = 1_000_000
+CHUNK = 65536
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+RENAMED_HEADER_PREFIX = "X-Archive-Orig-"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def sha1_label(digest: "hashlib._Hash") -> str:
+    """A digest as WARC writes it: ``sha1:`` + base32 (what pywb matches revisits on)."""
+    return "sha1:" + base64.b32encode(digest.digest()).decode("ascii")
+
+
+@dataclass
+class TlsInfo:
+    version: str
+    cipher: str
+    certificate_der: bytes
+
+
+@dataclass
+class Exchange:
+    """One request and what came back: a response, or the error that stopped it."""
+    url: str
+    started: datetime
+    request_head: StatusAndHeaders
+    status: int | None = None
+    response_head: StatusAndHeaders | None = None
+    body: IO[bytes] | None = None
+    body_length: int = 0
+    payload_digest: str = ""
+    block_digest: str = ""
+    truncated: str = ""
+    ip: str = ""
+    tls: TlsInfo | None = None
+    error: str = ""
+
+    def header(self, name: str) -> str:
+        if self.response_head is None:
+            return ""
+        return self.response_head.get_header(name) or ""
+
+    def read_body(self, limit: int) -> bytes:
+        if self.body is None:
+            return b""
+        self.body.seek(0)
+        return self.body.read(limit)
+
+    def close(self) -> None:
+        if self.body is not None:
+            self.body.close()
+            self.body = None
+
+
+class Fetcher:
+    """A requests session configured once from CaptureConfig; safe to share across threads."""
+
+    def __init__(self, cfg: CaptureConfig, clock: Callable[[], datetime] = utcnow):
+        self.cfg = cfg
+        self.clock = clock
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = cfg.user_agent
+        self.session.headers.update(dict(cfg.headers))
+        self.session.verify = cfg.verify_tls
+        if cfg.proxy:
+            self.session.proxies = {"http": cfg.proxy, "https": cfg.proxy}
+        if cfg.cookies_file:
+            self.session.cookies = _load_cookies(cfg.cookies_file)
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(cfg.concurrency, 10), max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def fetch(self, url: str) -> Exchange:
+        prep = self._prepare(url)
+        ex = Exchange(url=prep.url, started=self.clock(), request_head=_request_head(prep))
+        try:
+            resp = self.session.send(prep, stream=True, allow_redirects=False,
+                                     timeout=(self.cfg.timeout, self.cfg.timeout))
+        except requests.RequestException as e:
+            ex.error = describe_error(e)
+            return ex
+        with resp:
+            self._read_response(resp, ex)
+        return ex
+
+    def _prepare(self, url: str) -> requests.PreparedRequest:
+        prep = self.session.prepare_request(requests.Request("GET", url))
+        # Send Host ourselves so the headers we record are the headers that went out.
+        prep.headers["Host"] = urllib3.util.parse_url(prep.url).netloc
+        return prep
+
+    def _read_response(self, resp: requests.Response, ex: Exchange) -> None:
+        ex.ip, ex.tls = _peer(resp.raw)
+        ex.status = resp.status_code
+        ex.response_head = _response_head(resp.raw)
+        head_digest = hashlib.sha1(ex.response_head.to_ascii_bytes())
+        payload_digest = hashlib.sha1()
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        ex.body = spool
+        try:
+            ex.truncated = self._stream_body(resp.raw, spool, (head_digest, payload_digest))
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as e:
+            ex.truncated = "time" if "timed out" in str(e).lower() else "disconnect"
+            ex.error = f"body incomplete: {describe_error(e)}"
+        ex.body_length = spool.tell()
+        ex.payload_digest = sha1_label(payload_digest)
+        ex.block_digest = sha1_label(head_digest)
+
+    def _stream_body(self, raw: urllib3.HTTPResponse, spool: IO[bytes], digests: tuple) -> str:
+        deadline = time.monotonic() + self.cfg.total_timeout
+        kept = 0
+        for chunk in raw.stream(CHUNK, decode_content=False):
+            room = self.cfg.max_bytes - kept
+            piece = chunk[:room]
+            spool.write(piece)
+            for d in digests:
+                d.update(piece)
+            kept += len(piece)
+            if len(chunk) > room:
+                return "length"
+            if time.monotonic() > deadline:
+                return "time"
+        return ""
+
+
+def _request_head(prep: requests.PreparedRequest) -> StatusAndHeaders:
+    return StatusAndHeaders(f"GET {prep.path_url} HTTP/1.1", list(prep.headers.items()),
+                            is_http_request=True)
+
+
+def _response_head(raw: urllib3.HTTPResponse) -> StatusAndHeaders:
+    """Status line and headers as received; Transfer-Encoding renamed because the HTTP
+    client removed the chunked framing from the body we store."""
+    orig = raw._original_response  # http.client.HTTPResponse: header order and case as sent
+    version = "HTTP/1.0" if orig is not None and orig.version == 10 else "HTTP/1.1"
+    pairs = list(orig.msg.items()) if orig is not None else list(raw.headers.items())
+    headers = [(RENAMED_HEADER_PREFIX + k if k.lower() == "transfer-encoding" else k, v) for k, v in pairs]
+    reason = (orig.reason if orig is not None else raw.reason) or ""
+    return StatusAndHeaders(f"{raw.status} {reason}".rstrip(), headers, protocol=version)
+
+
+def _peer(raw: urllib3.HTTPResponse) -> tuple[str, TlsInfo | None]:
+    """Peer address and TLS session of the connection that carries this response."""
+    conn = getattr(raw, "_connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        return "", None
+    try:
+        ip = sock.getpeername()[0]
+    except OSError:
+        ip = ""
+    if not isinstance(sock, ssl.SSLSocket):
+        return ip, None
+    cipher = sock.cipher()
+    return ip, TlsInfo(sock.version() or "", cipher[0] if cipher else "", sock.getpeercert(binary_form=True) or b"")
+
+
+def describe_error(e: BaseException) -> str:
+    """One line saying why no (complete) response came back."""
+    text = str(e)
+    for needle, label in (("Name or service not known", "DNS lookup failed"),
+                          ("nodename nor servname", "DNS lookup failed"),
+                          ("Temporary failure in name resolution", "DNS lookup failed"),
+                          ("Connection refused", "connection refused"),
+                          ("Connection reset", "connection reset"),
+                          ("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),
+                          ("SSLError", "TLS error"),
+                          ("timed out", "timed out"),
+                          ("Read timed out", "timed out")):
+        if needle in text:
+            return f"{label} ({type(e).__name__})"
+    if isinstance(e, (socket.timeout, requests.Timeout)):
+        return f"timed out ({type(e).__name__})"
+    first = text.splitlines()[0] if text else type(e).__name__
+    return f"{type(e).__name__}: {first[:200]}"
+
+
+def _load_cookies(path) -> http.cookiejar.MozillaCookieJar:
+    jar = http.cookiejar.MozillaCookieJar(str(path))
+    try:
+        jar.load(ignore_discard=True, ignore_expires=True)
+    except (OSError, http.cookiejar.LoadError) as e:
+        raise ConfigError(f"config: [capture] cookies_file {path}: {e}") from e
+    return jar

@@ -1,0 +1,122 @@
+"""WARC records -> catalog rows and CDXJ replay index lines.
+
+The same functions turn freshly written records and records read back from disk into
+catalog rows, so ``reindex`` rebuilds exactly what ``snapshot`` stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import surt
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
+
+from .catalog import CaptureRow, XrefRow
+from .warcfile import iter_records, metadata_json
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A record's headers and where it sits in its WARC file."""
+    offset: int
+    length: int
+    rec_headers: StatusAndHeaders
+    http_headers: StatusAndHeaders | None = None
+
+    def get(self, name: str) -> str:
+        return self.rec_headers.get_header(name) or ""
+
+
+def capture_row(warc: str, meta: Placed, content: dict[str, Any],
+                response: Placed | None) -> tuple[CaptureRow, list[XrefRow]]:
+    common = dict(seed=content["seed"], role=content["role"], via=content["via"], hops=content["hops"],
+                  warc=warc, metadata_offset=meta.offset, error=content.get("error", ""))
+    if response is None:
+        row = CaptureRow(url=meta.get("WARC-Target-URI"), fetched_at=meta.get("WARC-Date"), status=None,
+                         record="failed", offset=meta.offset, length=meta.length,
+                         record_id=meta.get("WARC-Record-ID"), **common)
+    else:
+        http = response.http_headers
+        row = CaptureRow(
+            url=response.get("WARC-Target-URI"), fetched_at=response.get("WARC-Date"),
+            status=int(http.get_statuscode()) if http and http.get_statuscode().isdigit() else None,
+            record=response.get("WARC-Type"), offset=response.offset, length=response.length,
+            record_id=response.get("WARC-Record-ID"), payload_digest=response.get("WARC-Payload-Digest"),
+            block_digest=response.get("WARC-Block-Digest"), ip=response.get("WARC-IP-Address"),
+            mime=(http.get_header("Content-Type") or "") if http else "",
+            refers_to=response.get("WARC-Refers-To"), truncated=response.get("WARC-Truncated"), **common)
+    xrefs = [XrefRow(x["url"], x["kind"], x["text"], x["position"]) for x in content.get("links", [])]
+    return row, xrefs
+
+
+def warc_captures(path: Path) -> list[tuple[CaptureRow, list[XrefRow]]]:
+    """Catalog rows for every capture group in one WARC file."""
+    responses: dict[str, Placed] = {}
+    out = []
+    for offset, length, record in iter_records(path):
+        placed = Placed(offset, length, record.rec_headers, record.http_headers)
+        rec_type = record.rec_type
+        if rec_type in ("response", "revisit"):
+            responses[placed.get("WARC-Record-ID")] = placed
+        elif rec_type == "metadata" and record.content_type.startswith("application/json"):
+            content = _metadata(record)
+            if content is not None:
+                out.append(capture_row(path.name, placed, content, responses.get(placed.get("WARC-Concurrent-To"))))
+    return out
+
+
+def _metadata(record: ArcWarcRecord) -> dict[str, Any] | None:
+    try:
+        content = metadata_json(record)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return content if isinstance(content, dict) and {"seed", "role", "via", "hops"} <= content.keys() else None
+
+
+# ---- CDXJ -------------------------------------------------------------------------------
+
+def cdxj_line(warc: str, placed: Placed) -> str:
+    url = placed.get("WARC-Target-URI")
+    http = placed.http_headers
+    revisit = placed.get("WARC-Type") == "revisit"
+    fields = {
+        "url": url,
+        "mime": "warc/revisit" if revisit else _mime(http),
+        "status": http.get_statuscode() if http else "-",
+        "digest": placed.get("WARC-Payload-Digest").removeprefix("sha1:"),
+        "length": str(placed.length),
+        "offset": str(placed.offset),
+        "filename": warc,
+    }
+    return f"{surt.surt(url)} {_timestamp(placed.get('WARC-Date'))} {json.dumps(fields)}"
+
+
+def _mime(http: StatusAndHeaders | None) -> str:
+    value = (http.get_header("Content-Type") or "") if http else ""
+    return value.split(";")[0].strip() or "unk"
+
+
+def _timestamp(warc_date: str) -> str:
+    return "".join(c for c in warc_date if c.isdigit())[:14]
+
+
+def write_cdxj(warc_path: Path, index_dir: Path) -> Path:
+    """Index one closed WARC into ``index_dir/<name>.cdxj`` (sorted, written atomically)."""
+    lines = sorted(
+        cdxj_line(warc_path.name, Placed(offset, length, record.rec_headers, record.http_headers))
+        for offset, length, record in iter_records(warc_path)
+        if record.rec_type in ("response", "revisit"))
+    index_dir.mkdir(parents=True, exist_ok=True)
+    target = index_dir / (warc_path.name + ".cdxj")
+    tmp = target.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("".join(line + "\n" for line in lines))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    return target

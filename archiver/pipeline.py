@@ -1,0 +1,331 @@
+"""Where the stages meet: fetch -> discover -> WARC records -> catalog -> result.
+
+``Archive`` is an opened archive folder (catalog, WARC writer, crash repair).
+``snapshot`` captures seeds, their cross-references and requisites once.
+``reindex`` rebuilds the catalog and the CDXJ index from the WARC files alone.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import time
+import urllib.robotparser
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import __version__
+from .capture import Original, Reached, exchange_records, metadata_content
+from .catalog import Catalog
+from .config import Config
+from .errors import UsageError
+from .extract import READ, REQUISITE, Link, css_links, decode_body, page_links
+from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, utcnow
+from .index import Placed, capture_row, warc_captures, write_cdxj
+from .seeds import normalize_url, url_host
+from .warcfile import WARC_SUFFIX, WarcWriterPool, find_abandoned, repair_open_file
+
+PARSE_LIMIT = 20_000_000  # bytes of a page or stylesheet read for link discovery
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """One fetched URL, as reported to the user (one JSON line with --json)."""
+    url: str
+    status: int | None
+    role: str
+    record: str  # response | revisit | failed
+    warc: str
+    offset: int
+    error: str = ""
+    seed: str = ""
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out.pop("seed")
+        return out
+
+
+@dataclass
+class SnapshotSummary:
+    results: list[FetchResult] = field(default_factory=list)
+    seeds_ok: dict[str, bool] = field(default_factory=dict)
+    warcs: list[str] = field(default_factory=list)
+
+    @property
+    def failed_seeds(self) -> list[str]:
+        return [s for s, ok in self.seeds_ok.items() if not ok]
+
+
+class Archive:
+    """An archive folder opened for writing: repairs crashed files, then captures."""
+
+    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow):
+        self.config = config
+        self.clock = clock
+        self.catalog = Catalog(config.storage.catalog)
+        self.repaired = repair_abandoned(config, self.catalog)
+        self.closed_warcs: list[str] = []
+        self.writer = WarcWriterPool(
+            config.storage.warc_dir, config.storage.warc_prefix, config.storage.warc_max_bytes,
+            warcinfo_fields(config), clock, on_close=self._indexed)
+
+    def _indexed(self, path: Path) -> None:
+        write_cdxj(path, self.config.storage.index_dir)
+        self.closed_warcs.append(path.name)
+
+    def store(self, ex: Exchange, reached: Reached, links: list[Link]) -> FetchResult:
+        """Write one exchange's records, then commit its catalog row; return what to report."""
+        original = self._original(ex)
+        records = exchange_records(ex, reached, links, original)
+        written = self.writer.write_group(records)
+        meta = Placed(written[-1].offset, written[-1].length, records[-1].rec_headers)
+        response = None
+        if len(records) == 3:
+            response = Placed(written[1].offset, written[1].length, records[1].rec_headers, records[1].http_headers)
+        content = metadata_content(ex, reached, links)
+        row, xrefs = capture_row(written[-1].warc, meta, content, response)
+        self.catalog.add_capture(row, xrefs)
+        return FetchResult(row.url, row.status, reached.role, row.record, row.warc, row.offset,
+                           ex.error, reached.seed)
+
+    def _original(self, ex: Exchange) -> Original | None:
+        if ex.response_head is None or ex.truncated:
+            return None
+        found = self.catalog.find_original(ex.url, ex.payload_digest)
+        return Original(*found) if found else None
+
+    def close(self) -> None:
+        self.writer.close()
+        self.catalog.close()
+
+
+def warcinfo_fields(config: Config) -> dict[str, str]:
+    return {
+        "software": f"archiver/{__version__} (warcio/{version('warcio')}, requests/{version('requests')}, "
+                    f"Python/{platform.python_version()})",
+        "hostname": socket.gethostname(),
+        "operator": config.capture.operator,
+        "robots": config.capture.robots,
+        "http-header-user-agent": config.capture.user_agent,
+        "format": "WARC File Format 1.1",
+        "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
+        "archiver-config": json.dumps(config.public_dict(), sort_keys=True),
+    }
+
+
+def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:
+    """Close every ``.open`` file a crashed process left, cutting its torn tail, and
+    catalog any whole group the crash kept from being committed."""
+    repaired = []
+    warc_dir = config.storage.warc_dir
+    if not warc_dir.exists():
+        return repaired
+    for path in find_abandoned(warc_dir):
+        final, dropped = repair_open_file(path)
+        for row, xrefs in warc_captures(final):
+            catalog.add_capture(row, xrefs)
+        write_cdxj(final, config.storage.index_dir)
+        repaired.append((final.name, dropped))
+    return repaired
+
+
+def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) -> tuple[int, int]:
+    """Rebuild captures, cross-references and CDXJ files from the WARC files alone.
+    Returns (files, captures)."""
+    catalog = Catalog(config.storage.catalog)
+    try:
+        repair_abandoned(config, catalog)
+        catalog.clear_captured()
+        files = sorted(config.storage.warc_dir.glob("*" + WARC_SUFFIX))
+        count = 0
+        for path in files:
+            on_file(path.name)
+            for row, xrefs in warc_captures(path):
+                count += catalog.add_capture(row, xrefs)
+            write_cdxj(path, config.storage.index_dir)
+        return len(files), count
+    finally:
+        catalog.close()
+
+
+# ---- one snapshot -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    url: str
+    reached: Reached
+    is_page: bool          # parse it for cross-references (seed and cross-referenced pages)
+    redirects: int = 0
+    seed_chain: bool = False
+
+
+class HostSlots:
+    """Per-host politeness: at most ``limit`` requests in flight per host and ``delay``
+    seconds between the end of one request and the start of the next."""
+
+    def __init__(self, delay: float, limit: int, clock: Callable[[], float] = time.monotonic):
+        self.delay, self.limit, self.clock = delay, limit, clock
+        self.queues: dict[str, deque[Job]] = {}
+        self.busy: dict[str, int] = {}
+        self.ready_at: dict[str, float] = {}
+
+    def add(self, job: Job) -> None:
+        self.queues.setdefault(url_host(job.url), deque()).append(job)
+
+    def pending(self) -> bool:
+        return any(self.queues.values())
+
+    def take(self) -> Job | None:
+        now = self.clock()
+        for host, queue in self.queues.items():
+            if queue and self.busy.get(host, 0) < self.limit and self.ready_at.get(host, 0) <= now:
+                self.busy[host] = self.busy.get(host, 0) + 1
+                if self.delay:
+                    self.ready_at[host] = float("inf") if self.limit == 1 else now + self.delay
+                return queue.popleft()
+        return None
+
+    def done(self, job: Job) -> None:
+        host = url_host(job.url)
+        self.busy[host] -= 1
+        if self.delay:
+            self.ready_at[host] = self.clock() + self.delay
+
+    def seconds_until_ready(self) -> float:
+        now = self.clock()
+        waits = [max(0.0, self.ready_at.get(h, 0) - now) for h, q in self.queues.items()
+                 if q and self.busy.get(h, 0) < self.limit]
+        return min(waits) if waits else 0.0
+
+
+class Snapshot:
+    """One capture run over some seeds: a frontier, a thread pool, one writer."""
+
+    def __init__(self, archive: Archive, on_result: Callable[[FetchResult], None]):
+        self.archive = archive
+        self.cfg = archive.config.capture
+        self.on_result = on_result
+        self.fetcher = Fetcher(self.cfg, archive.clock)
+        self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
+        self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
+        self.seen: set[str] = set()
+        self.summary = SnapshotSummary()
+
+    def run(self, seeds: Iterable[str]) -> SnapshotSummary:
+        for seed in seeds:
+            self.summary.seeds_ok[seed] = False
+            self._enqueue(Job(seed, Reached(seed, "seed"), is_page=True, seed_chain=True))
+        with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="fetch") as pool:
+            self._drain(pool)
+        self.fetcher.close()
+        return self.summary
+
+    def _drain(self, pool: ThreadPoolExecutor) -> None:
+        in_flight: dict[Future, Job] = {}
+        while self.slots.pending() or in_flight:
+            while len(in_flight) < self.cfg.concurrency and (job := self.slots.take()):
+                in_flight[pool.submit(self._fetch, job)] = job
+            if not in_flight:
+                time.sleep(self.slots.seconds_until_ready())  # politeness wait, nothing else to do
+                continue
+            timeout = self.slots.seconds_until_ready() if self.slots.pending() else None
+            done, _ = wait(in_flight, timeout=timeout or None, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = in_flight.pop(future)
+                self.slots.done(job)
+                self._handle(job, future.result())
+
+    def _fetch(self, job: Job) -> Exchange:
+        if self.robots and not self.robots.allowed(job.url, self.cfg.user_agent):
+            return Exchange(job.url, self.archive.clock(), request_head=None, error="blocked by robots.txt")  # type: ignore[arg-type]
+        return self.fetcher.fetch(job.url)
+
+    def _handle(self, job: Job, ex: Exchange) -> None:
+        try:
+            links = self._links(job, ex)
+            result = self.archive.store(ex, job.reached, links)
+        finally:
+            ex.close()
+        self.summary.results.append(result)
+        self.on_result(result)
+        self._follow(job, ex, links)
+
+    def _links(self, job: Job, ex: Exchange) -> list[Link]:
+        if ex.status is None or not 200 <= ex.status < 300:
+            return []
+        ctype = ex.header("Content-Type").lower()
+        body = decode_body(ex.read_body(PARSE_LIMIT), ex.header("Content-Encoding"))
+        if "css" in ctype:
+            return css_links(body, ex.url, ctype)
+        if "html" in ctype or (not ctype and b"<html" in body[:1024].lower()):
+            links = page_links(body, ex.url, ctype, self.cfg.cta_texts)
+            return links if job.is_page else [l for l in links if l.kind == REQUISITE]
+        return []
+
+    def _follow(self, job: Job, ex: Exchange, links: list[Link]) -> None:
+        if job.seed_chain and not (ex.status in REDIRECT_STATUSES and ex.header("Location")):
+            self.summary.seeds_ok[job.reached.seed] = ex.status is not None
+        if ex.status in REDIRECT_STATUSES and ex.header("Location"):
+            self._follow_redirect(job, ex)
+        hops = job.reached.hops
+        for link in links:
+            if link.kind == REQUISITE and self.cfg.requisites:
+                self._enqueue(Job(link.url, Reached(job.reached.seed, REQUISITE, ex.url, hops), is_page=False))
+            elif link.kind in self.cfg.follow and hops < self.cfg.depth:
+                self._enqueue(Job(link.url, Reached(job.reached.seed, link.kind, ex.url, hops + 1), is_page=True))
+
+    def _follow_redirect(self, job: Job, ex: Exchange) -> None:
+        try:
+            target = normalize_url(ex.header("Location"), ex.url)
+        except UsageError:
+            return
+        if job.redirects >= self.cfg.max_redirects:
+            return
+        reached = replace(job.reached, role="redirect", via=ex.url)
+        if not self._enqueue(replace(job, url=target, reached=reached, redirects=job.redirects + 1)) and job.seed_chain:
+            self.summary.seeds_ok[job.reached.seed] = True  # a loop: the chain's responses are captured
+
+    def _enqueue(self, job: Job) -> bool:
+        if job.url in self.seen:
+            return False
+        self.seen.add(job.url)
+        self.slots.add(job)
+        return True
+
+
+class RobotsPolicy:
+    """robots.txt per host, fetched once per snapshot (only with robots = "obey")."""
+
+    def __init__(self, fetcher: Fetcher):
+        self.fetcher = fetcher
+        self.parsers: dict[str, urllib.robotparser.RobotFileParser] = {}
+
+    def allowed(self, url: str, agent: str) -> bool:
+        scheme, host = url.split("://", 1)[0], url_host(url)
+        if host not in self.parsers:
+            parser = urllib.robotparser.RobotFileParser()
+            ex = self.fetcher.fetch(f"{scheme}://{host}/robots.txt")
+            try:
+                text = decode_body(ex.read_body(1_000_000), ex.header("Content-Encoding")).decode("utf-8", "replace")
+                parser.parse(text.splitlines() if ex.status == 200 else [])
+            finally:
+                ex.close()
+            self.parsers[host] = parser
+        return self.parsers[host].can_fetch(agent, url)
+
+
+def snapshot(archive: Archive, urls: Iterable[str],
+             on_result: Callable[[FetchResult], None] = lambda r: None) -> SnapshotSummary:
+    """Capture each URL, its cross-references and requisites, once; close the WARC file."""
+    seeds = list(dict.fromkeys(normalize_url(u) for u in urls))
+    summary = Snapshot(archive, on_result).run(seeds)
+    archive.writer.close()
+    summary.warcs = sorted({r.warc for r in summary.results})
+    return summary

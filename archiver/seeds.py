@@ -1,0 +1,113 @@
+"""seeds/*.txt -> Seed values, and URL normalisation. Pure: no network, no catalog.
+
+A seed line is ``URL [key=value ...]``; ``#`` starts a comment. Options are kept as
+strings here; the scheduler gives meaning to ``every``, ``cron`` and ``tag``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from requests.utils import requote_uri
+
+from .errors import ConfigError, UsageError
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class Seed:
+    url: str
+    options: tuple[tuple[str, str], ...] = ()
+    source: str = ""
+    line: int = 0
+
+    def option(self, name: str) -> str | None:
+        return dict(self.options).get(name)
+
+
+def normalize_url(url: str, base: str | None = None) -> str:
+    """An absolute, percent-encoded http(s) URL without fragment; UsageError otherwise."""
+    raw = url.strip()
+    if base is not None:
+        raw = urljoin(base, raw)
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as e:
+        raise UsageError(f"invalid URL {url!r}: {e}") from e
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise UsageError(f"unsupported URL scheme {scheme or '(none)'!r} in {url!r}: use http or https")
+    if not parts.hostname:
+        raise UsageError(f"invalid URL {url!r}: no host")
+    host = _idna_host(parts.hostname, url)
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = parts.path or "/"
+    return requote_uri(urlunsplit((scheme, netloc, path, parts.query, "")))
+
+
+def _idna_host(hostname: str, url: str) -> str:
+    try:
+        return hostname.encode("idna").decode("ascii").lower()
+    except UnicodeError as e:
+        raise UsageError(f"invalid host in URL {url!r}") from e
+
+
+def url_host(url: str) -> str:
+    return urlsplit(url).netloc
+
+
+def parse_seed_line(text: str, source: str = "", line: int = 0) -> Seed | None:
+    """One seed line -> Seed, or None for blank and comment lines."""
+    body = text.split("#", 1)[0] if text.lstrip().startswith("#") else _strip_comment(text)
+    try:
+        words = shlex.split(body)
+    except ValueError as e:
+        raise ConfigError(f"{source}:{line}: {e}") from e
+    if not words:
+        return None
+    try:
+        url = normalize_url(words[0])
+    except UsageError as e:
+        raise ConfigError(f"{source}:{line}: {e}") from e
+    options = []
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{source}:{line}: option {word!r} is not key=value")
+        options.append((key, value))
+    return Seed(url, tuple(options), source, line)
+
+
+def _strip_comment(text: str) -> str:
+    # A '#' that starts a word begins a comment; one inside a URL (a fragment) does not.
+    out = []
+    for word in text.split():
+        if word.startswith("#"):
+            break
+        out.append(word)
+    return " ".join(out)
+
+
+def read_seed_file(path: Path) -> list[Seed]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read seed file: {e}") from e
+    seeds = (parse_seed_line(t, str(path), n) for n, t in enumerate(lines, 1))
+    return [s for s in seeds if s is not None]
+
+
+def load_seeds(seeds_dir: Path) -> list[Seed]:
+    """All seeds in seeds_dir/*.txt, in file-name order, first occurrence of a URL wins."""
+    seen: dict[str, Seed] = {}
+    for path in sorted(seeds_dir.glob("*.txt")):
+        for seed in read_seed_file(path):
+            seen.setdefault(seed.url, seed)
+    return list(seen.values())

@@ -1,0 +1,247 @@
+"""WARC files: naming, rotation, ``.open`` -> final rename, warcinfo, repair, reading back.
+
+A file is written as ``<prefix>-<timestamp>-<serial>-<host>.warc.gz.open`` under an
+exclusive lock and renamed when closed. Records are written in groups (an exchange's
+request, response or revisit, and metadata); a group is flushed and fsynced before the
+caller may commit it to the catalog. Every group ends with a metadata record, which lets
+``repair_open_file`` cut a crashed file back to its last whole group.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import socket
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Callable, Iterator
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.recordloader import ArcWarcRecord
+from warcio.warcwriter import WARCWriter
+
+from .errors import WarcError
+
+OPEN_SUFFIX = ".open"
+WARC_SUFFIX = ".warc.gz"
+
+
+@dataclass(frozen=True)
+class Written:
+    """Where one record landed: final file name, offset and length of its gzip member."""
+    warc: str
+    offset: int
+    length: int
+
+
+class OpenWarc:
+    """One WARC file being written, locked so no other process repairs it meanwhile."""
+
+    def __init__(self, path: Path, warcinfo: dict[str, str], clock: Callable[[], datetime]):
+        self.path = path
+        self.final_name = path.name[: -len(OPEN_SUFFIX)]
+        self.file = open(path, "xb")
+        fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.writer = WARCWriter(self.file, gzip=True, warc_version="WARC/1.1")
+        record = self.writer.create_warcinfo_record(self.final_name, warcinfo)
+        record.rec_headers.replace_header("WARC-Date", warc_date(clock()))
+        self.warcinfo_id = record.rec_headers.get_header("WARC-Record-ID")
+        self.writer.write_record(record)
+        self.last_write = time.monotonic()
+
+    def size(self) -> int:
+        return self.file.tell()
+
+    def write(self, records: list[ArcWarcRecord]) -> list[Written]:
+        out = []
+        for record in records:
+            record.rec_headers.replace_header("WARC-Warcinfo-ID", self.warcinfo_id)
+            start = self.file.tell()
+            self.writer.write_record(record)
+            out.append(Written(self.final_name, start, self.file.tell() - start))
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.last_write = time.monotonic()
+        return out
+
+    def close(self) -> Path:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        final = self.path.with_name(self.final_name)
+        os.rename(self.path, final)
+        _fsync_dir(final.parent)
+        self.file.close()  # releases the lock only after the rename
+        return final
+
+
+class WarcWriterPool:
+    """Writes record groups to the current WARC file, rotating by size and idle time.
+
+    ``on_close`` is called with the final path of every file closed (to index it).
+    """
+
+    def __init__(self, warc_dir: Path, prefix: str, max_bytes: int, warcinfo: dict[str, str],
+                 clock: Callable[[], datetime], on_close: Callable[[Path], None] = lambda p: None):
+        self.warc_dir, self.prefix, self.max_bytes = warc_dir, prefix, max_bytes
+        self.warcinfo, self.clock, self.on_close = warcinfo, clock, on_close
+        self.current: OpenWarc | None = None
+        self.serial = 0
+        self.host = _safe_host()
+
+    def write_group(self, records: list[ArcWarcRecord]) -> list[Written]:
+        if self.current is not None and self.current.size() >= self.max_bytes:
+            self.close()
+        if self.current is None:
+            self.current = self._open_new()
+        try:
+            return self.current.write(records)
+        except OSError as e:
+            raise WarcError(f"cannot write {self.current.path}: {e.strerror}") from e
+
+    def close_if_idle(self, idle_seconds: float) -> None:
+        if self.current is not None and time.monotonic() - self.current.last_write >= idle_seconds:
+            self.close()
+
+    def close(self) -> None:
+        if self.current is not None:
+            final = self.current.close()
+            self.current = None
+            self.on_close(final)
+
+    def _open_new(self) -> OpenWarc:
+        self.warc_dir.mkdir(parents=True, exist_ok=True)
+        stamp = self.clock().strftime("%Y%m%d%H%M%S%f")[:17]
+        while True:
+            self.serial += 1
+            name = f"{self.prefix}-{stamp}-{os.getpid()}{self.serial:05d}-{self.host}{WARC_SUFFIX}"
+            if not (self.warc_dir / name).exists():
+                try:
+                    return OpenWarc(self.warc_dir / (name + OPEN_SUFFIX), self.warcinfo, self.clock)
+                except FileExistsError:
+                    continue
+
+
+def warc_date(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _safe_host() -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in socket.gethostname()) or "host"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---- reading back -----------------------------------------------------------------------
+
+def iter_records(path: Path) -> Iterator[tuple[int, int, ArcWarcRecord]]:
+    """(offset, length, record) for every record of a WARC file; payloads streamed."""
+    with open(path, "rb") as f:
+        it = ArchiveIterator(f, check_digests=False)
+        for record in it:
+            offset = it.get_record_offset()
+            record.content_stream().read()  # advance to the end so the length is known
+            yield offset, it.get_record_length(), record
+
+
+def read_record_at(path: Path, offset: int) -> ArcWarcRecord:
+    f = open(path, "rb")
+    f.seek(offset)
+    try:
+        return next(iter(ArchiveIterator(f)))
+    except StopIteration as e:
+        f.close()
+        raise WarcError(f"{path.name}: no record at offset {offset}") from e
+
+
+# ---- crash repair -----------------------------------------------------------------------
+
+def find_abandoned(warc_dir: Path) -> list[Path]:
+    """``.open`` files whose writer is gone (their lock can be taken)."""
+    abandoned = []
+    for path in sorted(warc_dir.glob("*" + WARC_SUFFIX + OPEN_SUFFIX)):
+        with open(path, "rb") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live process is still writing it
+            fcntl.flock(f, fcntl.LOCK_UN)
+        abandoned.append(path)
+    return abandoned
+
+
+def repair_open_file(path: Path) -> tuple[Path, int]:
+    """Cut an abandoned ``.open`` file back to its last whole record group, close it.
+
+    Returns the final path and the number of bytes dropped. A torn record, or a group
+    whose closing metadata record never made it, was never committed to the catalog.
+    """
+    with open(path, "r+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        keep = _last_group_end(f)
+        size = f.seek(0, io.SEEK_END)
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+        final = path.with_name(path.name[: -len(OPEN_SUFFIX)])
+        os.rename(path, final)
+    _fsync_dir(path.parent)
+    return final, size - keep
+
+
+def _last_group_end(f: IO[bytes]) -> int:
+    """End offset of the last whole gzip member that holds a warcinfo or metadata record."""
+    keep = 0
+    for start, end in list(_whole_gzip_members(f)):
+        f.seek(start)
+        head = zlib.decompressobj(31).decompress(f.read(min(end - start, 4096)), 2048)
+        rec_type = _warc_type(head)
+        if rec_type in (b"warcinfo", b"metadata"):
+            keep = end
+    return keep
+
+
+def _whole_gzip_members(f: IO[bytes]) -> Iterator[tuple[int, int]]:
+    """(start, end) of each complete gzip member, checked to its CRC; stops at the first torn one."""
+    f.seek(0)
+    start = offset = 0  # offset: file position of the first byte of `data`
+    d = zlib.decompressobj(31)
+    data = b""
+    while True:
+        if not data:
+            data = f.read(1 << 20)
+            if not data:
+                return
+        try:
+            d.decompress(data, 1 << 20)  # output is only checked, never kept
+        except zlib.error:
+            return
+        if d.eof:
+            end = offset + len(data) - len(d.unused_data)
+            yield start, end
+            start = offset = end
+            data, d = d.unused_data, zlib.decompressobj(31)
+        else:
+            offset += len(data) - len(d.unconsumed_tail)
+            data = d.unconsumed_tail
+
+
+def _warc_type(head: bytes) -> bytes:
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"warc-type:"):
+            return line.split(b":", 1)[1].strip()
+    return b""
+
+
+def metadata_json(record: ArcWarcRecord) -> dict:
+    return json.loads(record.content_stream().read().decode("utf-8"))
