@@ -111,7 +111,7 @@ def warcinfo_fields(config: Config) -> dict[str, str]:
         "software": f"archiver/{__version__} (warcio/{version('warcio')}, requests/{version('requests')}, "
                     f"Python/{platform.python_version()})",
         "hostname": socket.gethostname(),
-        "operator": config.capture.operator,
+        "operator": config.capture.operator or "(not configured)",
         "robots": config.capture.robots,
         "http-header-user-agent": config.capture.user_agent,
         "format": "WARC File Format 1.1",

@@ -1,0 +1,57 @@
+"""Shared fixtures: a local site, an initialised archive folder, and WARC helpers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from archiver.config import Config, load_config
+from archiver.pipeline import Archive, snapshot
+from archiver.workdir import init_archive
+
+from .site import Site
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+
+
+@pytest.fixture
+def site():
+    s = Site()
+    yield s
+    s.stop()
+
+
+def make_archive(root: Path, **overrides: str) -> Config:
+    settings = {"per_host_delay": "0.0", "timeout": "5.0", **overrides}
+    init_archive(root, overrides=settings)
+    return load_config(root / "config.toml")
+
+
+@pytest.fixture
+def config(tmp_path) -> Config:
+    return make_archive(tmp_path / "archive")
+
+
+def run_snapshot(config: Config, *urls: str):
+    archive = Archive(config)
+    try:
+        return snapshot(archive, urls)
+    finally:
+        archive.close()
+
+
+def warc_files(config: Config) -> list[Path]:
+    return sorted(config.storage.warc_dir.glob("*.warc.gz"))
+
+
+def warcio_check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "warcio.cli", "check", "-v", str(path)],
+                          capture_output=True, text=True)
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "archiver.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
