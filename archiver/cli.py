@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .catalog import Catalog, iter_rows
+from .catalog import iter_rows
 from .config import load_config
 from .errors import ArchiverError, ConfigError, UsageError
-from .pipeline import Archive, FetchResult, SnapshotSummary, reindex, snapshot
+from .pipeline import Archive, FetchResult, SnapshotSummary, open_catalog, reindex, snapshot
 from .seeds import load_seeds
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -26,6 +27,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="archiver: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)
     except (UsageError, ConfigError) as e:
@@ -108,7 +110,6 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         raise UsageError(f"no URL given and no seeds in {config.seeds_dir}")
     archive = Archive(config)
     try:
-        _report_repairs(archive)
         summary = snapshot(archive, urls, _progress(args))
     finally:
         archive.close()
@@ -117,11 +118,6 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     for seed in summary.failed_seeds:
         print(f"archiver: no response for seed {seed}", file=sys.stderr)
     return EXIT_FAILURE if summary.failed_seeds else EXIT_OK
-
-
-def _report_repairs(archive: Archive) -> None:
-    for name, dropped in archive.repaired:
-        print(f"archiver: repaired {name} left open by a crash (dropped {dropped} torn bytes)", file=sys.stderr)
 
 
 def _print_summary(summary: SnapshotSummary) -> None:
@@ -136,7 +132,7 @@ def _print_summary(summary: SnapshotSummary) -> None:
 
 def cmd_captures(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    catalog = Catalog(config.storage.catalog)
+    catalog = open_catalog(config)
     try:
         rows = catalog.captures(args.url)
     finally:

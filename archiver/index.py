@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import surt
-from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 
 from .catalog import CaptureRow, XrefRow
-from .warcfile import iter_records, metadata_json
+from .warcfile import iter_records
 
 
 @dataclass(frozen=True)
@@ -58,21 +57,21 @@ def warc_captures(path: Path) -> list[tuple[CaptureRow, list[XrefRow]]]:
     """Catalog rows for every capture group in one WARC file."""
     responses: dict[str, Placed] = {}
     out = []
-    for offset, length, record in iter_records(path):
+    for offset, length, record, content in iter_records(path):
         placed = Placed(offset, length, record.rec_headers, record.http_headers)
         rec_type = record.rec_type
         if rec_type in ("response", "revisit"):
             responses[placed.get("WARC-Record-ID")] = placed
         elif rec_type == "metadata" and record.content_type.startswith("application/json"):
-            content = _metadata(record)
-            if content is not None:
-                out.append(capture_row(path.name, placed, content, responses.get(placed.get("WARC-Concurrent-To"))))
+            fields = _metadata(content)
+            if fields is not None:
+                out.append(capture_row(path.name, placed, fields, responses.get(placed.get("WARC-Concurrent-To"))))
     return out
 
 
-def _metadata(record: ArcWarcRecord) -> dict[str, Any] | None:
+def _metadata(data: bytes) -> dict[str, Any] | None:
     try:
-        content = metadata_json(record)
+        content = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         return None
     return content if isinstance(content, dict) and {"seed", "role", "via", "hops"} <= content.keys() else None
@@ -109,7 +108,7 @@ def write_cdxj(warc_path: Path, index_dir: Path) -> Path:
     """Index one closed WARC into ``index_dir/<name>.cdxj`` (sorted, written atomically)."""
     lines = sorted(
         cdxj_line(warc_path.name, Placed(offset, length, record.rec_headers, record.http_headers))
-        for offset, length, record in iter_records(warc_path)
+        for offset, length, record, _ in iter_records(warc_path)
         if record.rec_type in ("response", "revisit"))
     index_dir.mkdir(parents=True, exist_ok=True)
     target = index_dir / (warc_path.name + ".cdxj")

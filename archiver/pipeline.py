@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import platform
 import socket
 import time
@@ -30,6 +30,8 @@ from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, utcnow
 from .index import Placed, capture_row, warc_captures, write_cdxj
 from .seeds import normalize_url, url_host
 from .warcfile import WARC_SUFFIX, WarcWriterPool, find_abandoned, repair_open_file
+
+log = logging.getLogger("archiver")
 
 PARSE_LIMIT = 20_000_000  # bytes of a page or stylesheet read for link discovery
 
@@ -132,8 +134,16 @@ def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:
         for row, xrefs in warc_captures(final):
             catalog.add_capture(row, xrefs)
         write_cdxj(final, config.storage.index_dir)
+        log.warning("repaired %s, left open by a crashed process (dropped %d torn bytes)", final.name, dropped)
         repaired.append((final.name, dropped))
     return repaired
+
+
+def open_catalog(config: Config) -> Catalog:
+    """The catalog, after closing any WARC file a crashed process left open."""
+    catalog = Catalog(config.storage.catalog)
+    repair_abandoned(config, catalog)
+    return catalog
 
 
 def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) -> tuple[int, int]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import io
-import json
 import os
 import socket
 import time
@@ -144,14 +143,18 @@ def _fsync_dir(path: Path) -> None:
 
 # ---- reading back -----------------------------------------------------------------------
 
-def iter_records(path: Path) -> Iterator[tuple[int, int, ArcWarcRecord]]:
-    """(offset, length, record) for every record of a WARC file; payloads streamed."""
+SMALL_RECORD_TYPES = ("warcinfo", "metadata")
+
+
+def iter_records(path: Path) -> Iterator[tuple[int, int, ArcWarcRecord, bytes]]:
+    """(offset, length, record, content) for every record of a WARC file. Content is kept
+    for warcinfo and metadata records only; other payloads are read through and dropped."""
     with open(path, "rb") as f:
         it = ArchiveIterator(f, check_digests=False)
         for record in it:
-            offset = it.get_record_offset()
-            record.content_stream().read()  # advance to the end so the length is known
-            yield offset, it.get_record_length(), record
+            content = record.content_stream().read() if record.rec_type in SMALL_RECORD_TYPES else b""
+            # Asking for offset and length reads the rest of the record (in chunks).
+            yield it.get_record_offset(), it.get_record_length(), record, content
 
 
 def read_record_at(path: Path, offset: int) -> ArcWarcRecord:
@@ -243,5 +246,3 @@ def _warc_type(head: bytes) -> bytes:
     return b""
 
 
-def metadata_json(record: ArcWarcRecord) -> dict:
-    return json.loads(record.content_stream().read().decode("utf-8"))

@@ -47,7 +47,7 @@ class Site:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self.server = QuietServer(("127.0.0.1", 0), RequestHandler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
@@ -68,6 +68,11 @@ class Site:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # clients that hang up (a killed archiver, a truncating fetch) are expected here
 
 
 def send(h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str,

@@ -1,0 +1,266 @@
+"""Shared helpers for the benchmarks: measured child processes, local servers, results.
+
+Everything here talks to 127.0.0.1 only, and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---- measured child process -------------------------------------------------------------
+
+@dataclass
+class Measured:
+    """What one child process cost: wall time, its own CPU time and peak RSS (from wait4)."""
+    cmd: list[str]
+    returncode: int
+    wall_s: float
+    user_s: float
+    sys_s: float
+    max_rss_kb: int
+    timed_out: bool = False
+    rss_samples: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, RSS kB)
+
+    @property
+    def cpu_s(self) -> float:
+        return self.user_s + self.sys_s
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["cpu_s"] = self.cpu_s
+        out["max_rss_mb"] = self.max_rss_kb / 1024
+        out.pop("rss_samples")
+        return out
+
+
+def run_measured(cmd: list[str], *, timeout: float, cwd: Path | None = None, env: dict | None = None,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                 sample_rss_every: float = 0.0) -> Measured:
+    """Run cmd to completion (killed after ``timeout`` seconds) and return its rusage.
+
+    The rusage comes from os.wait4 on the child itself, so user/sys/maxrss are the child's
+    alone (not the benchmark's, not the server's). With ``sample_rss_every`` > 0 the
+    child's VmRSS is also read from /proc at that interval, to see *when* the peak happens.
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=stdout, stderr=stderr, start_new_session=True)
+    waited: dict = {}
+
+    def reap() -> None:
+        _, status, usage = os.wait4(proc.pid, 0)
+        waited["end"] = time.perf_counter()
+        waited["status"], waited["usage"] = status, usage
+
+    reaper = threading.Thread(target=reap, daemon=True)
+    reaper.start()
+    samples: list[tuple[float, int]] = []
+    deadline = start + timeout
+    timed_out = False
+    while reaper.is_alive():
+        if sample_rss_every:
+            rss = _vmrss_kb(proc.pid)
+            if rss is not None:
+                samples.append((round(time.perf_counter() - start, 3), rss))
+        reaper.join(sample_rss_every or 0.5)
+        if reaper.is_alive() and time.perf_counter() > deadline:
+            timed_out = True
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the child's own session only
+            except ProcessLookupError:
+                pass
+            reaper.join(30)
+            break
+    status, usage = waited["status"], waited["usage"]
+    proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
+    return Measured(cmd=[str(c) for c in cmd], returncode=proc.returncode, wall_s=waited["end"] - start,
+                    user_s=usage.ru_utime, sys_s=usage.ru_stime, max_rss_kb=usage.ru_maxrss,
+                    timed_out=timed_out, rss_samples=samples)
+
+
+def _vmrss_kb(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def proc_tree_cpu_s(pid: int) -> float:
+    """user+sys CPU seconds of pid and its direct children (nginx master + workers)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        ppid, utime, stime = int(fields[1]), int(fields[11]), int(fields[12])
+        if int(entry) == pid or ppid == pid:
+            total += (utime + stime) / CLK_TCK
+    return total
+
+
+# ---- local servers ----------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class StaticServer:
+    """Serve a folder on 127.0.0.1 from a subprocess: nginx if installed, else Python's
+    ThreadingHTTPServer (``python -m http.server``). ``kind`` says which one runs."""
+
+    def __init__(self, root: Path, workdir: Path, prefer: str = "auto", nginx_workers: int = 1):
+        self.root, self.workdir = root, workdir
+        self.port = free_port()
+        nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+        if prefer == "nginx" and not nginx:
+            raise SystemExit("nginx not found: apt-get install nginx (see bench/README.md)")
+        self.kind = "nginx" if nginx and prefer in ("auto", "nginx") else "python"
+        self.nginx, self.nginx_workers = nginx, nginx_workers
+        self.proc: subprocess.Popen | None = None
+        self.version = ""
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "StaticServer":
+        log = open(self.workdir / f"{self.kind}-server.log", "wb")
+        if self.kind == "nginx":
+            conf = self._nginx_conf()
+            cmd = [self.nginx, "-p", str(self.workdir), "-c", str(conf), "-e", str(self.workdir / "nginx-error.log")]
+            self.version = subprocess.run([self.nginx, "-v"], capture_output=True, text=True).stderr.strip()
+        else:
+            cmd = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(self.root),
+                   str(self.port)]
+            self.version = f"python {platform.python_version()} http.server (ThreadingHTTPServer, HTTP/1.0)"
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        wait_for_port(self.port, self.proc)
+        return self
+
+    def _nginx_conf(self) -> Path:
+        w = self.workdir
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (w / "nginx-tmp" / sub).mkdir(parents=True, exist_ok=True)
+        # Workers drop to an unprivileged user when started as root: the site must be readable.
+        for p in (w, self.root):
+            p.chmod(0o755)
+        user = "user nobody nogroup;" if os.geteuid() == 0 else ""
+        conf = w / "nginx.conf"
+        conf.write_text(f"""
+{user}
+worker_processes {self.nginx_workers};
+daemon off;
+pid {w}/nginx.pid;
+error_log {w}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 60;
+    keepalive_requests 100000;
+    gzip off;
+    etag on;
+    client_body_temp_path {w}/nginx-tmp/client_body;
+    proxy_temp_path {w}/nginx-tmp/proxy;
+    fastcgi_temp_path {w}/nginx-tmp/fastcgi;
+    uwsgi_temp_path {w}/nginx-tmp/uwsgi;
+    scgi_temp_path {w}/nginx-tmp/scgi;
+    server {{
+        listen 127.0.0.1:{self.port};
+        root {self.root};
+        index index.html;
+    }}
+}}
+""")
+        return conf
+
+    def cpu_s(self) -> float:
+        return proc_tree_cpu_s(self.proc.pid) if self.proc else 0.0
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT if self.kind == "nginx" else signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its own session only
+                self.proc.wait(10)
+
+
+# ---- results ----------------------------------------------------------------------------
+
+def environment() -> dict:
+    def out(cmd: list[str]) -> str:
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (r.stdout or r.stderr).strip().splitlines()[0]
+        except (OSError, subprocess.SubprocessError, IndexError):
+            return ""
+    return {
+        "python": sys.executable, "python_version": platform.python_version(),
+        "cpus": os.cpu_count(), "kernel": platform.release(),
+        "archiver_commit": out(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+        "archiver_dirty": bool(out(["git", "-C", str(REPO), "status", "--porcelain", "--", "archiver"])),
+    }
+
+
+def write_results(name: str, data: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

@@ -1,0 +1,133 @@
+"""kill -9 in the middle of a capture never leaves an unreadable archive."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import astuple
+
+import pytest
+
+from archiver.catalog import Catalog
+from archiver.index import warc_captures
+from archiver.pipeline import open_catalog
+from archiver.warcfile import repair_open_file
+
+from .conftest import make_archive, run_cli, run_snapshot, warc_files, warcio_check
+from .site import Site
+
+STALL_TIMEOUT = 30
+
+
+def stalling_handler(stalled: threading.Event, release: threading.Event):
+    """Send half of a large body, tell the test, then hang until released."""
+    def handler(h):
+        h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Content-Length", str(8_000_000))
+        h.end_headers()
+        h.wfile.write(b"z" * 4_000_000)
+        h.wfile.flush()
+        stalled.set()
+        release.wait(STALL_TIMEOUT)
+    return handler
+
+
+def start_snapshot(config, *urls) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "archiver.cli", "--config", str(config.root / "config.toml"),
+                             "snapshot", "--quiet", *urls],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def assert_catalog_matches_warcs(config):
+    catalog = Catalog(config.storage.catalog)
+    caps, refs = catalog.dump()
+    catalog.close()
+    rebuilt = [astuple(row) for path in warc_files(config) for row, _ in warc_captures(path)]
+    assert caps == sorted(rebuilt, key=lambda r: (r[8], r[9]))  # by (warc, offset)
+    return caps
+
+
+@pytest.mark.slow
+def test_kill_during_a_stalled_body_then_next_command_repairs(tmp_path):
+    site = Site()
+    stalled, release = threading.Event(), threading.Event()
+    try:
+        site.page("/first/", "<html><body><p>first page, captured whole</p></body></html>")
+        site.routes["/big"] = stalling_handler(stalled, release)
+        config = make_archive(tmp_path / "a", concurrency="1")
+        proc = start_snapshot(config, site.url("/first/"), site.url("/big"))
+        assert stalled.wait(STALL_TIMEOUT), proc.stderr.read() if proc.poll() is not None else "no stall"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        [left_open] = list(config.storage.warc_dir.glob("*.warc.gz.open"))
+        result = run_cli("--config", str(config.root / "config.toml"), "captures", "--json")
+        assert result.returncode == 0, result.stderr
+        assert not list(config.storage.warc_dir.glob("*.open"))
+        assert f"repaired {left_open.name.removesuffix('.open')}" in result.stderr
+        for path in warc_files(config):
+            assert warcio_check(path).returncode == 0
+        caps = assert_catalog_matches_warcs(config)
+        assert [row[0] for row in caps] == [site.url("/first/")]
+    finally:
+        release.set()
+        site.stop()
+
+
+def test_torn_tail_record_is_cut_back_to_the_last_whole_group(site, tmp_path):
+    """A kill while a record is being written leaves a prefix of its bytes: cut the file
+    at points inside the last group and check repair keeps exactly the whole groups."""
+    for i in range(3):
+        site.page(f"/p{i}", f"<html><body>{'page %d ' % i * 500}</body></html>")
+    source = make_archive(tmp_path / "src")
+    run_snapshot(source, *[site.url(f"/p{i}") for i in range(3)])
+    [path] = warc_files(source)
+    groups = warc_captures(path)
+    last_group_start = groups[-1][0].metadata_offset - 1
+    size = path.stat().st_size
+    whole_before_last = groups[-2][0].metadata_offset
+    for cut in (last_group_start - 600, last_group_start, size - 3):
+        config = make_archive(tmp_path / f"cut{cut}")
+        torn = config.storage.warc_dir / (path.name + ".open")
+        torn.write_bytes(path.read_bytes()[:cut])
+        catalog = open_catalog(config)
+        rows = catalog.captures()
+        catalog.close()
+        [repaired] = warc_files(config)
+        assert warcio_check(repaired).returncode == 0
+        assert repaired.stat().st_size <= cut
+        assert len(rows) in (2, 3) and {r.url for r in rows} <= {site.url(f"/p{i}") for i in range(3)}
+        assert all(r.metadata_offset < repaired.stat().st_size for r in rows)
+        assert repaired.stat().st_size > whole_before_last
+        assert_catalog_matches_warcs(config)
+
+
+@pytest.mark.slow
+def test_two_processes_write_the_same_archive_at_once(tmp_path):
+    site = Site()
+    stalled, release = threading.Event(), threading.Event()
+    try:
+        site.page("/a/", "<html><body><p>a</p></body></html>")
+        site.page("/b/", "<html><body><p>b</p></body></html>")
+        site.routes["/slow"] = stalling_handler(stalled, release)
+        config = make_archive(tmp_path / "a", concurrency="1")
+        first = start_snapshot(config, site.url("/a/"), site.url("/slow"))
+        assert stalled.wait(STALL_TIMEOUT)
+        # The first process holds an .open file; a second one must neither touch it nor fail.
+        second = run_cli("--config", str(config.root / "config.toml"), "snapshot", "--json", site.url("/b/"))
+        assert second.returncode == 0, second.stderr
+        assert len(list(config.storage.warc_dir.glob("*.open"))) == 1
+        release.set()
+        _, err = first.communicate(timeout=STALL_TIMEOUT)
+        assert first.returncode == 0, err
+        assert not list(config.storage.warc_dir.glob("*.open"))
+        assert len(warc_files(config)) == 2
+        for path in warc_files(config):
+            assert warcio_check(path).returncode == 0
+        assert_catalog_matches_warcs(config)
+    finally:
+        release.set()
+        site.stop()
