@@ -38,12 +38,12 @@ DEFAULT_CTA_TEXTS = [
 ]
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("storage", "warc_dir", "warcs", "Folder for WARC files (relative to this file)."),
+    Setting("storage", "warc_dir", "warcs", "Folder for WARC files (relative to config.toml)."),
     Setting("storage", "index_dir", "indexes", "Folder for the CDXJ replay index, one file per closed WARC."),
     Setting("storage", "catalog", "archive.sqlite", "SQLite catalog of captures and cross-references."),
     Setting("storage", "warc_prefix", "archiver", "First part of every WARC file name."),
     Setting("storage", "warc_max_bytes", 1_000_000_000, "Start a new WARC file once one reaches this size (checked between records)."),
-    Setting("storage", "warc_idle_close", 60.0, "Seconds a long-running process keeps an idle WARC file open before closing it."),
+    Setting("storage", "warc_idle_close", 60.0, "Seconds a long-running process keeps an idle WARC file open before closing it (used by the scheduler)."),
     Setting("capture", "user_agent", f"archiver/{__version__} (evidence web archiver)", "User-Agent header sent with every request."),
     Setting("capture", "timeout", 30.0, "Seconds to wait for a connection or for the next bytes of a response."),
     Setting("capture", "total_timeout", 600.0, "Seconds one response body may take in all; a slower body is kept truncated."),
@@ -60,7 +60,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "headers", {}, "Extra request headers, e.g. { Accept-Language = \"en\" }."),
     Setting("capture", "cookies_file", "", "Netscape cookies.txt sent with requests (e.g. to pass consent walls)."),
     Setting("capture", "proxy", "", "HTTP(S) proxy URL for all requests."),
-    Setting("capture", "verify_tls", True, "Check TLS certificates (false still records the certificate seen)."),
+    Setting("capture", "verify_tls", True, "Check TLS certificates."),
     Setting("capture", "cta_texts", DEFAULT_CTA_TEXTS, "Call-to-action texts that open a READ box (\"READ\", \"READ ALSO\", ...)."),
 )
 

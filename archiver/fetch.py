@@ -26,6 +26,8 @@ from warcio.statusandheaders import StatusAndHeaders
 from .config import CaptureConfig
 from .errors import ConfigError
 
+# Encodings we can undo with a size cap for link discovery; the stored bytes are never decoded.
+DEFAULT_HEADERS = {"Accept-Encoding": "gzip, deflate", "Accept": "*/*"}
 SPOOL_IN_MEMORY = 1_000_000
 CHUNK = 65536
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -90,6 +92,7 @@ class Fetcher:
         self.clock = clock
         self.session = requests.Session()
         self.session.headers["User-Agent"] = cfg.user_agent
+        self.session.headers.update(DEFAULT_HEADERS)
         self.session.headers.update(dict(cfg.headers))
         self.session.verify = cfg.verify_tls
         if cfg.proxy:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit, urlunsplit
-
-from requests.utils import requote_uri
+import re
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from .errors import ConfigError, UsageError
 
@@ -50,6 +49,20 @@ def normalize_url(url: str, base: str | None = None) -> str:
     netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = parts.path or "/"
     return requote_uri(urlunsplit((scheme, netloc, path, parts.query, "")))
+
+
+UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def requote_uri(uri: str) -> str:
+    """Percent-encode what must be, keep existing escapes, decode escaped unreserved
+    characters (the same rules as requests.utils.requote_uri, so we match what is sent)."""
+    def unescape(m: re.Match[str]) -> str:
+        char = chr(int(m.group(1), 16))
+        return char if char in UNRESERVED else m.group(0).upper()
+    uri = re.sub(r"%([0-9A-Fa-f]{2})", unescape, uri)
+    safe = "!#$%&'()*+,/:;=?@[]~" if not re.search(r"%(?![0-9A-Fa-f]{2})", uri) else "!#$&'()*+,/:;=?@[]~"
+    return quote(uri, safe=safe)
 
 
 def _idna_host(hostname: str, url: str) -> str:

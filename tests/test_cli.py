@@ -1,0 +1,77 @@
+"""The command line: exit codes, JSON lines, stdout for data and stderr for progress."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import make_archive, run_cli
+
+
+def test_snapshot_json_lines_and_exit_0(site, tmp_path):
+    site.page("/a/", "<html><body><div class='entry-content'><p>" + "words " * 20 +
+              "<a href='/b/'>b</a></p></div></body></html>")
+    site.page("/b/", "<html><body>b</body></html>")
+    config = make_archive(tmp_path / "a")
+    result = run_cli("snapshot", "--json", site.url("/a/"), cwd=config.root)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(d["url"], d["status"], d["role"], d["record"]) for d in lines] == [
+        (site.url("/a/"), 200, "seed", "response"), (site.url("/b/"), 200, "body", "response")]
+    assert set(lines[0]) == {"url", "status", "role", "record", "warc", "offset", "error"}
+    assert site.url("/a/") in result.stderr  # progress goes to stderr
+
+
+def test_snapshot_of_a_404_is_evidence_and_exits_0(site, tmp_path):
+    config = make_archive(tmp_path / "a")
+    result = run_cli("snapshot", "--json", "--quiet", site.url("/missing"), cwd=config.root)
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["status"] == 404
+    assert result.stderr == ""
+
+
+def test_snapshot_exits_1_when_a_seed_gets_no_response(site, tmp_path):
+    config = make_archive(tmp_path / "a")
+    url = site.url("/x")
+    site.stop()
+    result = run_cli("snapshot", url, cwd=config.root)
+    assert result.returncode == 1
+    assert f"no response for seed {url}" in result.stderr
+
+
+def test_snapshot_usage_errors_exit_2(tmp_path):
+    config = make_archive(tmp_path / "a")
+    for bad in ("ftp://example.org/", "not a url"):
+        result = run_cli("snapshot", bad, cwd=config.root)
+        assert result.returncode == 2
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_init_creates_an_archive_and_refuses_to_overwrite(tmp_path):
+    result = run_cli("init", str(tmp_path / "new"))
+    assert result.returncode == 0
+    assert (tmp_path / "new" / "config.toml").exists()
+    assert (tmp_path / "new" / "seeds" / "example.txt").read_text().count("stalkerzone.org") == 1
+    again = run_cli("init", str(tmp_path / "new"))
+    assert again.returncode == 2 and "already an archive" in again.stderr
+
+
+def test_captures_lists_json(site, tmp_path):
+    site.page("/a/", "<html><body>a</body></html>")
+    config = make_archive(tmp_path / "a")
+    run_cli("snapshot", "-q", site.url("/a/"), cwd=config.root)
+    result = run_cli("captures", "--json", cwd=config.root)
+    [row] = json.loads(result.stdout)
+    assert (row["url"], row["status"], row["record"]) == (site.url("/a/"), 200, "response")
+
+
+def test_demo_runs_offline_and_says_where_the_warcs_are(tmp_path):
+    result = run_cli("demo", "--dir", str(tmp_path / "demo"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "after the edit" in result.stdout and str(tmp_path / "demo" / "warcs") in result.stdout
+    assert len(list((tmp_path / "demo" / "warcs").glob("*.warc.gz"))) == 2
+
+
+def test_help_explains_every_command():
+    result = run_cli("--help")
+    for command in ("init", "snapshot", "captures", "reindex", "demo"):
+        assert command in result.stdout
