@@ -141,6 +141,13 @@ class DemoSite:
         self.server.server_close()
 
 
+def _next_second() -> None:
+    """Replay addresses captures by the second (14-digit timestamps): start the second
+    capture in a later second so both versions can be replayed."""
+    import time
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
+
+
 def run_demo(directory, on_result=lambda r: None) -> list:
     """Create an archive in ``directory``, capture the demo article, edit it, capture
     again. Returns the two snapshot summaries."""
@@ -159,6 +166,8 @@ def run_demo(directory, on_result=lambda r: None) -> list:
         try:
             for version in (1, 2):
                 site.version = version
+                if version == 2:
+                    _next_second()
                 summaries.append(snapshot(archive, [site.article_url], on_result))
         finally:
             archive.close()

@@ -108,14 +108,17 @@ def running_pywb(collections: Mapping[str, Collection], workdir: Path,
     sock = listen(host, port)
     bound_port = sock.getsockname()[1]
     with open(log, "wb") as log_file:
+        # stdin is a pipe the child watches: if this process dies, so does pywb.
         process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), str(config), str(sock.fileno())],
-            cwd=workdir, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            cwd=workdir, stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
             pass_fds=(sock.fileno(),))
     sock.close()
     server = Pywb(f"http://{host}:{bound_port}", process, log)
     try:
         wait_ready(server, startup_timeout)
+        for name in collections:
+            check_collection(server, name)
         yield server
     finally:
         stop(process)
@@ -157,8 +160,25 @@ def wait_ready(server: Pywb, timeout: float) -> None:
             conn.close()
 
 
+def check_collection(server: Pywb, name: str) -> None:
+    """pywb skips a collection it cannot load (it only prints "Invalid Collection"): fail instead."""
+    import http.client
+
+    host, port = server.base.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("GET", f"/{name}/")
+        status = conn.getresponse().status
+    finally:
+        conn.close()
+    if status != 200:
+        raise RuntimeError(f"pywb has no collection {name!r} (GET /{name}/ -> {status}):\n{_tail(server.log)}")
+
+
 def stop(process: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL if pywb does not exit in time."""
+    if process.stdin is not None:
+        process.stdin.close()
     if process.poll() is None:
         process.terminate()
         try:
@@ -188,8 +208,18 @@ def serve(config_file: Path, listener: socket.socket) -> None:
     WSGIServer(listener, app, handler_class=RequestURIWSGIHandler).serve_forever()
 
 
+def _exit_with_parent() -> None:
+    """Block (in a real thread) until stdin reaches EOF, i.e. the parent closed it or died."""
+    sys.stdin.buffer.read()
+    os._exit(0)
+
+
 def main(argv: list[str]) -> None:
+    """The child: ``pywb_server.py CONFIG_YAML LISTENING_FD``."""
+    import gevent
+
     config_file, fd = Path(argv[0]), int(argv[1])
+    gevent.get_hub().threadpool.spawn(_exit_with_parent)
     serve(config_file, socket.socket(fileno=fd))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,10 +21,12 @@ Handler = Callable[[BaseHTTPRequestHandler], None]
 class Seen:
     path: str
     headers: list[tuple[str, str]]
+    at: float  # time.monotonic() when the request arrived
 
 
 @dataclass
 class Site:
+    host: str = "127.0.0.1"
     routes: dict[str, Handler] = field(default_factory=dict)
     hits: Counter = field(default_factory=Counter)
     seen: list[Seen] = field(default_factory=list)
@@ -37,7 +40,7 @@ class Site:
 
             def do_GET(self) -> None:
                 site.hits[self.path] += 1
-                site.seen.append(Seen(self.path, list(self.headers.items())))
+                site.seen.append(Seen(self.path, list(self.headers.items()), time.monotonic()))
                 handler = site.routes.get(self.path)
                 if handler is None:
                     send(self, 404, b"not found", "text/plain")
@@ -47,14 +50,14 @@ class Site:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = QuietServer(("127.0.0.1", 0), RequestHandler)
+        self.server = QuietServer((self.host, 0), RequestHandler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://{self.host}:{self.server.server_address[1]}"
 
     def url(self, path: str) -> str:
         return self.base + path

@@ -1,0 +1,115 @@
+"""Per-host politeness, global concurrency, robots.txt and hostile slow servers."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from archiver.capture import Reached
+from archiver.pipeline import HostSlots, Job
+
+from .conftest import make_archive, run_snapshot
+from .site import Site
+
+
+def job(url: str) -> Job:
+    return Job(url, Reached(url, "seed"), is_page=True)
+
+
+def test_host_slots_space_requests_to_one_host_and_not_across_hosts():
+    now = [100.0]
+    slots = HostSlots(delay=2.0, limit=1, clock=lambda: now[0])
+    a1, a2, b1 = job("http://a.example/1"), job("http://a.example/2"), job("http://b.example/1")
+    for j in (a1, a2, b1):
+        slots.add(j)
+    assert slots.take() == a1
+    assert slots.take() == b1          # another host is not held back by a.example
+    assert slots.take() is None        # a.example busy
+    slots.done(a1)
+    assert slots.take() is None        # a.example must wait its delay
+    assert slots.seconds_until_ready() == 2.0
+    now[0] += 2.0
+    assert slots.take() == a2
+
+
+def test_host_slots_without_delay_allow_the_per_host_limit():
+    slots = HostSlots(delay=0.0, limit=2, clock=lambda: 0.0)
+    jobs = [job(f"http://a.example/{i}") for i in range(3)]
+    for j in jobs:
+        slots.add(j)
+    assert [slots.take(), slots.take(), slots.take()] == [jobs[0], jobs[1], None]
+
+
+@pytest.mark.slow
+def test_snapshot_is_polite_per_host_and_concurrent_across_hosts(tmp_path):
+    sites = [Site(host="127.0.0.1"), Site(host="127.0.0.2")]
+    try:
+        for s in sites:
+            for i in range(3):
+                s.page(f"/p{i}", "<html><body>x</body></html>")
+        config = make_archive(tmp_path / "a", per_host_delay="0.3", concurrency="4")
+        run_snapshot(config, *[s.url(f"/p{i}") for s in sites for i in range(3)])
+        for s in sites:
+            times = sorted(seen.at for seen in s.seen)
+            assert len(times) == 3
+            assert all(b - a >= 0.29 for a, b in zip(times, times[1:])), times
+        first_a, first_b = sites[0].seen[0].at, sites[1].seen[0].at
+        assert abs(first_a - first_b) < 0.25  # the second host did not wait for the first
+    finally:
+        for s in sites:
+            s.stop()
+
+
+def test_robots_obey_records_disallowed_urls_as_failed(site, tmp_path):
+    site.page("/robots.txt", "User-agent: *\nDisallow: /private/\n", "text/plain")
+    site.page("/ok/", "<html><body><div class='entry-content'><p>" + "text " * 30 +
+              "<a href='/private/x'>p</a></p></div></body></html>")
+    site.page("/private/x", "secret")
+    config = make_archive(tmp_path / "a", robots='"obey"')
+    summary = run_snapshot(config, site.url("/ok/"))
+    outcome = {r.url: (r.record, r.error) for r in summary.results}
+    assert outcome[site.url("/ok/")] == ("response", "")
+    assert outcome[site.url("/private/x")] == ("failed", "blocked by robots.txt")
+    assert site.hits["/private/x"] == 0
+
+
+def test_slow_drip_body_is_cut_at_total_timeout(site, tmp_path):
+    stop = threading.Event()
+
+    def drip(h):
+        h.send_response(200)
+        h.send_header("Content-Type", "text/plain")
+        h.send_header("Content-Length", "100000")
+        h.end_headers()
+        for _ in range(1000):
+            h.wfile.write(b"x")
+            h.wfile.flush()
+            if stop.wait(0.01):
+                return
+    site.routes["/drip"] = drip
+    config = make_archive(tmp_path / "a", total_timeout="0.5")
+    try:
+        summary = run_snapshot(config, site.url("/drip"))
+    finally:
+        stop.set()
+    [result] = summary.results
+    assert result.status == 200 and result.record == "response"
+    from archiver.catalog import Catalog
+    catalog = Catalog(config.storage.catalog)
+    [row] = catalog.captures()
+    catalog.close()
+    assert row.truncated == "time"
+
+
+def test_server_that_never_answers_times_out_and_is_recorded(site, tmp_path):
+    release = threading.Event()
+    site.routes["/hang"] = lambda h: release.wait(10)
+    config = make_archive(tmp_path / "a", timeout="0.5")
+    try:
+        summary = run_snapshot(config, site.url("/hang"))
+    finally:
+        release.set()
+    [result] = summary.results
+    assert result.record == "failed" and "timed out" in result.error
+    assert summary.failed_seeds == [site.url("/hang")]
