@@ -129,9 +129,6 @@ class Catalog:
             f"SELECT {', '.join(COLUMNS)} FROM captures {where} ORDER BY fetched_at, warc, offset", args)
         return [CaptureRow(*r) for r in rows]
 
-    def known_offsets(self, warc: str) -> set[int]:
-        return {r[0] for r in self.db.execute("SELECT metadata_offset FROM captures WHERE warc = ?", (warc,))}
-
     def dump(self) -> tuple[list[tuple], list[tuple]]:
         """Every captured row, without ids, in a stable order (to compare catalogs)."""
         caps = self.db.execute(

@@ -55,7 +55,7 @@ class Exchange:
     """One request and what came back: a response, or the error that stopped it."""
     url: str
     started: datetime
-    request_head: StatusAndHeaders
+    request_head: StatusAndHeaders | None = None  # None: nothing was sent (e.g. robots.txt said no)
     status: int | None = None
     response_head: StatusAndHeaders | None = None
     body: IO[bytes] | None = None

@@ -255,10 +255,12 @@ class Snapshot:
 
     def _fetch(self, job: Job) -> Exchange:
         if self.robots and not self.robots.allowed(job.url, self.cfg.user_agent):
-            return Exchange(job.url, self.archive.clock(), request_head=None, error="blocked by robots.txt")  # type: ignore[arg-type]
+            return Exchange(job.url, self.archive.clock(), error="blocked by robots.txt")
         return self.fetcher.fetch(job.url)
 
     def _handle(self, job: Job, ex: Exchange) -> None:
+        if self._redirect_target(ex) and job.redirects >= self.cfg.max_redirects:
+            ex.error = f"stopped after {self.cfg.max_redirects} redirects (max_redirects)"
         try:
             links = self._links(job, ex)
             result = self.archive.store(ex, job.reached, links)
@@ -281,10 +283,11 @@ class Snapshot:
         return []
 
     def _follow(self, job: Job, ex: Exchange, links: list[Link]) -> None:
-        if job.seed_chain and not (ex.status in REDIRECT_STATUSES and ex.header("Location")):
+        target = self._redirect_target(ex)
+        if target and job.redirects < self.cfg.max_redirects:
+            self._follow_redirect(job, ex.url, target)
+        elif job.seed_chain:
             self.summary.seeds_ok[job.reached.seed] = ex.status is not None
-        if ex.status in REDIRECT_STATUSES and ex.header("Location"):
-            self._follow_redirect(job, ex)
         hops = job.reached.hops
         for link in links:
             if link.kind == REQUISITE and self.cfg.requisites:
@@ -292,14 +295,17 @@ class Snapshot:
             elif link.kind in self.cfg.follow and hops < self.cfg.depth:
                 self._enqueue(Job(link.url, Reached(job.reached.seed, link.kind, ex.url, hops + 1), is_page=True))
 
-    def _follow_redirect(self, job: Job, ex: Exchange) -> None:
+    @staticmethod
+    def _redirect_target(ex: Exchange) -> str | None:
+        if ex.status not in REDIRECT_STATUSES or not ex.header("Location"):
+            return None
         try:
-            target = normalize_url(ex.header("Location"), ex.url)
+            return normalize_url(ex.header("Location"), ex.url)
         except UsageError:
-            return
-        if job.redirects >= self.cfg.max_redirects:
-            return
-        reached = replace(job.reached, role="redirect", via=ex.url)
+            return None
+
+    def _follow_redirect(self, job: Job, via: str, target: str) -> None:
+        reached = replace(job.reached, role="redirect", via=via)
         if not self._enqueue(replace(job, url=target, reached=reached, redirects=job.redirects + 1)) and job.seed_chain:
             self.summary.seeds_ok[job.reached.seed] = True  # a loop: the chain's responses are captured
 

@@ -157,16 +157,6 @@ def iter_records(path: Path) -> Iterator[tuple[int, int, ArcWarcRecord, bytes]]:
             yield it.get_record_offset(), it.get_record_length(), record, content
 
 
-def read_record_at(path: Path, offset: int) -> ArcWarcRecord:
-    f = open(path, "rb")
-    f.seek(offset)
-    try:
-        return next(iter(ArchiveIterator(f)))
-    except StopIteration as e:
-        f.close()
-        raise WarcError(f"{path.name}: no record at offset {offset}") from e
-
-
 # ---- crash repair -----------------------------------------------------------------------
 
 def find_abandoned(warc_dir: Path) -> list[Path]:

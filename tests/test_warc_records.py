@@ -199,6 +199,7 @@ def test_endless_redirects_stop_at_the_limit(site, config):
         site.routes[f"/r{i}"] = redirect(f"/r{i + 1}")
     summary = run_snapshot(config, site.url("/r0"))
     assert len(summary.results) == config.capture.max_redirects + 1
+    assert summary.results[-1].error == "stopped after 10 redirects (max_redirects)"
     assert sum(site.hits.values()) == config.capture.max_redirects + 1
 
 
