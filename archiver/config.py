@@ -124,7 +124,7 @@ class Config:
 def load_config(path: Path | None = None) -> Config:
     """Read, validate and resolve config.toml; a missing default file means all defaults."""
     explicit = path is not None
-    path = Path(path) if explicit else Path.cwd() / CONFIG_NAME
+    path = Path(path) if path is not None else Path.cwd() / CONFIG_NAME
     raw: dict[str, Any] = {}
     if path.exists() or explicit:
         raw = _read_toml(path)

@@ -98,7 +98,7 @@ class Fetcher:
         if cfg.proxy:
             self.session.proxies = {"http": cfg.proxy, "https": cfg.proxy}
         if cfg.cookies_file:
-            self.session.cookies = _load_cookies(cfg.cookies_file)
+            self.session.cookies.update(_load_cookies(cfg.cookies_file))
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(cfg.concurrency, 10), max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -107,8 +107,12 @@ class Fetcher:
         self.session.close()
 
     def fetch(self, url: str) -> Exchange:
-        prep = self._prepare(url)
-        ex = Exchange(url=prep.url, started=self.clock(), request_head=_request_head(prep))
+        started = self.clock()
+        try:
+            prep = self._prepare(url)
+        except (requests.RequestException, ValueError) as e:
+            return Exchange(url, started, error=describe_error(e))
+        ex = Exchange(url=prep.url or url, started=started, request_head=_request_head(prep))
         try:
             resp = self.session.send(prep, stream=True, allow_redirects=False,
                                      timeout=(self.cfg.timeout, self.cfg.timeout))
@@ -122,7 +126,7 @@ class Fetcher:
     def _prepare(self, url: str) -> requests.PreparedRequest:
         prep = self.session.prepare_request(requests.Request("GET", url))
         # Send Host ourselves so the headers we record are the headers that went out.
-        prep.headers["Host"] = urllib3.util.parse_url(prep.url).netloc
+        prep.headers["Host"] = urllib3.util.parse_url(prep.url or url).netloc or ""
         return prep
 
     def _read_response(self, resp: requests.Response, ex: Exchange) -> None:

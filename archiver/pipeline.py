@@ -126,7 +126,7 @@ def warcinfo_fields(config: Config) -> dict[str, str]:
 def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:
     """Close every ``.open`` file a crashed process left, cutting its torn tail, and
     catalog any whole group the crash kept from being committed."""
-    repaired = []
+    repaired: list[tuple[str, int]] = []
     warc_dir = config.storage.warc_dir
     if not warc_dir.exists():
         return repaired

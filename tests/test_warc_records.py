@@ -261,3 +261,32 @@ def test_warc_rotates_at_max_bytes_between_records(site, tmp_path):
         assert warcio_check(path).returncode == 0
     indexes = sorted(p.name for p in config.storage.index_dir.glob("*.cdxj"))
     assert indexes == sorted(p.name + ".cdxj" for p in files)
+
+
+def test_idle_file_is_closed_and_indexed_by_a_long_running_writer(site, config):
+    from archiver.pipeline import Archive
+    from archiver.capture import Reached
+    site.page("/a", "<html><body>a</body></html>")
+    archive = Archive(config)
+    try:
+        ex = archive_fetch(archive, site.url("/a"))
+        archive.store(ex, Reached(site.url("/a"), "seed"), [])
+        ex.close()
+        assert len(list(config.storage.warc_dir.glob("*.open"))) == 1
+        archive.writer.close_if_idle(3600)
+        assert len(list(config.storage.warc_dir.glob("*.open"))) == 1
+        archive.writer.close_if_idle(0)
+        assert not list(config.storage.warc_dir.glob("*.open"))
+        [path] = warc_files(config)
+        assert (config.storage.index_dir / (path.name + ".cdxj")).read_text().count("\n") == 1
+    finally:
+        archive.close()
+
+
+def archive_fetch(archive, url):
+    from archiver.fetch import Fetcher
+    fetcher = Fetcher(archive.config.capture)
+    try:
+        return fetcher.fetch(url)
+    finally:
+        fetcher.close()
