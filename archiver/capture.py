@@ -31,6 +31,7 @@ class Reached:
     role: str  # seed | read | body | requisite | redirect
     via: str = ""
     hops: int = 0
+    snapshot: str = ""  # id of the snapshot run, shared by every URL it fetched
 
 
 @dataclass(frozen=True)

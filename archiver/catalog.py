@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS captures (
     role TEXT NOT NULL,
     via TEXT NOT NULL,
     hops INTEGER NOT NULL,
+    snapshot TEXT NOT NULL,
     fetched_at TEXT NOT NULL,
     status INTEGER,
     record TEXT NOT NULL,          -- response | revisit | failed
@@ -49,6 +50,47 @@ CREATE TABLE IF NOT EXISTS xrefs (
     position INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS xrefs_capture ON xrefs (capture_id);
+-- One row per capture of a tracked URL (the end of its redirect chain in a snapshot),
+-- with the article extracted from it; rebuilt by reindex and reextract.
+CREATE TABLE IF NOT EXISTS observations (
+    capture_id INTEGER PRIMARY KEY REFERENCES captures (id) ON DELETE CASCADE,
+    tracked_url TEXT NOT NULL,
+    final_url TEXT NOT NULL,
+    challenge TEXT NOT NULL,
+    extractor TEXT NOT NULL,
+    article TEXT                  -- JSON, NULL when the capture holds no HTML page
+);
+CREATE INDEX IF NOT EXISTS observations_url ON observations (tracked_url);
+-- Derived from observations by history.build_history, per tracked URL.
+CREATE TABLE IF NOT EXISTS versions (
+    tracked_url TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    captures INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    text_sha256 TEXT NOT NULL,
+    kinds TEXT NOT NULL,          -- JSON list
+    revert_of INTEGER,
+    gone INTEGER NOT NULL,
+    extractor TEXT NOT NULL,
+    PRIMARY KEY (tracked_url, number)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    tracked_url TEXT NOT NULL,
+    from_version INTEGER NOT NULL,
+    to_version INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    before TEXT NOT NULL,
+    after TEXT NOT NULL,
+    from_warc TEXT NOT NULL,
+    from_offset INTEGER NOT NULL,
+    from_time TEXT NOT NULL,
+    to_warc TEXT NOT NULL,
+    to_offset INTEGER NOT NULL,
+    to_time TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_time ON changes (to_time);
 """
 
 
@@ -59,6 +101,7 @@ class CaptureRow:
     role: str
     via: str
     hops: int
+    snapshot: str
     fetched_at: str
     status: int | None
     record: str

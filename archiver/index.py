@@ -34,6 +34,7 @@ class Placed:
 def capture_row(warc: str, meta: Placed, content: dict[str, Any],
                 response: Placed | None) -> tuple[CaptureRow, list[XrefRow]]:
     common = dict(seed=content["seed"], role=content["role"], via=content["via"], hops=content["hops"],
+                  snapshot=content.get("snapshot", ""),
                   warc=warc, metadata_offset=meta.offset, error=content.get("error", ""))
     if response is None:
         row = CaptureRow(url=meta.get("WARC-Target-URI"), fetched_at=meta.get("WARC-Date"), status=None,

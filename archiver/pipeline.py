@@ -13,6 +13,7 @@ import platform
 import socket
 import time
 import urllib.robotparser
+import uuid
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
@@ -230,9 +231,10 @@ class Snapshot:
         self.summary = SnapshotSummary()
 
     def run(self, seeds: Iterable[str]) -> SnapshotSummary:
+        snapshot_id = uuid.uuid4().hex
         for seed in seeds:
             self.summary.seeds_ok[seed] = False
-            self._enqueue(Job(seed, Reached(seed, "seed"), is_page=True, seed_chain=True))
+            self._enqueue(Job(seed, Reached(seed, "seed", snapshot=snapshot_id), is_page=True, seed_chain=True))
         with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="fetch") as pool:
             self._drain(pool)
         self.fetcher.close()
@@ -291,9 +293,10 @@ class Snapshot:
         hops = job.reached.hops
         for link in links:
             if link.kind == REQUISITE and self.cfg.requisites:
-                self._enqueue(Job(link.url, Reached(job.reached.seed, REQUISITE, ex.url, hops), is_page=False))
+                self._enqueue(Job(link.url, replace(job.reached, role=REQUISITE, via=ex.url), is_page=False))
             elif link.kind in self.cfg.follow and hops < self.cfg.depth:
-                self._enqueue(Job(link.url, Reached(job.reached.seed, link.kind, ex.url, hops + 1), is_page=True))
+                self._enqueue(Job(link.url, replace(job.reached, role=link.kind, via=ex.url, hops=hops + 1),
+                                  is_page=True))
 
     @staticmethod
     def _redirect_target(ex: Exchange) -> str | None:

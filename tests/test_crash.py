@@ -11,7 +11,7 @@ from dataclasses import astuple
 
 import pytest
 
-from archiver.catalog import Catalog
+from archiver.catalog import COLUMNS, Catalog
 from archiver.index import warc_captures
 from archiver.pipeline import open_catalog
 from archiver.warcfile import repair_open_file
@@ -47,7 +47,8 @@ def assert_catalog_matches_warcs(config):
     caps, refs = catalog.dump()
     catalog.close()
     rebuilt = [astuple(row) for path in warc_files(config) for row, _ in warc_captures(path)]
-    assert caps == sorted(rebuilt, key=lambda r: (r[8], r[9]))  # by (warc, offset)
+    warc, offset = COLUMNS.index("warc"), COLUMNS.index("offset")
+    assert caps == sorted(rebuilt, key=lambda r: (r[warc], r[offset]))
     return caps
 
 
