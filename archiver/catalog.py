@@ -145,19 +145,19 @@ class Catalog:
     def close(self) -> None:
         self.db.close()
 
-    def add_capture(self, row: CaptureRow, xrefs: list[XrefRow]) -> bool:
-        """Insert one capture and its cross-references in one transaction; False if
-        a row for the same record already exists."""
+    def add_capture(self, row: CaptureRow, xrefs: list[XrefRow]) -> int | None:
+        """Insert one capture and its cross-references in one transaction; its id, or None
+        if a row for the same record already exists."""
         with self._transaction():
             cur = self.db.execute(
                 f"INSERT OR IGNORE INTO captures ({', '.join(COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(COLUMNS))})", astuple(row))
             if cur.rowcount == 0:
-                return False
+                return None
             self.db.executemany(
                 "INSERT INTO xrefs (capture_id, target, kind, text, position) VALUES (?, ?, ?, ?, ?)",
                 [(cur.lastrowid, *astuple(x)) for x in xrefs])
-        return True
+        return cur.lastrowid
 
     def find_original(self, url: str, payload_digest: str) -> tuple[str, str, str] | None:
         """(record id, url, date) of the first stored response with this URL and payload."""
@@ -172,6 +172,59 @@ class Catalog:
             f"SELECT {', '.join(COLUMNS)} FROM captures {where} ORDER BY fetched_at, warc, offset", args)
         return [CaptureRow(*r) for r in rows]
 
+    # ---- observations, versions, changes ----------------------------------------------
+
+    def add_observation(self, capture_id: int, tracked_url: str, final_url: str, challenge: str,
+                        extractor: str, article_json: str | None) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO observations (capture_id, tracked_url, final_url, challenge, extractor, article) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (capture_id, tracked_url, final_url, challenge, extractor, article_json))
+
+    def observations(self, tracked_url: str) -> list[sqlite3.Row]:
+        return self._rows(
+            "SELECT o.*, c.warc, c.offset, c.fetched_at, c.status, c.error FROM observations o "
+            "JOIN captures c ON c.id = o.capture_id WHERE o.tracked_url = ? ORDER BY c.fetched_at, c.id",
+            (tracked_url,))
+
+    def tracked_urls(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT tracked_url FROM observations ORDER BY tracked_url")]
+
+    def chain_ends(self) -> list[sqlite3.Row]:
+        """The last hop of each tracked URL's redirect chain in each snapshot."""
+        return self._rows(
+            "SELECT c.id, c.seed, c.url, c.record, c.refers_to, c.warc, c.offset, c.status FROM captures c "
+            "WHERE c.hops = 0 AND c.role IN ('seed', 'redirect') AND NOT EXISTS ("
+            " SELECT 1 FROM captures d WHERE d.snapshot = c.snapshot AND d.seed = c.seed AND d.hops = 0"
+            " AND d.role = 'redirect' AND d.via = c.url) ORDER BY c.fetched_at, c.id")
+
+    def record_location(self, record_id: str) -> tuple[str, int] | None:
+        return self.db.execute("SELECT warc, offset FROM captures WHERE record_id = ?", (record_id,)).fetchone()
+
+    def replace_history(self, tracked_url: str, versions: list[tuple], changes: list[tuple]) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM versions WHERE tracked_url = ?", (tracked_url,))
+            self.db.execute("DELETE FROM changes WHERE tracked_url = ?", (tracked_url,))
+            self.db.executemany(f"INSERT INTO versions VALUES ({', '.join('?' * 11)})", versions)
+            self.db.executemany(f"INSERT INTO changes VALUES ({', '.join('?' * 12)})", changes)
+
+    def changes_since(self, since: str) -> list[sqlite3.Row]:
+        return self._rows("SELECT * FROM changes WHERE to_time >= ? ORDER BY to_time, tracked_url", (since,))
+
+    def latest_changes(self, limit: int) -> list[sqlite3.Row]:
+        rows = self._rows("SELECT * FROM changes ORDER BY to_time DESC, tracked_url LIMIT ?", (limit,))
+        return rows[::-1]
+
+    def clear_observations(self) -> None:
+        with self._transaction():
+            for table in ("observations", "versions", "changes"):
+                self.db.execute(f"DELETE FROM {table}")
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        cur = self.db.cursor()
+        cur.row_factory = sqlite3.Row
+        return cur.execute(sql, args).fetchall()
+
     def dump(self) -> tuple[list[tuple], list[tuple]]:
         """Every captured row, without ids, in a stable order (to compare catalogs)."""
         caps = self.db.execute(
@@ -183,6 +236,8 @@ class Catalog:
 
     def clear_captured(self) -> None:
         with self._transaction():
+            for table in ("observations", "versions", "changes"):
+                self.db.execute(f"DELETE FROM {table}")
             self.db.execute("DELETE FROM xrefs")
             self.db.execute("DELETE FROM captures")
 

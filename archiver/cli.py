@@ -11,17 +11,24 @@ import json
 import logging
 import sys
 import tempfile
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
 from . import __version__
 from .catalog import iter_rows
-from .config import load_config
+from .article import EXTRACTOR_VERSION
+from .config import load_config, parse_duration
 from .errors import ArchiverError, ConfigError, UsageError
 from .pipeline import Archive, FetchResult, SnapshotSummary, open_catalog, reindex, snapshot
+from .report import change_event_json, change_text, diff_html, diff_json, diff_text, history_json, history_text
+from .seeds import normalize_url
+from .tracking import load_history, reextract, version_diff, write_feed
+from .warcfile import warc_date
 from .seeds import load_seeds
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXTRACTOR = f"archiver/{EXTRACTOR_VERSION}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("archiver: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head or less that quit early
+        sys.stderr.close()
+        return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +82,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reindex", help="rebuild the catalog and CDXJ index from the WARC files")
     _output_flags(p, "print the counts as JSON")
     p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("history", help="versions of a tracked article, oldest first, with suspect captures",
+                       description="Versions of a tracked URL (keyed on the URL you track, whatever it "
+                                   "redirects to), with what changed in each and the suspect captures "
+                                   "(errors, bot challenges, empty pages) that were not taken as versions.")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--json", action="store_true", help="a JSON array of versions and suspect captures")
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("diff", help="what changed between two versions of an article",
+                       description="Compare two versions (default: the last two). Text output is a "
+                                   "coloured word-level diff on a terminal.")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--from", dest="old", type=int, metavar="N", help="older version number")
+    p.add_argument("--to", dest="new", type=int, metavar="N", help="newer version number")
+    p.add_argument("--format", choices=("text", "json", "html"), default="text")
+    p.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("changes", help="feed of change events across all tracked articles",
+                       description="Change events (edits, deletions, restorations, redirects) since WHEN; "
+                                   "also rewrites the Atom feed file named in config.toml.")
+    p.add_argument("--since", metavar="WHEN", default="7d",
+                   help="an ISO date-time or a duration back from now such as 7d, 12h (default: 7d)")
+    p.add_argument("--json", action="store_true", help="one JSON line per change event")
+    p.set_defaults(func=cmd_changes)
+
+    p = sub.add_parser("reextract", help="re-run the article extractor over stored captures and rebuild versions",
+                       description="Re-run the current extractor over the WARC payloads (no network) and "
+                                   "rebuild versions and change events, so an improved extractor never "
+                                   "shows up as edits.")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_reextract)
 
     p = sub.add_parser("demo", help="offline demo: capture a built-in local site, edit it, capture again")
     p.add_argument("--dir", type=Path, help="archive folder to create (default: a new temporary folder)")
@@ -157,6 +200,75 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    url = normalize_url(args.url)
+    catalog = open_catalog(config)
+    try:
+        history = load_history(catalog, url)
+    finally:
+        catalog.close()
+    if not history.versions and not history.suspects:
+        raise UsageError(f"{url} has no captures in the catalog (capture it with: archiver snapshot {url})")
+    print(json.dumps(history_json(history), indent=1) if args.json else history_text(url, history))
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    url = normalize_url(args.url)
+    catalog = open_catalog(config)
+    try:
+        d = version_diff(url, load_history(catalog, url), args.old, args.new)
+    finally:
+        catalog.close()
+    if args.format == "json":
+        print(json.dumps(diff_json(d), indent=1, ensure_ascii=False))
+    elif args.format == "html":
+        sys.stdout.write(diff_html(d))
+    else:
+        print(diff_text(d, color=sys.stdout.isatty()))
+    return EXIT_OK
+
+
+def cmd_changes(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    now = datetime.now(timezone.utc)
+    since = parse_since(args.since, now)
+    catalog = open_catalog(config)
+    try:
+        events = [change_event_json(r) for r in catalog.changes_since(since)]
+        write_feed(catalog, config, warc_date(now))
+    finally:
+        catalog.close()
+    for event in events:
+        print(json.dumps(event, ensure_ascii=False) if args.json else change_text(event))
+    if not events and not args.json:
+        print(f"no changes since {since}", file=sys.stderr)
+    return EXIT_OK
+
+
+def parse_since(text: str, now: datetime) -> str:
+    """An ISO date-time or a duration back from now -> a WARC-Date-comparable string."""
+    try:
+        return warc_date(now - timedelta(seconds=parse_duration(text)))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--since {text!r}: use an ISO date-time (2026-11-01T00:00) or a duration (7d)") from None
+    return warc_date(when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc))
+
+
+def cmd_reextract(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    on_url = (lambda url: None) if args.quiet else (lambda url: print(f"  {url}", file=sys.stderr))
+    count = reextract(config, on_url)
+    print(f"re-extracted {count} tracked URL(s) with {EXTRACTOR}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     directory = args.dir or Path(tempfile.mkdtemp(prefix="archiver-demo-"))
@@ -172,6 +284,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nWARC files are in {warc_dir}\nReplay them with pywb (pip install 'archiver[replay]'):\n"
           f"  wb-manager init demo && wb-manager add demo {warc_dir}/*.warc.gz && wayback\n"
           f"  then open http://localhost:8080/demo/  -- or drop a .warc.gz on https://replayweb.page")
+    [(url, history)] = second.histories.items()
+    print(f"\nThe edit, as `archiver diff {url}` shows it:\n")
+    print(diff_text(version_diff(url, history, None, None), color=sys.stdout.isatty()))
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ and the README's configuration reference (a test checks they agree).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "proxy", "", "HTTP(S) proxy URL for all requests."),
     Setting("capture", "verify_tls", True, "Check TLS certificates."),
     Setting("capture", "cta_texts", DEFAULT_CTA_TEXTS, "Call-to-action texts that open a READ box (\"READ\", \"READ ALSO\", ...)."),
+    Setting("report", "feed", "changes.atom", "Atom feed of change events, rewritten after every snapshot (\"\" = none)."),
+    Setting("report", "feed_entries", 200, "How many of the latest change events the Atom feed holds."),
 )
 
 
@@ -98,10 +101,17 @@ class CaptureConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    feed: Path | None
+    feed_entries: int
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     storage: StorageConfig
     capture: CaptureConfig
+    report: ReportConfig
     seeds_dir: Path = field(default=Path("seeds"))
 
     def public_dict(self) -> dict[str, dict[str, Any]]:
@@ -133,8 +143,9 @@ def load_config(path: Path | None = None) -> Config:
 
 def build_config(raw: dict[str, Any], root: Path) -> Config:
     values = _validated(raw)
-    st, cap = values["storage"], values["capture"]
+    st, cap, rep = values["storage"], values["capture"], values["report"]
     return Config(
+        report=ReportConfig(feed=(root / rep["feed"]) if rep["feed"] else None, feed_entries=rep["feed_entries"]),
         root=root,
         seeds_dir=root / "seeds",
         storage=StorageConfig(
@@ -196,6 +207,18 @@ def _checked(s: Setting, value: Any) -> Any:
     if s.name in ("concurrency", "per_host_concurrency") and value < 1:
         raise ConfigError(f"config: {s.key} must be at least 1, got {value!r}")
     return value
+
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """'30s', '15m', '6h', '1d', '2w' -> seconds; ValueError otherwise."""
+    m = DURATION.match(text.strip().lower())
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 6h, 1d)")
+    return float(m.group(1)) * DURATION_SECONDS[m.group(2)]
 
 
 def _type_name(t: type) -> str:

@@ -31,11 +31,12 @@ from .extract import READ, REQUISITE, Link, css_links, decode_body, page_links
 from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, utcnow
 from .index import Placed, capture_row, warc_captures, write_cdxj
 from .seeds import normalize_url, url_host
-from .warcfile import WARC_SUFFIX, WarcWriterPool, find_abandoned, repair_open_file
+from .history import History
+from .tracking import PARSE_LIMIT, article_for, challenge_of, is_html, observe_from_warcs, record_observation, update_history, write_feed
+from .warcfile import WARC_SUFFIX, WarcWriterPool, warc_date, find_abandoned, repair_open_file
 
 log = logging.getLogger("archiver")
 
-PARSE_LIMIT = 20_000_000  # bytes of a page or stylesheet read for link discovery
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class SnapshotSummary:
     results: list[FetchResult] = field(default_factory=list)
     seeds_ok: dict[str, bool] = field(default_factory=dict)
     warcs: list[str] = field(default_factory=list)
+    histories: dict[str, History] = field(default_factory=dict)
 
     @property
     def failed_seeds(self) -> list[str]:
@@ -84,7 +86,7 @@ class Archive:
         write_cdxj(path, self.config.storage.index_dir)
         self.closed_warcs.append(path.name)
 
-    def store(self, ex: Exchange, reached: Reached, links: list[Link]) -> FetchResult:
+    def store(self, ex: Exchange, reached: Reached, links: list[Link]) -> tuple[FetchResult, int]:
         """Write one exchange's records, then commit its catalog row; return what to report."""
         original = self._original(ex)
         records = exchange_records(ex, reached, links, original)
@@ -95,9 +97,11 @@ class Archive:
             response = Placed(written[1].offset, written[1].length, records[1].rec_headers, records[1].http_headers)
         content = metadata_content(ex, reached, links)
         row, xrefs = capture_row(written[-1].warc, meta, content, response)
-        self.catalog.add_capture(row, xrefs)
-        return FetchResult(row.url, row.status, reached.role, row.record, row.warc, row.offset,
-                           ex.error, reached.seed)
+        capture_id = self.catalog.add_capture(row, xrefs)
+        assert capture_id is not None, "a new record cannot already be in the catalog"
+        result = FetchResult(row.url, row.status, reached.role, row.record, row.warc, row.offset,
+                             ex.error, reached.seed)
+        return result, capture_id
 
     def _original(self, ex: Exchange) -> Original | None:
         if ex.response_head is None or ex.truncated:
@@ -136,6 +140,7 @@ def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:
         for row, xrefs in warc_captures(final):
             catalog.add_capture(row, xrefs)
         write_cdxj(final, config.storage.index_dir)
+        _observe_repaired(config, catalog)
         log.warning("repaired %s, left open by a crashed process (dropped %d torn bytes)", final.name, dropped)
         repaired.append((final.name, dropped))
     return repaired
@@ -146,6 +151,11 @@ def open_catalog(config: Config) -> Catalog:
     catalog = Catalog(config.storage.catalog)
     repair_abandoned(config, catalog)
     return catalog
+
+
+def _observe_repaired(config: Config, catalog: Catalog) -> None:
+    for url in observe_from_warcs(catalog, config):
+        update_history(catalog, url)
 
 
 def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) -> tuple[int, int]:
@@ -160,8 +170,10 @@ def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) 
         for path in files:
             on_file(path.name)
             for row, xrefs in warc_captures(path):
-                count += catalog.add_capture(row, xrefs)
+                count += catalog.add_capture(row, xrefs) is not None
             write_cdxj(path, config.storage.index_dir)
+        for url in sorted(observe_from_warcs(catalog, config, only_missing=False)):
+            update_history(catalog, url)
         return len(files), count
     finally:
         catalog.close()
@@ -228,6 +240,7 @@ class Snapshot:
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
         self.seen: set[str] = set()
+        self.observed: set[str] = set()
         self.summary = SnapshotSummary()
 
     def run(self, seeds: Iterable[str]) -> SnapshotSummary:
@@ -261,28 +274,45 @@ class Snapshot:
         return self.fetcher.fetch(job.url)
 
     def _handle(self, job: Job, ex: Exchange) -> None:
-        if self._redirect_target(ex) and job.redirects >= self.cfg.max_redirects:
+        target = self._redirect_target(ex)
+        follows = target is not None and job.redirects < self.cfg.max_redirects
+        if target and not follows:
             ex.error = f"stopped after {self.cfg.max_redirects} redirects (max_redirects)"
         try:
-            links = self._links(job, ex)
-            result = self.archive.store(ex, job.reached, links)
+            body = self._parseable_body(ex)
+            links = self._links(job, ex, body)
+            result, capture_id = self.archive.store(ex, job.reached, links)
+            if job.seed_chain and not follows:
+                self._observe(job, ex, body, capture_id)
         finally:
             ex.close()
         self.summary.results.append(result)
         self.on_result(result)
         self._follow(job, ex, links)
 
-    def _links(self, job: Job, ex: Exchange) -> list[Link]:
-        if ex.status is None or not 200 <= ex.status < 300:
+    def _parseable_body(self, ex: Exchange) -> bytes | None:
+        """The decoded body of a 2xx HTML page or stylesheet, for links and extraction."""
+        ctype = ex.header("Content-Type").lower()
+        if ex.status is None or not 200 <= ex.status < 300 or not ("html" in ctype or "css" in ctype or not ctype):
+            return None
+        return decode_body(ex.read_body(PARSE_LIMIT), ex.header("Content-Encoding"))
+
+    def _links(self, job: Job, ex: Exchange, body: bytes | None) -> list[Link]:
+        if body is None:
             return []
         ctype = ex.header("Content-Type").lower()
-        body = decode_body(ex.read_body(PARSE_LIMIT), ex.header("Content-Encoding"))
         if "css" in ctype:
             return css_links(body, ex.url, ctype)
-        if "html" in ctype or (not ctype and b"<html" in body[:1024].lower()):
+        if is_html(ctype, body):
             links = page_links(body, ex.url, ctype, self.cfg.cta_texts)
-            return links if job.is_page else [l for l in links if l.kind == REQUISITE]
+            return links if job.is_page else [link for link in links if link.kind == REQUISITE]
         return []
+
+    def _observe(self, job: Job, ex: Exchange, body: bytes | None, capture_id: int) -> None:
+        article = article_for(ex.status, ex.header("Content-Type"), body, ex.url, self.cfg.cta_texts)
+        record_observation(self.archive.catalog, capture_id, job.reached.seed, ex.url,
+                           challenge_of(ex.header), article)
+        self.observed.add(job.reached.seed)
 
     def _follow(self, job: Job, ex: Exchange, links: list[Link]) -> None:
         target = self._redirect_target(ex)
@@ -345,7 +375,11 @@ def snapshot(archive: Archive, urls: Iterable[str],
              on_result: Callable[[FetchResult], None] = lambda r: None) -> SnapshotSummary:
     """Capture each URL, its cross-references and requisites, once; close the WARC file."""
     seeds = list(dict.fromkeys(normalize_url(u) for u in urls))
-    summary = Snapshot(archive, on_result).run(seeds)
+    run = Snapshot(archive, on_result)
+    summary = run.run(seeds)
     archive.writer.close()
+    for seed in sorted(run.observed):
+        summary.histories[seed] = update_history(archive.catalog, seed)
+    write_feed(archive.catalog, archive.config, warc_date(archive.clock()))
     summary.warcs = sorted({r.warc for r in summary.results})
     return summary

@@ -22,6 +22,7 @@ from typing import IO, Callable, Iterator
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from .errors import WarcError
@@ -155,6 +156,18 @@ def iter_records(path: Path) -> Iterator[tuple[int, int, ArcWarcRecord, bytes]]:
             content = record.content_stream().read() if record.rec_type in SMALL_RECORD_TYPES else b""
             # Asking for offset and length reads the rest of the record (in chunks).
             yield it.get_record_offset(), it.get_record_length(), record, content
+
+
+def read_response(path: Path, offset: int, limit: int) -> tuple[StatusAndHeaders, bytes]:
+    """HTTP headers and up to ``limit`` raw payload bytes (as sent, still content-encoded)
+    of the response or revisit record at ``offset``."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            record = next(iter(ArchiveIterator(f, check_digests=False)))
+            return record.http_headers, record.raw_stream.read(limit)
+    except (OSError, StopIteration) as e:
+        raise WarcError(f"{path.name}: cannot read the record at offset {offset}: {e}") from e
 
 
 # ---- crash repair -----------------------------------------------------------------------

@@ -1,0 +1,175 @@
+"""Pure diffing: (Article, Article) -> the editorial changes between them.
+
+Texts are compared after normalisation (Unicode NFC, whitespace, quotes and dashes,
+no-break and soft hyphens, relative times and counters), so renders that differ only in
+such noise compare equal. The body is compared paragraph by paragraph (a paragraph that
+moved is a move), changed paragraphs sentence by sentence, changed sentences word by word.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Iterable
+
+from .article import Article, Ref
+
+EQUAL, INSERT, DELETE, MOVE = "equal", "insert", "delete", "move"
+
+_TRANSLATE = str.maketrans({
+    "\u00a0": " ", "\u202f": " ", "\u2007": " ", "\u2009": " ", "\u200a": " ", "\u3000": " ",
+    "\u00ad": None, "\u200b": None, "\u200c": None, "\u200d": None, "\u2060": None, "\ufeff": None,
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
+    "\u2026": "...",
+})
+# Per-render noise inside text: "5 minutes ago", "1,234 views".
+_RELATIVE_TIME = re.compile(r"\b(?:about |an? |\d+ )(?:second|minute|hour|day|week|month|year)s? ago\b|\bjust now\b", re.I)
+_COUNTER = re.compile(r"\b\d[\d,.\s]*[km]?\s*(?:views?|shares?|comments?|reads?|likes?|visits?)\b", re.I)
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"'(\[]?[A-ZÀ-ÖØ-ÞА-ЯЁ0-9])")
+
+
+def normalize(text: str) -> str:
+    text = unicodedata.normalize("NFC", text).translate(_TRANSLATE)
+    text = _RELATIVE_TIME.sub("<time>", text)
+    text = _COUNTER.sub("<count>", text)
+    return " ".join(text.split())
+
+
+def normalized_paragraphs(paragraphs: Iterable[str]) -> tuple[str, ...]:
+    """Normalised paragraphs, without those that are only noise once normalised."""
+    out = (normalize(p) for p in paragraphs)
+    return tuple(p for p in out if p and not _is_noise(p))
+
+
+def _is_noise(paragraph: str) -> bool:
+    """Empty of words, or a short line around a relative time or counter ("Updated <time>")."""
+    rest = re.sub(r"<time>|<count>|[\W_]+", " ", paragraph).split()
+    return not rest or (("<time>" in paragraph or "<count>" in paragraph) and len(rest) <= 3)
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # title | byline | published | modified | body | links | cross_refs | gone | restored | redirected
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class BodyOp:
+    op: str  # equal | insert | delete | move
+    text: str
+    paragraph: int  # index in the newer version (in the older one for deletes)
+
+
+def diff_articles(old: Article, new: Article, fixed_refs: tuple[tuple[Ref, ...], tuple[Ref, ...]] | None = None
+                  ) -> tuple[list[Change], list[BodyOp]]:
+    """Field and body changes from old to new. fixed_refs, when given, are the fixed READ
+    targets before and after; rotating READ targets are never compared here."""
+    changes = [Change(kind, b, a) for kind, b, a in (
+        ("title", old.title, new.title), ("byline", old.byline, new.byline),
+        ("published", old.published, new.published), ("modified", old.modified, new.modified))
+        if normalize(b) != normalize(a)]
+    ops, body = diff_body(old.paragraphs, new.paragraphs)
+    changes += body
+    changes += ref_changes("links", old.links, new.links)
+    if fixed_refs is not None:
+        changes += ref_changes("cross_refs", *fixed_refs)
+    return changes, ops
+
+
+# ---- body ------------------------------------------------------------------------------
+
+def diff_body(old: Iterable[str], new: Iterable[str]) -> tuple[list[BodyOp], list[Change]]:
+    """Body ops for display and one body Change per changed passage (whole sentences)."""
+    a, b = normalized_paragraphs(old), normalized_paragraphs(new)
+    opcodes = SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    unmatched_a = {a[i] for tag, i1, i2, _, _ in opcodes if tag != EQUAL for i in range(i1, i2)}
+    unmatched_b = {b[j] for tag, _, _, j1, j2 in opcodes if tag != EQUAL for j in range(j1, j2)}
+    moved = unmatched_a & unmatched_b
+    ops: list[BodyOp] = []
+    changes: list[Change] = []
+    for tag, i1, i2, j1, j2 in opcodes:
+        if tag == EQUAL:
+            ops += [BodyOp(EQUAL, b[j], j) for j in range(j1, j2)]
+            continue
+        gone = [a[i] for i in range(i1, i2) if a[i] not in moved]
+        came = [(j, b[j]) for j in range(j1, j2) if b[j] not in moved]
+        _changed_block(gone, came, j1, ops, changes)
+        for j in range(j1, j2):
+            if b[j] in moved:
+                ops.append(BodyOp(MOVE, b[j], j))
+                changes.append(Change("body", f"(moved) {b[j]}", f"(moved to paragraph {j + 1}) {b[j]}"))
+    return sorted(ops, key=lambda op: op.paragraph), changes
+
+
+def _changed_block(gone: list[str], came: list[tuple[int, str]], at: int,
+                   ops: list[BodyOp], changes: list[Change]) -> None:
+    """Paragraphs replaced in place: compared sentence by sentence, then word by word."""
+    old_sentences = [s for p in gone for s in split_sentences(p)]
+    new_sentences = [s for _, p in came for s in split_sentences(p)]
+    paragraph = came[0][0] if came else at
+    matcher = SequenceMatcher(None, old_sentences, new_sentences, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        before, after = " ".join(old_sentences[i1:i2]), " ".join(new_sentences[j1:j2])
+        if tag == EQUAL:
+            ops.append(BodyOp(EQUAL, after, paragraph))
+            continue
+        changes.append(Change("body", before, after))
+        if tag == DELETE:
+            ops.append(BodyOp(DELETE, before, paragraph))
+        elif tag == INSERT:
+            ops.append(BodyOp(INSERT, after, paragraph))
+        else:
+            ops += [BodyOp(op, text, paragraph) for op, text in diff_words(before, after)]
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(paragraph) if s]
+
+
+def diff_words(before: str, after: str) -> list[tuple[str, str]]:
+    a, b = before.split(), after.split()
+    out: list[tuple[str, str]] = []
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == EQUAL:
+            out.append((EQUAL, " ".join(b[j1:j2])))
+            continue
+        if i2 > i1:
+            out.append((DELETE, " ".join(a[i1:i2])))
+        if j2 > j1:
+            out.append((INSERT, " ".join(b[j1:j2])))
+    return out
+
+
+# ---- links and cross-references --------------------------------------------------------
+
+def ref_changes(kind: str, old: Iterable[Ref], new: Iterable[Ref]) -> list[Change]:
+    """Added, removed and retargeted (same text, new URL) links, order ignored."""
+    a = {(r.url, normalize(r.text)) for r in old}
+    b = {(r.url, normalize(r.text)) for r in new}
+    removed, added = sorted(a - b), sorted(b - a)
+    changes = []
+    added_by_text = {text: url for url, text in added}
+    for url, text in removed:
+        if text and text in added_by_text:
+            changes.append(Change(kind, f"{text} -> {url}", f"{text} -> {added_by_text.pop(text)}"))
+        else:
+            changes.append(Change(kind, f"{text} -> {url}", ""))
+    changes += [Change(kind, "", f"{text} -> {url}") for text, url in added_by_text.items()]
+    return changes
+
+
+def content_key(article: Article, fixed_refs: tuple[Ref, ...] | None) -> tuple:
+    """What makes two captures the same version: normalised editorial content."""
+    return (normalize(article.title), normalize(article.byline), normalize(article.published),
+            normalized_paragraphs(article.paragraphs),
+            tuple(sorted((r.url, normalize(r.text)) for r in article.links)),
+            None if fixed_refs is None else ref_targets(fixed_refs))
+
+
+def ref_targets(refs: Iterable[Ref]) -> tuple[str, ...]:
+    return tuple(sorted({r.url for r in refs}))

@@ -1,0 +1,271 @@
+"""Pure: the captures of one tracked article, oldest first -> its versions and changes.
+
+A capture starts a new version only when the article's editorial content (normalised)
+differs from the current version, when fixed READ targets are swapped, when it goes or
+comes back (404/410), or when it now redirects elsewhere. Captures that are not the
+article (errors, bot challenges, consent walls, empty or implausibly short extractions)
+are suspect: recorded and shown, never versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from .article import Article, Ref
+from .diff import BodyOp, Change, content_key, diff_articles, normalize, normalized_paragraphs, ref_targets
+
+FIXED_AFTER = 3  # identical READ targets in this many captures in a row make them fixed
+SHORT_RATIO = 0.3  # an extraction under this share of the current version's words is suspect
+GONE_STATUSES = (404, 410)
+CHALLENGE_TITLES = re.compile(
+    r"just a moment|attention required|access denied|checking your browser|verify(ing)? you are (a )?human|"
+    r"are you a robot|ddos-guard|security check|captcha|one more step", re.I)
+CONSENT_WORDS = re.compile(r"\b(cookies?|consent|privacy choices)\b", re.I)
+ERROR_TITLES = re.compile(r"\b(404|not found|page not found|error \d{3}|server error|no encontrada|introuvable)\b", re.I)
+
+
+@dataclass(frozen=True)
+class CaptureRef:
+    warc: str
+    offset: int
+    fetched_at: str
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One capture of a tracked URL: the end of its redirect chain in one snapshot."""
+    capture: CaptureRef
+    status: int | None
+    final_url: str
+    article: Article | None  # None: no response, or not an HTML page
+    error: str = ""
+    challenge: str = ""  # set from response headers, e.g. "cf-mitigated: challenge"
+
+
+@dataclass
+class Version:
+    number: int
+    first: CaptureRef
+    last: CaptureRef
+    final_url: str
+    article: Article | None  # None while the article is gone (404/410)
+    status: int | None
+    kinds: tuple[str, ...] = ()
+    changes: tuple[Change, ...] = ()
+    since: CaptureRef | None = None  # the capture the changes are measured from
+    revert_of: int | None = None
+    captures: int = 1
+    fixed_refs: tuple[Ref, ...] | None = None
+    read_seen: dict[str, int] = field(default_factory=dict)  # READ target -> captures that showed it
+
+    @property
+    def gone(self) -> bool:
+        return self.article is None
+
+    @property
+    def text_sha256(self) -> str:
+        text = "\n\n".join(normalized_paragraphs(self.article.paragraphs)) if self.article else ""
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Suspect:
+    capture: CaptureRef
+    status: int | None
+    reason: str
+
+
+@dataclass
+class History:
+    versions: list[Version] = field(default_factory=list)
+    suspects: list[Suspect] = field(default_factory=list)
+    read_boxes: str = "unknown"  # unknown | fixed | rotating
+
+
+class ReadBoxes:
+    """Tells fixed READ targets (an editor's choice: a swap is an edit) from rotating ones
+    (re-picked on every render: recorded, never an edit)."""
+
+    def __init__(self) -> None:
+        self.status = "unknown"
+        self.streak: tuple[str, ...] | None = None
+        self.streak_len = 0
+        self.fixed: tuple[Ref, ...] | None = None
+        self.just_swapped = False
+
+    def observe(self, refs: tuple[Ref, ...], other_edits: bool) -> tuple[tuple[Ref, ...], tuple[Ref, ...]] | None:
+        """(before, after) when fixed targets were swapped; None otherwise."""
+        targets = ref_targets(refs)
+        if self.status == "rotating":
+            return None
+        if self.status == "fixed":
+            return self._observe_fixed(refs, targets, other_edits)
+        if self.streak is not None and targets != self.streak:
+            if not other_edits:
+                self.status = "rotating"
+                return None
+            self.streak_len = 0
+        self.streak, self.streak_len = targets, self.streak_len + 1
+        if self.streak_len >= FIXED_AFTER:
+            self.status, self.fixed = "fixed", refs
+        return None
+
+    def _observe_fixed(self, refs: tuple[Ref, ...], targets: tuple[str, ...], other_edits: bool):
+        assert self.fixed is not None
+        if targets == ref_targets(self.fixed):
+            self.just_swapped = False
+            return None
+        if self.just_swapped and not other_edits:
+            self.status = "rotating"  # swapped again at once: the site has started rotating
+            return None
+        before, self.fixed, self.just_swapped = self.fixed, refs, True
+        return before, refs
+
+
+def build_history(observations: list[Observation]) -> History:
+    history = History()
+    boxes = ReadBoxes()
+    for obs in observations:
+        current = history.versions[-1] if history.versions else None
+        live = _last_live(history)
+        reason = suspect_reason(obs, live.article if live else None)
+        if reason:
+            history.suspects.append(Suspect(obs.capture, obs.status, reason))
+        elif obs.article is None:
+            _observe_gone(history, obs, current)
+        else:
+            _observe_live(history, obs, current, boxes)
+    history.read_boxes = boxes.status
+    return history
+
+
+def _last_live(history: History) -> Version | None:
+    return next((v for v in reversed(history.versions) if not v.gone), None)
+
+
+def _observe_gone(history: History, obs: Observation, current: Version | None) -> None:
+    if current is not None and current.gone:
+        _extend(current, obs)
+        return
+    changes = (Change("gone", f"HTTP {current.status}", f"HTTP {obs.status}"),) if current else ()
+    _start(history, obs, None, ("gone",) if current else (), changes, since=current)
+
+
+def _observe_live(history: History, obs: Observation, current: Version | None, boxes: ReadBoxes) -> None:
+    article = obs.article
+    assert article is not None
+    previous = _last_live(history)
+    core_changed = previous is None or previous.article is None or \
+        content_key(previous.article, None) != content_key(article, None)
+    swap = boxes.observe(article.read_refs, other_edits=core_changed)
+    redirected = current is not None and obs.final_url != current.final_url
+    if current is not None and not current.gone and not core_changed and not swap and not redirected:
+        _extend(current, obs)
+        return
+    changes, kinds = _changes(previous, current, article, swap, obs)
+    version = _start(history, obs, article, kinds, changes, since=current)
+    version.fixed_refs = boxes.fixed
+
+
+def _changes(previous: Version | None, current: Version | None, article: Article, swap, obs: Observation):
+    changes: list[Change] = []
+    if current is not None and current.gone:
+        changes.append(Change("restored", f"HTTP {current.status}", f"HTTP {obs.status}"))
+    if current is not None and obs.final_url != current.final_url:
+        changes.append(Change("redirected", current.final_url, obs.final_url))
+    if previous is not None and previous.article is not None:
+        changes += diff_articles(previous.article, article, swap)[0]
+    kinds = tuple(dict.fromkeys(c.kind for c in changes))
+    return tuple(changes), kinds
+
+
+def _start(history: History, obs: Observation, article: Article | None, kinds, changes, since: Version | None) -> Version:
+    version = Version(number=len(history.versions) + 1, first=obs.capture, last=obs.capture,
+                      final_url=obs.final_url, article=article, status=obs.status, kinds=tuple(kinds),
+                      changes=tuple(changes), since=since.last if since else None)
+    version.revert_of = _reverted_to(history.versions, version)
+    _count_read(version, article)
+    history.versions.append(version)
+    return version
+
+
+def _extend(version: Version, obs: Observation) -> None:
+    version.last = obs.capture
+    version.captures += 1
+    _count_read(version, obs.article)
+
+
+def _count_read(version: Version, article: Article | None) -> None:
+    for url in ref_targets(article.read_refs if article else ()):
+        version.read_seen[url] = version.read_seen.get(url, 0) + 1
+
+
+def _identity(version: Version) -> tuple:
+    if version.article is None:
+        return ("gone",)
+    refs = ref_targets(version.fixed_refs) if version.fixed_refs is not None else None
+    return content_key(version.article, None), refs, version.final_url
+
+
+def _reverted_to(earlier: list[Version], version: Version) -> int | None:
+    """The latest earlier, non-adjacent version with the same content."""
+    if version.gone:
+        return None
+    key = _identity(version)
+    for old in reversed(earlier[:-1]):
+        if _identity(old) == key:
+            return old.number
+    return None
+
+
+def suspect_reason(obs: Observation, current: Article | None) -> str:
+    """Why a capture is not the article, or "" if it is (404/410 are answers, not suspect)."""
+    if obs.status is None:
+        return f"no response: {obs.error}" if obs.error else "no response"
+    if obs.challenge:
+        return f"bot challenge ({obs.challenge})"
+    if obs.status in GONE_STATUSES:
+        return ""
+    if not 200 <= obs.status < 300:
+        return f"HTTP {obs.status}"
+    if obs.article is None:
+        return "not an HTML page"
+    return _content_suspect(obs.article, current)
+
+
+def _content_suspect(article: Article, current: Article | None) -> str:
+    """The current live version's article is the yardstick for "far shorter"."""
+    words, current_words = _words(article), _words(current)
+    title = normalize(article.title)
+    if CHALLENGE_TITLES.search(title):
+        return f"bot challenge page ({title[:60]})"
+    if words < 150 and CONSENT_WORDS.search(title + " " + " ".join(article.paragraphs[:3])) and \
+            (current is None or words < SHORT_RATIO * current_words):
+        return "consent page"
+    if ERROR_TITLES.search(title) and (current is None or not ERROR_TITLES.search(normalize(current.title))):
+        return f"error page served with HTTP 200 ({title[:60]})"
+    if words == 0:
+        return "empty extraction"
+    if current is not None and words < SHORT_RATIO * current_words:
+        return f"extraction far shorter than the current version ({words} vs {current_words} words)"
+    return ""
+
+
+def _words(article: Article | None) -> int:
+    return sum(len(p.split()) for p in article.paragraphs) if article else 0
+
+
+def diff_versions(old: Version, new: Version) -> tuple[list[Change], list[BodyOp]]:
+    """Changes between any two versions (not only neighbours)."""
+    if old.article is None or new.article is None:
+        kind = "gone" if new.article is None else "restored"
+        if old.article is None and new.article is None:
+            return [], []
+        return [Change(kind, f"HTTP {old.status}", f"HTTP {new.status}")], []
+    refs = (old.fixed_refs, new.fixed_refs) if old.fixed_refs is not None and new.fixed_refs is not None else None
+    changes, ops = diff_articles(old.article, new.article, refs)
+    if old.final_url != new.final_url:
+        changes.insert(0, Change("redirected", old.final_url, new.final_url))
+    return changes, ops

@@ -1,0 +1,179 @@
+"""Pure rendering of histories, diffs and change feeds: text, JSON values, HTML, Atom.
+
+Archived content is untrusted: everything taken from a page is escaped in HTML and Atom.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from . import __version__
+from .diff import DELETE, EQUAL, INSERT, MOVE, BodyOp, Change
+from .history import CaptureRef, History, Version
+
+ANSI = {DELETE: "\x1b[31;9m", INSERT: "\x1b[32;4m", MOVE: "\x1b[33m", "reset": "\x1b[0m", "dim": "\x1b[2m"}
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    url: str
+    old: Version
+    new: Version
+    changes: list[Change]
+    body: list[BodyOp]
+
+
+def capture_json(ref: CaptureRef) -> dict[str, Any]:
+    return {"timestamp": ref.fetched_at, "warc": ref.warc, "offset": ref.offset}
+
+
+# ---- history ---------------------------------------------------------------------------
+
+def history_json(history: History) -> list[dict[str, Any]]:
+    """Versions and suspect captures, oldest first."""
+    entries = [(v.first.fetched_at, _version_json(v)) for v in history.versions]
+    entries += [(s.capture.fetched_at, {"suspect": True, "reason": s.reason, "status": s.status,
+                                        "capture": capture_json(s.capture)}) for s in history.suspects]
+    return [entry for _, entry in sorted(entries, key=lambda e: e[0])]
+
+
+def _version_json(v: Version) -> dict[str, Any]:
+    return {"version": v.number, "first_seen": v.first.fetched_at, "last_seen": v.last.fetched_at,
+            "captures": v.captures, "title": v.article.title if v.article else "",
+            "text_sha256": v.text_sha256, "kinds": list(v.kinds), "gone": v.gone, "status": v.status,
+            "revert_of": v.revert_of, "final_url": v.final_url,
+            "first_capture": capture_json(v.first), "last_capture": capture_json(v.last),
+            "read_targets_seen": v.read_seen,
+            "extractor": v.article.extractor if v.article else ""}
+
+
+def history_text(url: str, history: History) -> str:
+    lines = [f"{url}  (READ boxes: {history.read_boxes})"]
+    for entry in history_json(history):
+        if entry.get("suspect"):
+            cap = entry["capture"]
+            lines.append(f"  suspect  {cap['timestamp']}  {entry['reason']}  [{cap['warc']}@{cap['offset']}]")
+            continue
+        title = "(gone)" if entry["gone"] else entry["title"]
+        kinds = ", ".join(entry["kinds"]) or "first version"
+        revert = f"; same as v{entry['revert_of']}" if entry["revert_of"] else ""
+        lines.append(f"  v{entry['version']:<3} {entry['first_seen']} .. {entry['last_seen']}  "
+                     f"{entry['captures']} capture(s)  {kinds}{revert}")
+        lines.append(f"        {title}")
+    return "\n".join(lines)
+
+
+# ---- one diff --------------------------------------------------------------------------
+
+def diff_json(d: VersionDiff) -> dict[str, Any]:
+    return {"url": d.url, "from": _end(d.old), "to": _end(d.new),
+            "changes": [{"kind": c.kind, "before": c.before, "after": c.after} for c in d.changes],
+            "body": [{"op": op.op, "text": op.text} for op in d.body]}
+
+
+def _end(v: Version) -> dict[str, Any]:
+    return {"version": v.number, **capture_json(v.first)}
+
+
+def diff_text(d: VersionDiff, color: bool) -> str:
+    lines = [f"{d.url}: v{d.old.number} ({d.old.first.fetched_at}) -> v{d.new.number} ({d.new.first.fetched_at})"]
+    for c in d.changes:
+        if c.kind != "body":
+            lines.append(f"  {c.kind}: {c.before!r} -> {c.after!r}")
+    if not d.changes:
+        lines.append("  no editorial changes")
+    lines.append("")
+    lines += _body_lines(d.body, color)
+    return "\n".join(lines)
+
+
+def _body_lines(ops: list[BodyOp], color: bool) -> list[str]:
+    paragraphs: dict[int, list[str]] = {}
+    for op in ops:
+        paragraphs.setdefault(op.paragraph, []).append(_mark(op, color))
+    return [" ".join(parts) + "\n" for _, parts in sorted(paragraphs.items())]
+
+
+def _mark(op: BodyOp, color: bool) -> str:
+    if op.op == EQUAL:
+        return op.text
+    if color:
+        return f"{ANSI[op.op]}{op.text}{ANSI['reset']}"
+    return {DELETE: "[-{}-]", INSERT: "{{+{}+}}", MOVE: "[moved: {}]"}[op.op].format(op.text)
+
+
+def diff_html(d: VersionDiff) -> str:
+    """One self-contained page: metadata changes, the highlighted body, links to the captures."""
+    rows = "".join(f"<tr><th>{escape(c.kind)}</th><td class=del>{escape(c.before)}</td>"
+                   f"<td class=ins>{escape(c.after)}</td></tr>" for c in d.changes if c.kind != "body")
+    paragraphs: dict[int, list[str]] = {}
+    for op in d.body:
+        tag = {EQUAL: "span", INSERT: "ins", DELETE: "del", MOVE: "mark"}[op.op]
+        paragraphs.setdefault(op.paragraph, []).append(f"<{tag}>{escape(op.text)}</{tag}>")
+    body = "".join(f"<p>{' '.join(parts)}</p>" for _, parts in sorted(paragraphs.items()))
+    return _HTML.format(url=escape(d.url), old=_capture_html(d.old), new=_capture_html(d.new),
+                        rows=rows or "<tr><td colspan=3>no metadata changes</td></tr>", body=body,
+                        version=__version__)
+
+
+def _capture_html(v: Version) -> str:
+    return (f"v{v.number}, captured {escape(v.first.fetched_at)} "
+            f"(<code>{escape(v.first.warc)}</code> at offset {v.first.offset})")
+
+
+_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>archiver diff: {url}</title>
+<style>body{{font:16px/1.5 Georgia,serif;max-width:46em;margin:2em auto;padding:0 1em}}
+del{{background:#fdd;color:#900}}ins{{background:#dfd;color:#060;text-decoration:none}}
+mark{{background:#ffd}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em;vertical-align:top}}
+td.del{{background:#fee}}td.ins{{background:#efe}}small{{color:#666}}</style></head>
+<body><h1>Changes to {url}</h1>
+<p>From {old}<br>to {new}</p>
+<table><tr><th>field</th><th>before</th><th>after</th></tr>{rows}</table>
+<h2>Article text</h2>{body}
+<p><small>Generated by archiver {version}. <del>Deleted</del>, <ins>inserted</ins>, <mark>moved</mark>.</small></p>
+</body></html>
+"""
+
+
+# ---- change feed -----------------------------------------------------------------------
+
+def change_event_json(row: Any) -> dict[str, Any]:
+    return {"url": row["tracked_url"], "kind": row["kind"], "before": row["before"], "after": row["after"],
+            "from": {"version": row["from_version"], "timestamp": row["from_time"], "warc": row["from_warc"],
+                     "offset": row["from_offset"]},
+            "to": {"version": row["to_version"], "timestamp": row["to_time"], "warc": row["to_warc"],
+                   "offset": row["to_offset"]}}
+
+
+def change_text(event: dict[str, Any]) -> str:
+    return (f"{event['to']['timestamp']}  {event['kind']:<10} {event['url']}  "
+            f"v{event['from']['version']}->v{event['to']['version']}: {_short(event['before'])!r} -> "
+            f"{_short(event['after'])!r}")
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def atom_feed(events: list[dict[str, Any]], updated: str) -> str:
+    entries = "".join(_atom_entry(e) for e in reversed(events))
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+            f"<title>archiver: changes to tracked articles</title><id>urn:archiver:changes</id>"
+            f"<updated>{escape(updated)}</updated><generator>archiver {__version__}</generator>{entries}</feed>\n")
+
+
+def _atom_entry(e: dict[str, Any]) -> str:
+    digest = hashlib.sha1(json.dumps(e, sort_keys=True).encode()).hexdigest()[:16]
+    ident = f"urn:archiver:change:{digest}"
+    summary = f"{e['kind']}: {e['before']} -> {e['after']} (captures {e['from']['warc']}@{e['from']['offset']}, " \
+              f"{e['to']['warc']}@{e['to']['offset']})"
+    return (f"<entry><title>{escape(e['kind'])} changed: {escape(e['url'])}</title>"
+            f"<id>{escape(ident)}</id><updated>{escape(e['to']['timestamp'])}</updated>"
+            f"<link href=\"{escape(e['url'])}\"/><summary>{escape(summary)}</summary></entry>")

@@ -1,0 +1,157 @@
+"""Where captures become article history: extract -> observations -> versions and changes.
+
+Each capture that ends a tracked URL's redirect chain is an *observation*: the article
+extracted from it (stored as JSON with the extractor's version). A tracked URL's versions
+and change events are recomputed from its observations by the pure ``history`` stage and
+stored in the catalog. ``reextract`` re-runs the extractor over the WARC payloads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from .article import EXTRACTOR_VERSION, Article, Ref, extract_article
+from .catalog import Catalog
+from .config import Config
+from .extract import decode_body
+from .errors import UsageError
+from .history import CaptureRef, History, Observation, build_history, diff_versions
+from .report import VersionDiff, atom_feed, change_event_json
+from .warcfile import read_response
+
+PARSE_LIMIT = 20_000_000  # bytes of a page read for extraction and link discovery
+
+
+def is_html(content_type: str, body: bytes) -> bool:
+    ctype = content_type.lower()
+    return "html" in ctype or (not ctype and b"<html" in body[:1024].lower())
+
+
+def challenge_of(header: Callable[[str], str]) -> str:
+    """A bot challenge announced in the response headers."""
+    if header("cf-mitigated").lower() == "challenge":
+        return "cf-mitigated: challenge"
+    return ""
+
+
+def article_for(status: int | None, content_type: str, body: bytes | None, url: str,
+                cta_texts: tuple[str, ...]) -> Article | None:
+    """The article of a 2xx HTML response; None for anything else (404 included)."""
+    if status is None or not 200 <= status < 300 or body is None or not is_html(content_type, body):
+        return None
+    return extract_article(body, url, content_type, cta_texts)
+
+
+def record_observation(catalog: Catalog, capture_id: int, tracked_url: str, final_url: str,
+                       challenge: str, article: Article | None) -> None:
+    catalog.add_observation(capture_id, tracked_url, final_url, challenge,
+                            article.extractor if article else f"archiver/{EXTRACTOR_VERSION}",
+                            json.dumps(asdict(article), ensure_ascii=False) if article else None)
+
+
+def article_from_json(text: str | None) -> Article | None:
+    if text is None:
+        return None
+    data: dict[str, Any] = json.loads(text)
+    for name in ("links", "read_refs"):
+        data[name] = tuple(Ref(**r) for r in data[name])
+    data["paragraphs"] = tuple(data["paragraphs"])
+    return Article(**data)
+
+
+def load_history(catalog: Catalog, tracked_url: str) -> History:
+    observations = [
+        Observation(CaptureRef(r["warc"], r["offset"], r["fetched_at"]), r["status"], r["final_url"],
+                    article_from_json(r["article"]), r["error"], r["challenge"])
+        for r in catalog.observations(tracked_url)]
+    return build_history(observations)
+
+
+def update_history(catalog: Catalog, tracked_url: str) -> History:
+    """Recompute a tracked URL's versions and change events and store them."""
+    history = load_history(catalog, tracked_url)
+    versions, changes = [], []
+    for v in history.versions:
+        versions.append((tracked_url, v.number, v.first.fetched_at, v.last.fetched_at, v.captures,
+                         v.article.title if v.article else "", v.text_sha256, json.dumps(list(v.kinds)),
+                         v.revert_of, int(v.gone), v.article.extractor if v.article else ""))
+        since = v.since or v.first
+        changes += [(tracked_url, v.number - 1, v.number, c.kind, c.before, c.after, since.warc, since.offset,
+                     since.fetched_at, v.first.warc, v.first.offset, v.first.fetched_at) for c in v.changes]
+    catalog.replace_history(tracked_url, versions, changes)
+    return history
+
+
+def observe_from_warcs(catalog: Catalog, config: Config, only_missing: bool = True) -> set[str]:
+    """Extract an observation for every chain-end capture (without one, if only_missing)
+    from the WARC payloads; returns the tracked URLs touched."""
+    touched = set()
+    have = {r[0] for r in catalog.db.execute("SELECT capture_id FROM observations")} if only_missing else set()
+    for row in catalog.chain_ends():
+        if row["id"] in have:
+            continue
+        headers, body = _payload(catalog, config.storage.warc_dir, row)
+        get = (lambda name: (headers.get_header(name) or "") if headers else "")
+        article = article_for(row["status"], get("Content-Type"), body, row["url"], config.capture.cta_texts)
+        record_observation(catalog, row["id"], row["seed"], row["url"], challenge_of(get), article)
+        touched.add(row["seed"])
+    return touched
+
+
+def _payload(catalog: Catalog, warc_dir: Path, row) -> tuple[Any, bytes | None]:
+    """Response headers and decoded body of a capture; a revisit reads its original."""
+    if row["record"] == "failed":
+        return None, None
+    headers, _ = read_response(warc_dir / row["warc"], row["offset"], 0)
+    if row["record"] == "revisit":
+        location = catalog.record_location(row["refers_to"])
+        if location is None:
+            return headers, None
+        original_headers, body = read_response(warc_dir / location[0], location[1], PARSE_LIMIT)
+        return headers, decode_body(body, original_headers.get_header("Content-Encoding") or "")
+    _, body = read_response(warc_dir / row["warc"], row["offset"], PARSE_LIMIT)
+    return headers, decode_body(body, headers.get_header("Content-Encoding") or "")
+
+
+def reextract(config: Config, on_url: Callable[[str], None] = lambda url: None) -> int:
+    """Re-run the current extractor over every stored capture of every tracked URL and
+    rebuild versions; returns the number of tracked URLs."""
+    catalog = Catalog(config.storage.catalog)
+    try:
+        catalog.clear_observations()
+        urls = observe_from_warcs(catalog, config, only_missing=False)
+        for url in sorted(urls):
+            on_url(url)
+            update_history(catalog, url)
+        return len(urls)
+    finally:
+        catalog.close()
+
+
+def write_feed(catalog: Catalog, config: Config, now: str) -> Path | None:
+    """Rewrite the Atom feed of the latest change events (atomically)."""
+    if config.report.feed is None:
+        return None
+    events = [change_event_json(r) for r in catalog.latest_changes(config.report.feed_entries)]
+    target = config.report.feed
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(atom_feed(events, now), encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def version_diff(url: str, history: History, old: int | None, new: int | None) -> VersionDiff:
+    """The diff between versions old and new (default: the last two)."""
+    versions = history.versions
+    if not versions:
+        raise UsageError(f"no versions of {url} in the catalog (capture it with: archiver snapshot {url})")
+    new = new if new is not None else versions[-1].number
+    old = old if old is not None else max(new - 1, 1)
+    for n in (old, new):
+        if not 1 <= n <= len(versions):
+            raise UsageError(f"{url} has versions 1 to {len(versions)}, not {n}")
+    changes, ops = diff_versions(versions[old - 1], versions[new - 1])
+    return VersionDiff(url, versions[old - 1], versions[new - 1], changes, ops)
