@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Iterable
 
+import ftfy
+
 from .article import Article, Ref
 
 EQUAL, INSERT, DELETE, MOVE = "equal", "insert", "delete", "move"
 
+_INVISIBLE = str.maketrans({c: None for c in "\u00ad\u200b\u200c\u200d\u2060\ufeff"})
 _TRANSLATE = str.maketrans({
     "\u00a0": " ", "\u202f": " ", "\u2007": " ", "\u2009": " ", "\u200a": " ", "\u3000": " ",
-    "\u00ad": None, "\u200b": None, "\u200c": None, "\u200d": None, "\u2060": None, "\ufeff": None,
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
@@ -29,10 +31,18 @@ _TRANSLATE = str.maketrans({
 # Per-render noise inside text: "5 minutes ago", "1,234 views".
 _RELATIVE_TIME = re.compile(r"\b(?:about |an? |\d+ )(?:second|minute|hour|day|week|month|year)s? ago\b|\bjust now\b", re.I)
 _COUNTER = re.compile(r"\b\d[\d,.\s]*[km]?\s*(?:views?|shares?|comments?|reads?|likes?|visits?)\b", re.I)
+_MOJIBAKE_HINT = re.compile("[\u00c2\u00c3\u00c5\u00ce\u00d0\u00d8\u00d9\u00e0\u00e2\u00e3][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]")
+_LONE_A_CIRCUMFLEX = re.compile(r"\u00c2(?=\s|$)")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"'(\[]?[A-ZÀ-ÖØ-ÞА-ЯЁ0-9])")
 
 
 def normalize(text: str) -> str:
+    text = text.translate(_INVISIBLE)
+    if _MOJIBAKE_HINT.search(text):
+        text = ftfy.fix_encoding(text)  # UTF-8 read as Latin-1/cp1252 somewhere upstream
+    # A no-break space read that way is "Â" + space once whitespace is collapsed; a real
+    # "Â" starts a word.
+    text = _LONE_A_CIRCUMFLEX.sub("", text)
     text = unicodedata.normalize("NFC", text).translate(_TRANSLATE)
     text = _RELATIVE_TIME.sub("<time>", text)
     text = _COUNTER.sub("<count>", text)
@@ -148,19 +158,30 @@ def diff_words(before: str, after: str) -> list[tuple[str, str]]:
 # ---- links and cross-references --------------------------------------------------------
 
 def ref_changes(kind: str, old: Iterable[Ref], new: Iterable[Ref]) -> list[Change]:
-    """Added, removed and retargeted (same text, new URL) links, order ignored."""
-    a = {(r.url, normalize(r.text)) for r in old}
-    b = {(r.url, normalize(r.text)) for r in new}
-    removed, added = sorted(a - b), sorted(b - a)
-    changes = []
-    added_by_text = {text: url for url, text in added}
-    for url, text in removed:
-        if text and text in added_by_text:
-            changes.append(Change(kind, f"{text} -> {url}", f"{text} -> {added_by_text.pop(text)}"))
-        else:
-            changes.append(Change(kind, f"{text} -> {url}", ""))
-    changes += [Change(kind, "", f"{text} -> {url}") for text, url in added_by_text.items()]
+    """Links removed, added, and replaced: an editorial link retargeted keeps its anchor
+    text; a READ target swapped for another is paired with it in page order."""
+    old_keys = [(r.url, normalize(r.text)) for r in old]
+    new_keys = [(r.url, normalize(r.text)) for r in new]
+    removed = [k for k in old_keys if k not in new_keys]
+    added = [k for k in new_keys if k not in old_keys]
+    pairs = _paired(removed, added, by_text=(kind == "links"))
+    changes = [Change(kind, _ref_text(r), _ref_text(a)) for r, a in pairs]
+    paired_removed, paired_added = {r for r, _ in pairs}, {a for _, a in pairs}
+    changes += [Change(kind, _ref_text(r), "") for r in removed if r not in paired_removed]
+    changes += [Change(kind, "", _ref_text(a)) for a in added if a not in paired_added]
     return changes
+
+
+def _paired(removed: list[tuple[str, str]], added: list[tuple[str, str]], by_text: bool):
+    if not by_text:
+        return list(zip(removed, added))
+    added_by_text = {text: (url, text) for url, text in added}
+    return [(r, added_by_text[r[1]]) for r in removed if r[1] and r[1] in added_by_text]
+
+
+def _ref_text(key: tuple[str, str]) -> str:
+    url, text = key
+    return f"{text} -> {url}"
 
 
 def content_key(article: Article, fixed_refs: tuple[Ref, ...] | None) -> tuple:

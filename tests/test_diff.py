@@ -1,0 +1,86 @@
+"""Pure diff and history stages: round-trips, noise invariance, READ-box logic."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings, strategies as st
+
+from archiver.article import Article, Ref
+from archiver.diff import diff_articles, diff_body, normalize
+from archiver.history import FIXED_AFTER, CaptureRef, Observation, ReadBoxes, build_history
+
+words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), min_size=1, max_size=40)
+paragraphs = st.lists(words, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(paragraphs, words)
+def test_diff_of_an_article_with_itself_is_empty(paras, title):
+    a = Article("https://e.example/", title=title, paragraphs=tuple(paras))
+    changes, ops = diff_articles(a, a)
+    assert changes == []
+    assert all(op.op == "equal" for op in ops)
+
+
+@settings(max_examples=200, deadline=None)
+@given(paragraphs, st.randoms(use_true_random=False))
+def test_soft_hyphens_nbsp_and_quotes_are_not_edits(paras, rng):
+    def noisy(text: str) -> str:
+        out = []
+        for ch in text:
+            out.append(ch)
+            if rng.random() < 0.1:
+                out.append(rng.choice(["\u00ad", "\u200b"]))
+        return "".join(out).replace(" ", rng.choice([" ", "\u00a0", "  "]))
+    _, changes = diff_body(paras, [noisy(p) for p in paras])
+    assert changes == []
+
+
+@given(words)
+def test_normalize_is_idempotent(text):
+    assert normalize(normalize(text)) == normalize(text)
+
+
+def test_relative_times_and_counters_are_noise():
+    assert diff_body(["Posted 5 minutes ago", "Body text here.", "1,234 views"],
+                     ["Posted 2 hours ago", "Body text here.", "98 views"])[1] == []
+    assert diff_body(["The office has 12 staff."], ["The office has 40 staff."])[1] != []
+
+
+def refs(*urls: str) -> tuple[Ref, ...]:
+    return tuple(Ref(u, u) for u in urls)
+
+
+def test_read_boxes_become_fixed_after_identical_captures_and_a_swap_is_announced():
+    boxes = ReadBoxes()
+    for _ in range(FIXED_AFTER):
+        assert boxes.observe(refs("a", "b"), other_edits=False) is None
+    assert boxes.status == "fixed"
+    assert boxes.observe(refs("a", "c"), other_edits=False) == (refs("a", "b"), refs("a", "c"))
+    assert boxes.observe(refs("a", "c"), other_edits=False) is None
+
+
+def test_read_boxes_that_change_without_other_edits_are_rotating():
+    boxes = ReadBoxes()
+    boxes.observe(refs("a", "b"), other_edits=False)
+    assert boxes.observe(refs("c", "d"), other_edits=False) is None
+    assert boxes.status == "rotating"
+    assert boxes.observe(refs("e", "f"), other_edits=True) is None
+
+
+def test_read_change_together_with_an_edit_is_not_taken_as_rotation():
+    boxes = ReadBoxes()
+    boxes.observe(refs("a", "b"), other_edits=False)
+    boxes.observe(refs("a", "c"), other_edits=True)
+    assert boxes.status == "unknown"
+
+
+def observation(i: int, status: int | None = 200, article: Article | None = None) -> Observation:
+    return Observation(CaptureRef("f.warc.gz", i, f"2026-11-01T00:00:{i:02d}.000000Z"), status,
+                       "https://e.example/", article, error="" if status else "connection refused")
+
+
+def test_failed_fetches_are_suspect_and_first_404_is_a_gone_version():
+    text = Article("https://e.example/", title="T", paragraphs=("A real paragraph with words.",))
+    history = build_history([observation(0, 404), observation(1, None), observation(2, 200, text)])
+    assert [(v.gone, v.kinds) for v in history.versions] == [(True, ()), (False, ("restored",))]
+    assert [s.reason for s in history.suspects] == ["no response: connection refused"]
