@@ -94,7 +94,8 @@ def metadata_record(ex: Exchange, reached: Reached, links: list[Link], concurren
 
 
 def metadata_content(ex: Exchange, reached: Reached, links: list[Link]) -> dict[str, Any]:
-    content: dict[str, Any] = {**asdict(reached), "links": [asdict(link) for link in links]}
+    content: dict[str, Any] = {**asdict(reached), "links": [
+        {"url": link.url, "kind": link.kind, "text": link.text, "position": link.position} for link in links]}
     if ex.error:
         content["error"] = ex.error
     return content

@@ -136,6 +136,9 @@ class Catalog:
         try:
             self.db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL: a crash never corrupts the catalog; an OS crash may lose the last
+            # commits, which reindex rebuilds from the (fsynced) WARC files.
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=30000")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA)
@@ -146,18 +149,25 @@ class Catalog:
         self.db.close()
 
     def add_capture(self, row: CaptureRow, xrefs: list[XrefRow]) -> int | None:
-        """Insert one capture and its cross-references in one transaction; its id, or None
-        if a row for the same record already exists."""
+        return self.add_captures([(row, xrefs)])[0]
+
+    def add_captures(self, rows: list[tuple[CaptureRow, list[XrefRow]]]) -> list[int | None]:
+        """Insert captures and their cross-references in one transaction; each one's id,
+        or None where a row for the same record already exists."""
+        ids: list[int | None] = []
         with self._transaction():
-            cur = self.db.execute(
-                f"INSERT OR IGNORE INTO captures ({', '.join(COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(COLUMNS))})", astuple(row))
-            if cur.rowcount == 0:
-                return None
-            self.db.executemany(
-                "INSERT INTO xrefs (capture_id, target, kind, text, position) VALUES (?, ?, ?, ?, ?)",
-                [(cur.lastrowid, *astuple(x)) for x in xrefs])
-        return cur.lastrowid
+            for row, xrefs in rows:
+                cur = self.db.execute(
+                    f"INSERT OR IGNORE INTO captures ({', '.join(COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(COLUMNS))})", astuple(row))
+                if cur.rowcount == 0:
+                    ids.append(None)
+                    continue
+                ids.append(cur.lastrowid)
+                self.db.executemany(
+                    "INSERT INTO xrefs (capture_id, target, kind, text, position) VALUES (?, ?, ?, ?, ?)",
+                    [(cur.lastrowid, *astuple(x)) for x in xrefs])
+        return ids
 
     def find_original(self, url: str, payload_digest: str) -> tuple[str, str, str] | None:
         """(record id, url, date) of the first stored response with this URL and payload."""

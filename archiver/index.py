@@ -106,16 +106,20 @@ def _timestamp(warc_date: str) -> str:
 
 
 def write_cdxj(warc_path: Path, index_dir: Path) -> Path:
-    """Index one closed WARC into ``index_dir/<name>.cdxj`` (sorted, written atomically)."""
-    lines = sorted(
-        cdxj_line(warc_path.name, Placed(offset, length, record.rec_headers, record.http_headers))
-        for offset, length, record, _ in iter_records(warc_path)
-        if record.rec_type in ("response", "revisit"))
+    """Index one closed WARC, read back from disk (after a repair, or by reindex)."""
+    lines = [cdxj_line(warc_path.name, Placed(offset, length, record.rec_headers, record.http_headers))
+             for offset, length, record, _ in iter_records(warc_path)
+             if record.rec_type in ("response", "revisit")]
+    return write_cdxj_lines(warc_path.name, lines, index_dir)
+
+
+def write_cdxj_lines(warc_name: str, lines: list[str], index_dir: Path) -> Path:
+    """``index_dir/<name>.cdxj``, sorted, written atomically."""
     index_dir.mkdir(parents=True, exist_ok=True)
-    target = index_dir / (warc_path.name + ".cdxj")
+    target = index_dir / (warc_name + ".cdxj")
     tmp = target.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write("".join(line + "\n" for line in lines))
+        f.write("".join(line + "\n" for line in sorted(lines)))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, target)

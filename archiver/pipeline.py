@@ -29,7 +29,7 @@ from .config import Config
 from .errors import UsageError
 from .extract import READ, REQUISITE, Link, css_links, decode_body, page_links
 from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, utcnow
-from .index import Placed, capture_row, warc_captures, write_cdxj
+from .index import Placed, capture_row, cdxj_line, warc_captures, write_cdxj, write_cdxj_lines
 from .seeds import normalize_url, url_host
 from .history import History
 from .tracking import PARSE_LIMIT, article_for, challenge_of, is_html, observe_from_warcs, record_observation, update_history, write_feed
@@ -78,30 +78,37 @@ class Archive:
         self.catalog = Catalog(config.storage.catalog)
         self.repaired = repair_abandoned(config, self.catalog)
         self.closed_warcs: list[str] = []
+        self.cdxj: dict[str, list[str]] = {}  # index lines of the open WARC, written when it closes
         self.writer = WarcWriterPool(
             config.storage.warc_dir, config.storage.warc_prefix, config.storage.warc_max_bytes,
             warcinfo_fields(config), clock, on_close=self._indexed)
 
     def _indexed(self, path: Path) -> None:
-        write_cdxj(path, self.config.storage.index_dir)
+        write_cdxj_lines(path.name, self.cdxj.pop(path.name, []), self.config.storage.index_dir)
         self.closed_warcs.append(path.name)
 
-    def store(self, ex: Exchange, reached: Reached, links: list[Link]) -> tuple[FetchResult, int]:
-        """Write one exchange's records, then commit its catalog row; return what to report."""
-        original = self._original(ex)
-        records = exchange_records(ex, reached, links, original)
-        written = self.writer.write_group(records)
+    def store(self, batch: list[tuple[Exchange, Reached, list[Link]]]) -> list[tuple[FetchResult, int]]:
+        """Write the exchanges' records and fsync once, then commit their catalog rows in
+        one transaction; return what to report (and each capture's id)."""
+        groups = [exchange_records(ex, reached, links, self._original(ex)) for ex, reached, links in batch]
+        placed = self.writer.write_groups(groups)
+        rows = [self._row(ex, reached, links, records, written)
+                for (ex, reached, links), records, written in zip(batch, groups, placed)]
+        ids = self.catalog.add_captures(rows)
+        results = []
+        for (ex, reached, _), (row, _), capture_id in zip(batch, rows, ids):
+            assert capture_id is not None, "a new record cannot already be in the catalog"
+            results.append((FetchResult(row.url, row.status, reached.role, row.record, row.warc, row.offset,
+                                        ex.error, reached.seed), capture_id))
+        return results
+
+    def _row(self, ex: Exchange, reached: Reached, links: list[Link], records, written) -> tuple:
         meta = Placed(written[-1].offset, written[-1].length, records[-1].rec_headers)
         response = None
         if len(records) == 3:
             response = Placed(written[1].offset, written[1].length, records[1].rec_headers, records[1].http_headers)
-        content = metadata_content(ex, reached, links)
-        row, xrefs = capture_row(written[-1].warc, meta, content, response)
-        capture_id = self.catalog.add_capture(row, xrefs)
-        assert capture_id is not None, "a new record cannot already be in the catalog"
-        result = FetchResult(row.url, row.status, reached.role, row.record, row.warc, row.offset,
-                             ex.error, reached.seed)
-        return result, capture_id
+            self.cdxj.setdefault(written[1].warc, []).append(cdxj_line(written[1].warc, response))
+        return capture_row(written[-1].warc, meta, metadata_content(ex, reached, links), response)
 
     def _original(self, ex: Exchange) -> Original | None:
         if ex.response_head is None or ex.truncated:
@@ -263,32 +270,42 @@ class Snapshot:
                 continue
             timeout = self.slots.seconds_until_ready() if self.slots.pending() else None
             done, _ = wait(in_flight, timeout=timeout or None, return_when=FIRST_COMPLETED)
+            batch = []
             for future in done:
                 job = in_flight.pop(future)
                 self.slots.done(job)
-                self._handle(job, future.result())
+                batch.append((job, future.result()))
+            if batch:
+                self._handle(batch)
 
     def _fetch(self, job: Job) -> Exchange:
         if self.robots and not self.robots.allowed(job.url, self.cfg.user_agent):
             return Exchange(job.url, self.archive.clock(), error="blocked by robots.txt")
         return self.fetcher.fetch(job.url)
 
-    def _handle(self, job: Job, ex: Exchange) -> None:
+    def _handle(self, batch: list[tuple[Job, Exchange]]) -> None:
+        """Store the exchanges that came back together, then report and follow them."""
+        try:
+            prepared = [self._prepare(job, ex) for job, ex in batch]
+            stored = self.archive.store([(ex, job.reached, links) for (job, ex), (_, links, _) in zip(batch, prepared)])
+            for (job, ex), (body, links, follows), (result, capture_id) in zip(batch, prepared, stored):
+                if job.seed_chain and not follows:
+                    self._observe(job, ex, body, capture_id)
+                self.summary.results.append(result)
+                self.on_result(result)
+                self._follow(job, ex, links)
+        finally:
+            for _, ex in batch:
+                ex.close()
+
+    def _prepare(self, job: Job, ex: Exchange) -> tuple[bytes | None, list[Link], bool]:
+        """(decoded body, links found, whether a redirect will be followed)."""
         target = self._redirect_target(ex)
         follows = target is not None and job.redirects < self.cfg.max_redirects
         if target and not follows:
             ex.error = f"stopped after {self.cfg.max_redirects} redirects (max_redirects)"
-        try:
-            body = self._parseable_body(ex)
-            links = self._links(job, ex, body)
-            result, capture_id = self.archive.store(ex, job.reached, links)
-            if job.seed_chain and not follows:
-                self._observe(job, ex, body, capture_id)
-        finally:
-            ex.close()
-        self.summary.results.append(result)
-        self.on_result(result)
-        self._follow(job, ex, links)
+        body = self._parseable_body(ex)
+        return body, self._links(job, ex, body), follows
 
     def _parseable_body(self, ex: Exchange) -> bytes | None:
         """The decoded body of a 2xx HTML page or stylesheet, for links and extraction."""

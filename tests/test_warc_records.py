@@ -270,7 +270,7 @@ def test_idle_file_is_closed_and_indexed_by_a_long_running_writer(site, config):
     archive = Archive(config)
     try:
         ex = archive_fetch(archive, site.url("/a"))
-        archive.store(ex, Reached(site.url("/a"), "seed"), [])
+        archive.store([(ex, Reached(site.url("/a"), "seed"), [])])
         ex.close()
         assert len(list(config.storage.warc_dir.glob("*.open"))) == 1
         archive.writer.close_if_idle(3600)
