@@ -20,7 +20,8 @@ from .catalog import iter_rows
 from .article import EXTRACTOR_VERSION
 from .config import load_config, parse_duration
 from .errors import ArchiverError, ConfigError, UsageError
-from .pipeline import Archive, FetchResult, SnapshotSummary, open_catalog, reindex, snapshot
+from .archive import Archive, FetchResult, SnapshotSummary, open_catalog
+from .pipeline import reindex, snapshot
 from .report import change_event_json, change_text, diff_html, diff_json, diff_text, history_json, history_text
 from .seeds import normalize_url
 from .tracking import load_history, reextract, version_diff, write_feed

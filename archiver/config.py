@@ -55,6 +55,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "depth", 1, "How many cross-reference hops to follow from a seed (0 = the seed alone)."),
     Setting("capture", "requisites", True, "Fetch page requisites (CSS, JS, images, fonts, icons) of every captured page."),
     Setting("capture", "max_bytes", 100_000_000, "Largest response body kept; a longer one is kept up to this size with WARC-Truncated."),
+    Setting("capture", "retries", 2, "Retries of a 429, a 503 or a failed connection (each response is kept), with back-off honouring Retry-After."),
     Setting("capture", "max_redirects", 10, "Redirect hops followed from one URL before giving up."),
     Setting("capture", "robots", "ignore", "ignore robots.txt, or obey it.", choices=("ignore", "obey")),
     Setting("capture", "operator", "", "Who runs this archive; written into every warcinfo record."),
@@ -90,6 +91,7 @@ class CaptureConfig:
     depth: int
     requisites: bool
     max_bytes: int
+    retries: int
     max_redirects: int
     robots: str
     operator: str

@@ -154,7 +154,8 @@ def run_demo(directory, on_result=lambda r: None) -> list:
     from pathlib import Path
 
     from .config import load_config
-    from .pipeline import Archive, snapshot
+    from .archive import Archive
+    from .pipeline import snapshot
     from .workdir import init_archive
 
     root = Path(directory)

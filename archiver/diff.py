@@ -20,7 +20,10 @@ from .article import Article, Ref
 
 EQUAL, INSERT, DELETE, MOVE = "equal", "insert", "delete", "move"
 
-_INVISIBLE = str.maketrans({c: None for c in "\u00ad\u200b\u200c\u200d\u2060\ufeff"})
+# Removed, and no-break spaces made plain, before mojibake repair: whether a page used
+# them must not change how its text is repaired.
+_INVISIBLE = str.maketrans({**{c: None for c in "\u00ad\u200b\u200c\u200d\u2060\ufeff"},
+                            **{c: " " for c in "\u00a0\u202f\u2007"}})
 _TRANSLATE = str.maketrans({
     "\u00a0": " ", "\u202f": " ", "\u2007": " ", "\u2009": " ", "\u200a": " ", "\u3000": " ",
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from archiver.config import Config, load_config
-from archiver.pipeline import Archive, snapshot
+from archiver.archive import Archive
+from archiver.pipeline import snapshot
 from archiver.workdir import init_archive
 
 from .site import Site
@@ -25,7 +26,7 @@ def site():
 
 
 def make_archive(root: Path, **overrides: str) -> Config:
-    settings = {"per_host_delay": "0.0", "timeout": "5.0", **overrides}
+    settings = {"per_host_delay": "0.0", "timeout": "5.0", "retries": "0", **overrides}
     init_archive(root, overrides=settings)
     return load_config(root / "config.toml")
 

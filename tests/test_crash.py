@@ -13,7 +13,7 @@ import pytest
 
 from archiver.catalog import COLUMNS, Catalog
 from archiver.index import warc_captures
-from archiver.pipeline import open_catalog
+from archiver.archive import open_catalog
 from archiver.warcfile import repair_open_file
 
 from .conftest import make_archive, run_cli, run_snapshot, warc_files, warcio_check

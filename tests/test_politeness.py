@@ -7,10 +7,10 @@ import threading
 import pytest
 
 from archiver.capture import Reached
-from archiver.pipeline import HostSlots, Job
+from archiver.crawl import HostSlots, Job
 
 from .conftest import make_archive, run_snapshot
-from .site import Site
+from .site import Site, send
 
 
 def job(url: str) -> Job:
@@ -113,3 +113,34 @@ def test_server_that_never_answers_times_out_and_is_recorded(site, tmp_path):
     [result] = summary.results
     assert result.record == "failed" and "timed out" in result.error
     assert summary.failed_seeds == [site.url("/hang")]
+
+
+def test_503_is_retried_after_retry_after_and_every_response_is_kept(site, tmp_path):
+    answers = iter([(503, (("Retry-After", "1"),)), (429, ()), (200, ())])
+
+    def flaky(h):
+        status, headers = next(answers)
+        send(h, status, b"<html><body>try again</body></html>" if status != 200 else
+             b"<html><body><p>the article</p></body></html>", "text/html", headers)
+    site.routes["/flaky/"] = flaky
+    config = make_archive(tmp_path / "a", retries="2")
+    summary = run_snapshot(config, site.url("/flaky/"))
+    # the 429 body equals the 503 one: stored as a revisit of it
+    assert [(r.status, r.record) for r in summary.results] == [(503, "response"), (429, "revisit"), (200, "response")]
+    assert summary.failed_seeds == []
+    times = [s.at for s in site.seen]
+    assert times[1] - times[0] >= 0.95          # Retry-After: 1
+    assert times[2] - times[1] >= 3.9           # no Retry-After: back-off 2 s * 2 ** 1
+    history = summary.histories[site.url("/flaky/")]
+    assert len(history.versions) == 1 and history.suspects == []  # only the final answer is observed
+
+
+def test_retry_delay_reads_seconds_and_http_dates():
+    from datetime import datetime, timezone
+    from archiver.crawl import MAX_RETRY_AFTER, retry_delay
+    now = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
+    assert retry_delay("7", 0, now) == 7
+    assert retry_delay("Fri, 27 Nov 2026 12:00:30 GMT", 0, now) == 30
+    assert retry_delay("", 0, now) == 2 and retry_delay("", 2, now) == 8
+    assert retry_delay("99999", 0, now) == MAX_RETRY_AFTER
+    assert retry_delay("garbage", 1, now) == 4

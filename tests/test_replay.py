@@ -28,7 +28,8 @@ from archiver import demo
 from archiver.config import Config, load_config
 from archiver.demo import _read_box
 from archiver.fetch import utcnow
-from archiver.pipeline import Archive, snapshot
+from archiver.archive import Archive
+from archiver.pipeline import snapshot
 
 from .conftest import run_snapshot, warc_files
 from .pywb_server import Collection, Pywb, running_pywb

@@ -264,7 +264,7 @@ def test_warc_rotates_at_max_bytes_between_records(site, tmp_path):
 
 
 def test_idle_file_is_closed_and_indexed_by_a_long_running_writer(site, config):
-    from archiver.pipeline import Archive
+    from archiver.archive import Archive
     from archiver.capture import Reached
     site.page("/a", "<html><body>a</body></html>")
     archive = Archive(config)

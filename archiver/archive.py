@@ -1,0 +1,156 @@
+"""An archive folder opened for writing: the WARC writer, the catalog, crash repair.
+
+``Archive.store`` is the write path: records are written and fsynced, then their catalog
+rows are committed, and only then reported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import socket
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Callable
+
+from . import __version__
+from .capture import Original, Reached, exchange_records, metadata_content
+from .catalog import Catalog
+from .config import Config
+from .extract import Link
+from .fetch import Exchange, utcnow
+from .history import History
+from .index import Placed, capture_row, cdxj_line, warc_captures, write_cdxj, write_cdxj_lines
+from .tracking import observe_from_warcs, update_history
+from .warcfile import WarcWriterPool, find_abandoned, repair_open_file
+
+log = logging.getLogger("archiver")
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """One fetched URL, as reported to the user (one JSON line with --json)."""
+    url: str
+    status: int | None
+    role: str
+    record: str  # response | revisit | failed
+    warc: str
+    offset: int
+    error: str = ""
+    seed: str = ""
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out.pop("seed")
+        return out
+
+
+@dataclass
+class SnapshotSummary:
+    results: list[FetchResult] = field(default_factory=list)
+    seeds_ok: dict[str, bool] = field(default_factory=dict)
+    warcs: list[str] = field(default_factory=list)
+    histories: dict[str, History] = field(default_factory=dict)
+
+    @property
+    def failed_seeds(self) -> list[str]:
+        return [s for s, ok in self.seeds_ok.items() if not ok]
+
+
+class Archive:
+    """An archive folder opened for writing: repairs crashed files, then captures."""
+
+    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow):
+        self.config = config
+        self.clock = clock
+        self.catalog = Catalog(config.storage.catalog)
+        self.repaired = repair_abandoned(config, self.catalog)
+        self.closed_warcs: list[str] = []
+        self.cdxj: dict[str, list[str]] = {}  # index lines of the open WARC, written when it closes
+        self.writer = WarcWriterPool(
+            config.storage.warc_dir, config.storage.warc_prefix, config.storage.warc_max_bytes,
+            warcinfo_fields(config), clock, on_close=self._indexed)
+
+    def _indexed(self, path: Path) -> None:
+        write_cdxj_lines(path.name, self.cdxj.pop(path.name, []), self.config.storage.index_dir)
+        self.closed_warcs.append(path.name)
+
+    def store(self, batch: list[tuple[Exchange, Reached, list[Link]]]) -> list[tuple[FetchResult, int]]:
+        """Write the exchanges' records and fsync once, then commit their catalog rows in
+        one transaction; return what to report (and each capture's id)."""
+        groups = [exchange_records(ex, reached, links, self._original(ex)) for ex, reached, links in batch]
+        placed = self.writer.write_groups(groups)
+        rows = [self._row(ex, reached, links, records, written)
+                for (ex, reached, links), records, written in zip(batch, groups, placed)]
+        ids = self.catalog.add_captures(rows)
+        results = []
+        for (ex, reached, _), (row, _), capture_id in zip(batch, rows, ids):
+            assert capture_id is not None, "a new record cannot already be in the catalog"
+            results.append((FetchResult(row.url, row.status, reached.role, row.record, row.warc, row.offset,
+                                        ex.error, reached.seed), capture_id))
+        return results
+
+    def _row(self, ex: Exchange, reached: Reached, links: list[Link], records, written) -> tuple:
+        meta = Placed(written[-1].offset, written[-1].length, records[-1].rec_headers)
+        response = None
+        if len(records) == 3:
+            response = Placed(written[1].offset, written[1].length, records[1].rec_headers, records[1].http_headers)
+            self.cdxj.setdefault(written[1].warc, []).append(cdxj_line(written[1].warc, response))
+        return capture_row(written[-1].warc, meta, metadata_content(ex, reached, links), response)
+
+    def _original(self, ex: Exchange) -> Original | None:
+        if ex.response_head is None or ex.truncated:
+            return None
+        found = self.catalog.find_original(ex.url, ex.payload_digest)
+        return Original(*found) if found else None
+
+    def close(self) -> None:
+        self.writer.close()
+        self.catalog.close()
+
+
+def warcinfo_fields(config: Config) -> dict[str, str]:
+    return {
+        "software": f"archiver/{__version__} (warcio/{version('warcio')}, requests/{version('requests')}, "
+                    f"Python/{platform.python_version()})",
+        "hostname": socket.gethostname(),
+        "operator": config.capture.operator or "(not configured)",
+        "robots": config.capture.robots,
+        "http-header-user-agent": config.capture.user_agent,
+        "format": "WARC File Format 1.1",
+        "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
+        "archiver-config": json.dumps(config.public_dict(), sort_keys=True),
+    }
+
+
+def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:
+    """Close every ``.open`` file a crashed process left, cutting its torn tail, and
+    catalog any whole group the crash kept from being committed."""
+    repaired: list[tuple[str, int]] = []
+    warc_dir = config.storage.warc_dir
+    if not warc_dir.exists():
+        return repaired
+    for path in find_abandoned(warc_dir):
+        final, dropped = repair_open_file(path)
+        for row, xrefs in warc_captures(final):
+            catalog.add_capture(row, xrefs)
+        write_cdxj(final, config.storage.index_dir)
+        _observe_repaired(config, catalog)
+        log.warning("repaired %s, left open by a crashed process (dropped %d torn bytes)", final.name, dropped)
+        repaired.append((final.name, dropped))
+    return repaired
+
+
+def open_catalog(config: Config) -> Catalog:
+    """The catalog, after closing any WARC file a crashed process left open."""
+    catalog = Catalog(config.storage.catalog)
+    repair_abandoned(config, catalog)
+    return catalog
+
+
+def _observe_repaired(config: Config, catalog: Catalog) -> None:
+    for url in observe_from_warcs(catalog, config):
+        update_history(catalog, url)

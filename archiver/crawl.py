@@ -1,0 +1,361 @@
+"""The crawl loop: a frontier with per-host politeness, a pool of fetch threads, and the
+one thread that stores what comes back and follows it.
+
+Seeds arrive in batches (one batch = one snapshot, with its own id). Within a batch no
+URL is fetched twice, except to retry a 429, 503 or a failed connection. A batch is done
+when every URL it reached has been stored; its seeds' histories are then updated.
+``snapshot`` runs one batch until idle; the scheduler keeps a crawler running and feeds it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import queue
+import threading
+import time
+import urllib.robotparser
+import uuid
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Callable
+
+from .archive import Archive, FetchResult, SnapshotSummary
+from .capture import Reached
+from .errors import UsageError
+from .extract import REQUISITE, Link, css_links, decode_body, page_links
+from .fetch import REDIRECT_STATUSES, Exchange, Fetcher
+from .seeds import normalize_url, url_host
+from .tracking import PARSE_LIMIT, article_for, challenge_of, is_html, record_observation, update_history, write_feed
+from .warcfile import warc_date
+
+log = logging.getLogger("archiver")
+
+RETRY_STATUSES = (429, 503)
+RETRY_BASE_SECONDS = 2.0
+MAX_RETRY_AFTER = 120.0  # a longer Retry-After is not waited for within one snapshot
+
+
+@dataclass(frozen=True)
+class Job:
+    url: str
+    reached: Reached
+    is_page: bool          # parse it for cross-references (seed and cross-referenced pages)
+    redirects: int = 0
+    seed_chain: bool = False
+    attempt: int = 0
+
+
+class HostSlots:
+    """Per-host politeness: at most ``limit`` requests in flight per host and ``delay``
+    seconds between the end of one request and the start of the next."""
+
+    def __init__(self, delay: float, limit: int, clock: Callable[[], float] = time.monotonic):
+        self.delay, self.limit, self.clock = delay, limit, clock
+        self.queues: dict[str, deque[Job]] = {}
+        self.busy: dict[str, int] = {}
+        self.ready_at: dict[str, float] = {}   # politeness: next start allowed
+        self.held_until: dict[str, float] = {}  # retry back-off or Retry-After
+
+    def add(self, job: Job) -> None:
+        self.queues.setdefault(url_host(job.url), deque()).append(job)
+
+    def hold(self, host: str, seconds: float) -> None:
+        """Send nothing to host for this long (a Retry-After, a retry back-off)."""
+        self.held_until[host] = max(self.held_until.get(host, 0.0), self.clock() + seconds)
+
+    def _free_at(self, host: str) -> float:
+        return max(self.ready_at.get(host, 0.0), self.held_until.get(host, 0.0))
+
+    def pending(self) -> bool:
+        return any(self.queues.values())
+
+    def take(self) -> Job | None:
+        now = self.clock()
+        for host, jobs in self.queues.items():
+            if jobs and self.busy.get(host, 0) < self.limit and self._free_at(host) <= now:
+                self.busy[host] = self.busy.get(host, 0) + 1
+                if self.delay:
+                    self.ready_at[host] = float("inf") if self.limit == 1 else now + self.delay
+                return jobs.popleft()
+        return None
+
+    def done(self, job: Job) -> None:
+        host = url_host(job.url)
+        self.busy[host] -= 1
+        if self.delay:
+            self.ready_at[host] = self.clock() + self.delay
+
+    def seconds_until_ready(self) -> float | None:
+        """Until a queued job may start; None when no queued host is free."""
+        now = self.clock()
+        waits = [max(0.0, self._free_at(h) - now) for h, q in self.queues.items()
+                 if q and self.busy.get(h, 0) < self.limit]
+        return min(waits) if waits else None
+
+
+@dataclass
+class Batch:
+    """One snapshot: its seeds and what it has reached so far."""
+    id: str
+    seeds: list[str]
+    summary: SnapshotSummary = field(default_factory=SnapshotSummary)
+    seen: set[str] = field(default_factory=set)
+    observed: set[str] = field(default_factory=set)
+    outstanding: int = 0
+
+
+class Crawler:
+    """Fetch threads plus the storing thread (the one that calls ``run``)."""
+
+    def __init__(self, archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None,
+                 on_batch_done: Callable[[Batch], None] = lambda b: None):
+        self.archive = archive
+        self.cfg = archive.config.capture
+        self.on_result, self.on_batch_done = on_result, on_batch_done
+        self.fetcher = Fetcher(self.cfg, archive.clock)
+        self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
+        self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
+        self.batches: dict[str, Batch] = {}
+        self.inbox: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+        self._wakeup: Future = Future()
+        self._lock = threading.Lock()
+
+    # ---- feeding (any thread) ----------------------------------------------------------
+
+    def submit(self, seeds: list[str]) -> None:
+        """Queue normalised seed URLs as one new batch and wake the crawl loop."""
+        self.inbox.put(seeds)
+        self.wake()
+
+    def wake(self) -> None:
+        with self._lock:
+            if not self._wakeup.done():
+                self._wakeup.set_result(None)
+
+    # ---- the loop (one thread) -----------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None, grace: float = 10.0) -> None:
+        """Crawl until idle (stop is None) or until stop is set; then let in-flight
+        fetches finish for up to ``grace`` seconds and drop the rest."""
+        pool = ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="fetch")
+        in_flight: dict[Future, Job] = {}
+        try:
+            while True:
+                self._take_inbox()
+                if stop is not None and stop.is_set():
+                    break
+                while len(in_flight) < self.cfg.concurrency and (job := self.slots.take()):
+                    in_flight[pool.submit(self._fetch, job)] = job
+                if stop is None and not in_flight and not self.slots.pending() and self.inbox.empty():
+                    break
+                self._wait_and_store(in_flight, self._timeout(in_flight))
+            self._finish_in_flight(in_flight, grace)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self.fetcher.close()
+
+    def _timeout(self, in_flight: dict[Future, Job]) -> float | None:
+        idle_close = self.archive.config.storage.warc_idle_close if self.archive.writer.current else None
+        candidates = [t for t in (self.slots.seconds_until_ready() if len(in_flight) < self.cfg.concurrency else None,
+                                  idle_close) if t is not None]
+        return min(candidates) if candidates else None
+
+    def _wait_and_store(self, in_flight: dict[Future, Job], timeout: float | None) -> None:
+        with self._lock:
+            if self._wakeup.done():
+                self._wakeup = Future()
+        done, _ = wait([*in_flight, self._wakeup], timeout=timeout, return_when=FIRST_COMPLETED)
+        results = []
+        for future in done:
+            if future in in_flight:
+                job = in_flight.pop(future)
+                self.slots.done(job)
+                results.append((job, future.result()))
+        if results:
+            self._handle(results)
+        self.archive.writer.close_if_idle(self.archive.config.storage.warc_idle_close)
+
+    def _finish_in_flight(self, in_flight: dict[Future, Job], grace: float) -> None:
+        deadline = time.monotonic() + grace
+        while in_flight and time.monotonic() < deadline:
+            self._wait_and_store(in_flight, max(0.0, deadline - time.monotonic()))
+        for future, job in in_flight.items():
+            log.warning("abandoned in-flight fetch of %s at shutdown", job.url)
+
+    def _take_inbox(self) -> None:
+        while not self.inbox.empty():
+            seeds = self.inbox.get()
+            batch = Batch(uuid.uuid4().hex, seeds)
+            self.batches[batch.id] = batch
+            for seed in seeds:
+                batch.summary.seeds_ok[seed] = False
+                self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id), is_page=True, seed_chain=True))
+            if not seeds:
+                self._finish_batch(batch)
+
+    def _fetch(self, job: Job) -> Exchange:
+        if self.robots and not self.robots.allowed(job.url, self.cfg.user_agent):
+            return Exchange(job.url, self.archive.clock(), error="blocked by robots.txt")
+        return self.fetcher.fetch(job.url)
+
+    # ---- storing and following -------------------------------------------------------
+
+    def _handle(self, results: list[tuple[Job, Exchange]]) -> None:
+        """Store the exchanges that came back together, then report and follow them."""
+        try:
+            prepared = [self._prepare(job, ex) for job, ex in results]
+            stored = self.archive.store([(ex, job.reached, links)
+                                         for (job, ex), (_, links, _) in zip(results, prepared)])
+            for (job, ex), (body, links, follows), (result, capture_id) in zip(results, prepared, stored):
+                batch = self.batches[job.reached.snapshot]
+                if job.seed_chain and not follows and not self._retrying(job, ex):
+                    self._observe(batch, job, ex, body, capture_id)
+                batch.summary.results.append(result)
+                self.on_result(result)
+                self._follow(batch, job, ex, links)
+                self._job_done(batch)
+        finally:
+            for _, ex in results:
+                ex.close()
+
+    def _prepare(self, job: Job, ex: Exchange) -> tuple[bytes | None, list[Link], bool]:
+        """(decoded body, links found, whether a redirect will be followed)."""
+        target = self._redirect_target(ex)
+        follows = target is not None and job.redirects < self.cfg.max_redirects
+        if target and not follows:
+            ex.error = f"stopped after {self.cfg.max_redirects} redirects (max_redirects)"
+        body = self._parseable_body(ex)
+        return body, self._links(job, ex, body), follows
+
+    def _parseable_body(self, ex: Exchange) -> bytes | None:
+        """The decoded body of a 2xx HTML page or stylesheet, for links and extraction."""
+        ctype = ex.header("Content-Type").lower()
+        if ex.status is None or not 200 <= ex.status < 300 or not ("html" in ctype or "css" in ctype or not ctype):
+            return None
+        return decode_body(ex.read_body(PARSE_LIMIT), ex.header("Content-Encoding"))
+
+    def _links(self, job: Job, ex: Exchange, body: bytes | None) -> list[Link]:
+        if body is None:
+            return []
+        ctype = ex.header("Content-Type").lower()
+        if "css" in ctype:
+            return css_links(body, ex.url, ctype)
+        if is_html(ctype, body):
+            links = page_links(body, ex.url, ctype, self.cfg.cta_texts)
+            return links if job.is_page else [link for link in links if link.kind == REQUISITE]
+        return []
+
+    def _observe(self, batch: Batch, job: Job, ex: Exchange, body: bytes | None, capture_id: int) -> None:
+        article = article_for(ex.status, ex.header("Content-Type"), body, ex.url, self.cfg.cta_texts)
+        record_observation(self.archive.catalog, capture_id, job.reached.seed, ex.url,
+                           challenge_of(ex.header), article)
+        batch.observed.add(job.reached.seed)
+
+    def _follow(self, batch: Batch, job: Job, ex: Exchange, links: list[Link]) -> None:
+        if self._retrying(job, ex):
+            self._retry(batch, job, ex)
+            return
+        target = self._redirect_target(ex)
+        if target and job.redirects < self.cfg.max_redirects:
+            self._follow_redirect(batch, job, ex.url, target)
+        elif job.seed_chain:
+            batch.summary.seeds_ok[job.reached.seed] = ex.status is not None
+        hops = job.reached.hops
+        for link in links:
+            if link.kind == REQUISITE and self.cfg.requisites:
+                self._enqueue(batch, Job(link.url, replace(job.reached, role=REQUISITE, via=ex.url), is_page=False))
+            elif link.kind in self.cfg.follow and hops < self.cfg.depth:
+                self._enqueue(batch, Job(link.url, replace(job.reached, role=link.kind, via=ex.url, hops=hops + 1),
+                                         is_page=True))
+
+    def _retrying(self, job: Job, ex: Exchange) -> bool:
+        """429, 503 and failed connections are retried, each response kept as evidence."""
+        transient = ex.status in RETRY_STATUSES or (ex.status is None and ex.request_head is not None)
+        return transient and job.attempt < self.cfg.retries
+
+    def _retry(self, batch: Batch, job: Job, ex: Exchange) -> None:
+        delay = retry_delay(ex.header("Retry-After"), job.attempt, self.archive.clock())
+        self.slots.hold(url_host(job.url), delay)
+        log.info("retrying %s in %.0f s (attempt %d of %d)", job.url, delay, job.attempt + 2, self.cfg.retries + 1)
+        batch.outstanding += 1
+        self.slots.add(replace(job, attempt=job.attempt + 1))
+
+    @staticmethod
+    def _redirect_target(ex: Exchange) -> str | None:
+        if ex.status not in REDIRECT_STATUSES or not ex.header("Location"):
+            return None
+        try:
+            return normalize_url(ex.header("Location"), ex.url)
+        except UsageError:
+            return None
+
+    def _follow_redirect(self, batch: Batch, job: Job, via: str, target: str) -> None:
+        reached = replace(job.reached, role="redirect", via=via)
+        hop = replace(job, url=target, reached=reached, redirects=job.redirects + 1, attempt=0)
+        if not self._enqueue(batch, hop) and job.seed_chain:
+            batch.summary.seeds_ok[job.reached.seed] = True  # a loop: the chain's responses are captured
+
+    def _enqueue(self, batch: Batch, job: Job) -> bool:
+        if job.url in batch.seen:
+            return False
+        batch.seen.add(job.url)
+        batch.outstanding += 1
+        self.slots.add(job)
+        return True
+
+    def _job_done(self, batch: Batch) -> None:
+        batch.outstanding -= 1
+        if batch.outstanding == 0:
+            self._finish_batch(batch)
+
+    def _finish_batch(self, batch: Batch) -> None:
+        del self.batches[batch.id]
+        for seed in sorted(batch.observed):
+            batch.summary.histories[seed] = update_history(self.archive.catalog, seed)
+        if batch.observed:
+            write_feed(self.archive.catalog, self.archive.config, warc_date(self.archive.clock()))
+        batch.summary.warcs = sorted({r.warc for r in batch.summary.results})
+        self.on_batch_done(batch)
+
+
+def retry_delay(retry_after: str, attempt: int, now: datetime) -> float:
+    """Seconds before a retry: the server's Retry-After (seconds or HTTP date) if it gave
+    one, else exponential back-off; capped at MAX_RETRY_AFTER."""
+    seconds = RETRY_BASE_SECONDS * 2 ** attempt
+    value = retry_after.strip()
+    if value.isdigit():
+        seconds = float(value)
+    elif value:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            seconds = (when - now).total_seconds() if when.tzinfo else seconds
+        except (TypeError, ValueError):
+            pass
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class RobotsPolicy:
+    """robots.txt per host, fetched once per crawler (only with robots = "obey")."""
+
+    def __init__(self, fetcher: Fetcher):
+        self.fetcher = fetcher
+        self.parsers: dict[str, urllib.robotparser.RobotFileParser] = {}
+
+    def allowed(self, url: str, agent: str) -> bool:
+        scheme, host = url.split("://", 1)[0], url_host(url)
+        if host not in self.parsers:
+            parser = urllib.robotparser.RobotFileParser()
+            ex = self.fetcher.fetch(f"{scheme}://{host}/robots.txt")
+            try:
+                text = decode_body(ex.read_body(1_000_000), ex.header("Content-Encoding")).decode("utf-8", "replace")
+                parser.parse(text.splitlines() if ex.status == 200 else [])
+            finally:
+                ex.close()
+            self.parsers[host] = parser
+        return self.parsers[host].can_fetch(agent, url)
+
