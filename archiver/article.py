@@ -2,24 +2,32 @@
 
 The diff stage compares the Articles of two captures of one URL and must report only
 editorial edits, so an Article holds what an editor writes (title, byline, dates, the
-body's paragraphs, its links) and leaves out what the site renders around it: navigation,
-sidebars, share and newsletter boxes, ads, comments, and the READ boxes that plugins such
-as Inline Related Posts pick anew on every render (those go to ``read_refs``).
+body's paragraphs and links, the standfirst) and leaves out what the site renders around
+it: navigation, sidebars, share and newsletter boxes, ads, comments, counters, and the
+READ boxes that plugins such as Inline Related Posts pick anew on every render (their
+targets go to ``read_refs``, apart from the paragraphs).
+
+How the body is found (measured against trafilatura and readability-lxml on real pages,
+see bench/extract_quality.py): schema.org ``articleBody`` where a page marks it, else
+readability's scoring of text blocks, extended to every container of the same kind,
+since many layouts split one article over several. Nothing depends on one theme's
+class names; class and id words only mark furniture (share, sidebar, comments, ...).
 
 Nothing here touches the network, the catalog or the disk.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from lxml import etree
 
-from .extract import EXCLUDED_TAGS, _absolute, _base_url, _cta_pattern, _is_inside, _names, _own_text_length, \
-    _text, decode_text, parse_html
+from .extract import EXCLUDED_TAGS, _absolute, _base_url, _cta_pattern, _is_inside, _names, decode_text
 
 EXTRACTOR_VERSION = "1"
 
@@ -48,24 +56,62 @@ class Article:
 def extract_article(body: bytes, url: str, content_type: str = "",
                     cta_texts: tuple[str, ...] = ()) -> Article:
     """Never raises: a page that is not an article gives an Article with empty fields."""
-    doc = parse_html(decode_text(body, content_type))
+    doc = _parse(decode_text(body, content_type)) if _may_be_html(body, content_type) else None
     if doc is None:
         return Article(url=url)
     base = _base_url(doc, url)
-    meta = _Meta.of(doc)
-    title = _title(doc, meta, url)
+    meta = _Meta.of(doc)  # before _drop_code: JSON-LD lives in <script>
     _drop_code(doc)
-    content = _Content(base, _cta_pattern(cta_texts), title)
     roots = _content_roots(doc)
+    scopes = _scopes(doc, roots)
+    title = _title(doc, meta, url)
+    content = _Content(base, _cta_pattern(cta_texts), title)
     for root in roots:
         content.walk(root)
     lede = _lede(doc, roots[0], meta) if roots else ""
     if lede and lede not in content.paragraphs[:3]:
         content.paragraphs.insert(0, lede)
-    return Article(url=url, canonical_url=_canonical(doc, meta, base), title=title, byline=_byline(doc, meta),
-                   published=_date(doc, meta, PUBLISHED), modified=_date(doc, meta, MODIFIED),
+    return Article(url=url, canonical_url=_canonical(doc, meta, base), title=title, byline=_byline(scopes, meta),
+                   published=_date(scopes, meta, PUBLISHED), modified=_date(scopes, meta, MODIFIED),
                    paragraphs=tuple(content.paragraphs), links=tuple(content.links),
                    read_refs=tuple(content.read_refs))
+
+
+# ---- parsing -----------------------------------------------------------------------------
+
+_STRING = etree.XPath("string()", smart_strings=False)
+_LENGTH = etree.XPath("string-length(normalize-space(string()))")  # in libxml2: no Python string
+
+
+HTML_TYPES = {"", "text/html", "application/xhtml+xml", "application/xml", "text/xml", "application/octet-stream"}
+
+
+def _may_be_html(body: bytes, content_type: str) -> bool:
+    """Not when the server says it is something else (an image, a PDF, JSON), nor for
+    binary bytes (NUL bytes early on), which would decode to a paragraph of noise."""
+    mime = content_type.split(";")[0].strip().lower()
+    return mime in HTML_TYPES and b"\x00" not in body[:1024]
+
+
+def _parse(text: str) -> etree._Element | None:
+    """Plain lxml elements (not lxml.html's): a third faster to walk, and all we need.
+    A parser per call, since lxml parsers must not be shared between threads."""
+    text = re.sub(r"^\s*<\?xml[^>]*>", "", text)
+    if not text.strip():
+        return None
+    try:
+        return etree.fromstring(text, etree.HTMLParser(remove_pis=True))
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError):
+        return None
+
+
+def _text(node: etree._Element) -> str:
+    return " ".join(_STRING(node).split()) if isinstance(node.tag, str) else ""
+
+
+def _length(node: etree._Element) -> float:
+    """len(_text(node)), without making the string (XML whitespace only)."""
+    return _LENGTH(node) if isinstance(node.tag, str) else 0.0
 
 
 def _drop_code(doc: etree._Element) -> None:
@@ -86,11 +132,25 @@ def _remove(node: etree._Element) -> None:
     parent.remove(node)
 
 
-# ---- metadata: <meta>, JSON-LD, microdata ------------------------------------------------
+def _ancestors(node: etree._Element, n: int) -> list[etree._Element]:
+    """Up to n ancestors, nearest first, below <body>."""
+    out: list[etree._Element] = []
+    for anc in node.iterancestors():
+        if anc.tag in ("body", "html") or len(out) == n:
+            break
+        out.append(anc)
+    return out
 
-ARTICLE_TYPES = {"article", "newsarticle", "blogposting", "reportagenews", "analysisnewsarticle", "opinionnewsarticle",
-                 "reviewnewsarticle", "backgroundnewsarticle", "liveblogposting", "scholarlyarticle", "techarticle",
-                 "report", "socialmediaposting", "webpage", "medicalwebpage", "creativework"}
+
+def _scopes(doc: etree._Element, roots: list[etree._Element]) -> list[etree._Element]:
+    """Where to look for a byline or date, nearest to the body first: a page also shows
+    the bylines and dates of other articles (teasers, related lists, comments)."""
+    return (_ancestors(roots[0], 4) if roots else []) + [doc]
+
+
+# ---- metadata: <meta>, JSON-LD -----------------------------------------------------------
+
+PAGE_TYPES = {"webpage", "creativework", "report"}  # less specific than *Article / *Posting
 
 
 @dataclass(frozen=True)
@@ -98,10 +158,11 @@ class _Meta:
     """<meta> values by lower-cased name/property (first wins) and the page's JSON-LD article."""
     tags: dict[str, str]
     ld: dict[str, Any]
+    descriptions: tuple[str, ...]  # all of them: a page may carry a stale one first
 
     @classmethod
     def of(cls, doc: etree._Element) -> "_Meta":
-        return cls(_meta_tags(doc), _ld_article(doc))
+        return cls(_meta_tags(doc), _ld_article(doc), _descriptions(doc))
 
     def first(self, *names: str) -> str:
         for name in names:
@@ -115,25 +176,32 @@ def _meta_tags(doc: etree._Element) -> dict[str, str]:
     tags: dict[str, str] = {}
     for m in doc.iter("meta"):
         key = (m.get("property") or m.get("name") or m.get("itemprop") or "").strip().lower()
-        if key and m.get("content") and key not in tags:
-            tags[key] = m.get("content")
+        content = m.get("content")
+        if key and content and key not in tags:
+            tags[key] = content
     return tags
 
 
+def _descriptions(doc: etree._Element) -> tuple[str, ...]:
+    found = doc.xpath("//meta[@content][@name='description' or @property='og:description' "
+                      "or @name='twitter:description' or @property='twitter:description']/@content")
+    return tuple(dict.fromkeys(" ".join(str(d).split()) for d in found))
+
+
 def _ld_article(doc: etree._Element) -> dict[str, Any]:
-    """The first JSON-LD object of an article type (most specific type first)."""
+    """The first JSON-LD object of an article type (*Article, *Posting), else of a page type."""
     found = [obj for script in doc.xpath("//script[contains(@type,'ld+json')]")
              for obj in _ld_objects(_ld_load(script.text or ""))]
-    for types in (ARTICLE_TYPES - {"webpage", "creativework", "medicalwebpage"}, ARTICLE_TYPES):
-        for obj in found:
-            if _ld_types(obj) & types:
-                return obj
-    return {}
+    for obj in found:
+        if any(t.endswith(("article", "posting")) for t in _ld_types(obj)):
+            return obj
+    return next((obj for obj in found if _ld_types(obj) & PAGE_TYPES), {})
 
 
 def _ld_load(text: str) -> Any:
+    text = re.sub(r"^\s*(?://\s*)?<!\[CDATA\[|(?://\s*)?\]\]>\s*$", "", text.strip())
     try:
-        return json.loads(text.strip().rstrip(";"))
+        return json.loads(text.strip().rstrip(";"), strict=False)  # strict=False: raw newlines in strings
     except (ValueError, RecursionError):
         return None
 
@@ -155,11 +223,11 @@ def _ld_types(obj: dict[str, Any]) -> set[str]:
     return {str(x).lower() for x in (t if isinstance(t, list) else [t]) if x}
 
 
-def _ld_text(value: Any) -> str:
+def _ld_text(value: Any, depth: int = 0) -> str:
     if isinstance(value, str):
         return " ".join(value.split())
-    if isinstance(value, dict):
-        return _ld_text(value.get("name") or value.get("@value"))
+    if isinstance(value, dict) and depth < 5:
+        return _ld_text(value.get("name") or value.get("@value"), depth + 1)
     return ""
 
 
@@ -174,14 +242,14 @@ TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-–—:·•»«/]|::)\s+")
 
 
 def _title(doc: etree._Element, meta: _Meta, url: str) -> str:
-    """The headline: a heading the page's titles agree with, else the cleaned meta/<title>."""
+    """The headline: a heading the page's declared titles agree with, else the first
+    declared title (JSON-LD headline, og:title, <title>) less the site name."""
     site = meta.first("og:site_name", "application-name")
     declared = [t for t in (_ld_text(meta.ld.get("headline")), meta.first("og:title", "twitter:title", "dc.title"),
                             _text_of(doc.find(".//title"))) if t]
     if not declared:
         return _first_heading(doc)
-    heading = _matching_heading(doc, declared, site)
-    return heading or _strip_site(declared[0], site, url)
+    return _matching_heading(doc, declared, site) or _strip_site(declared[0], site, url)
 
 
 def _text_of(node: etree._Element | None) -> str:
@@ -189,32 +257,29 @@ def _text_of(node: etree._Element | None) -> str:
 
 
 def _first_heading(doc: etree._Element) -> str:
-    for h in doc.iter("h1"):
-        text = _text(h)
-        if text:
-            return text
-    return ""
+    return next((t for t in (_text(h) for h in doc.iter("h1")) if t), "")
 
 
 def _matching_heading(doc: etree._Element, declared: list[str], site: str) -> str:
-    """The longest h1/h2 whose text is one of the declared titles or contained in one.
+    """The longest h1/h2 contained in a declared title and making up much of it.
 
     Old layouts put the site name in <h1> and the headline in a lower heading; the
-    declared titles (<title>, og:title) name the headline, so the match finds it."""
+    declared titles name the headline, so the match finds it."""
     wanted = [t.casefold() for t in declared]
+    shortest = min(len(t) for t in wanted)
     best = ""
     for h in doc.iter("h1", "h2"):
         text = _text(h)
         folded = text.casefold()
-        if len(text) > len(best) and len(folded.split()) >= 2 and folded != site.casefold() \
+        if len(text) > max(len(best), 0.4 * shortest) and folded != site.casefold() \
                 and any(folded in w for w in wanted) and not _links_home(h):
             best = text
     return best
 
 
 def _links_home(h: etree._Element) -> bool:
-    links = [a.get("href", "") for a in h.iter("a")]
-    return any(href.rstrip("/").count("/") <= 2 for href in links)
+    """A heading linking to a site's front page names the site, not the article."""
+    return any((a.get("href") or "").rstrip("/").count("/") <= 2 for a in h.iter("a"))
 
 
 def _strip_site(title: str, site: str, url: str) -> str:
@@ -224,8 +289,8 @@ def _strip_site(title: str, site: str, url: str) -> str:
         return title
     seps = TITLE_SEPARATORS.findall(title)
     host = re.sub(r"^www\.", "", url.split("/")[2] if url.count("/") >= 2 else "").split(".")[0].casefold()
-    if _names_site(parts[-1], site, host) or (len(parts[-1].split()) <= 4 < len(" ".join(parts[:-1]).split())
-                                               and seps[-1].strip() != ":"):
+    short_last = len(parts[-1].split()) <= 4 < len(" ".join(parts[:-1]).split()) and seps[-1].strip() != ":"
+    if _names_site(parts[-1], site, host) or short_last:
         return title[:title.rfind(seps[-1])]
     if _names_site(parts[0], site, host):
         return title[title.find(seps[0]) + len(seps[0]):]
@@ -240,7 +305,15 @@ def _names_site(part: str, site: str, host: str) -> bool:
 
 # ---- byline, dates, canonical URL --------------------------------------------------------
 
-BYLINE_NAMES = re.compile(r"byline|\bauthor|writer|\bcredit", re.I)
+BYLINE_XPATH = (".//*[@itemprop='author' or @rel='author' or contains(@class,'uthor') or contains(@class,'yline') "
+                "or contains(@id,'uthor') or contains(@id,'yline') or contains(@class,'writer')]")
+BYLINE_NAMES = re.compile(r"byline|author|writer", re.I)
+NOT_BYLINE_NAMES = re.compile(r"comment|related|sidebar|widget|teaser|promo|popular|recirc|avatar|image|photo|"
+                              r"\bbio|description", re.I)
+AUTHOR_HREF = re.compile(r"/(?:authors?|autor(?:en|es|i)?|auteurs?|writers?|people|profiles?|staff|journalists?)/",
+                         re.I)
+DATE_NAMES = re.compile(r"date|time|ago|updated|publish", re.I)
+BY_PREFIX = re.compile(r"^(?:by|par|von|por|door|di|av|af|autor|author|written by)\b\s*:?\s*", re.I)
 PUBLISHED, MODIFIED = "published", "modified"
 DATE_META = {
     PUBLISHED: ("article:published_time", "og:article:published_time", "datepublished", "pubdate", "publishdate",
@@ -250,44 +323,70 @@ DATE_META = {
                "dcterms.modified", "last-modified", "lastmod"),
 }
 DATE_LD = {PUBLISHED: "datePublished", MODIFIED: "dateModified"}
+ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?$")
 
 
-def _byline(doc: etree._Element, meta: _Meta) -> str:
+def _byline(scopes: list[etree._Element], meta: _Meta) -> str:
+    """JSON-LD author names, else <meta name=author>, else a byline element near the body."""
     names = _ld_names(meta.ld.get("author"))
     if names:
         return ", ".join(dict.fromkeys(names))
     author = meta.first("author", "article:author", "dc.creator", "parsely-author", "sailthru.author")
     if author and not re.match(r"https?://", author):
         return author
-    return _byline_element(doc)
+    return next((found for found in map(_byline_in, scopes) if found), "")
 
 
-def _byline_element(doc: etree._Element) -> str:
-    for node in doc.xpath("//*[@itemprop='author'] | //a[@rel='author'] | //*[@class or @id]"):
-        if node.tag in ("meta", "link", "script", "style", "body", "html"):
+def _byline_in(scope: etree._Element) -> str:
+    for node in scope.xpath(BYLINE_XPATH):
+        names = _names(node)
+        if node.tag in ("meta", "link", "body", "html") or NOT_BYLINE_NAMES.search(names):
             continue
-        if node.get("itemprop") != "author" and node.get("rel") != "author" and not BYLINE_NAMES.search(_names(node)):
+        if node.get("itemprop") != "author" and node.get("rel") != "author" and not BYLINE_NAMES.search(names):
             continue
-        name = node.find(".//*[@itemprop='name']")
-        text = _text(name if name is not None else node)
+        text = BY_PREFIX.sub("", _byline_text(node))
         if 2 < len(text) < 100:
             return text
     return ""
 
 
-def _date(doc: etree._Element, meta: _Meta, which: str) -> str:
-    found = meta.first(*DATE_META[which]) or _ld_text(meta.ld.get(DATE_LD[which]))
-    if found:
-        return found
-    prop = DATE_LD[which]
-    for node in doc.xpath(f"//*[@itemprop='{prop}']"):
+def _byline_text(node: etree._Element) -> str:
+    """The names in a byline element: its schema.org name, its links to author pages,
+    else its text less dates (bylines often carry a date, a time or a comment count)."""
+    name = node.find(".//*[@itemprop='name']")
+    if name is not None:
+        return _text(name)
+    links = [_text(a) for a in node.iter("a") if a.get("rel") == "author" or AUTHOR_HREF.search(a.get("href") or "")]
+    if any(links):
+        return ", ".join(dict.fromkeys(t for t in links if t))
+    return _text_without_dates(node)
+
+
+def _text_without_dates(node: etree._Element) -> str:
+    parts = [node.text or ""]
+    for child in node:
+        if isinstance(child.tag, str) and child.tag != "time" and not DATE_NAMES.search(_names(child)):
+            parts.append(_text_without_dates(child))
+        parts.append(child.tail or "")
+    return " ".join(" ".join(parts).split())
+
+
+def _date(scopes: list[etree._Element], meta: _Meta, which: str) -> str:
+    """JSON-LD (the most deliberate), <meta>, else itemprop or <time datetime> nearest to
+    the body; the first ISO 8601 value of these, else the first value."""
+    found = [_ld_text(meta.ld.get(DATE_LD[which])), meta.first(*DATE_META[which])]
+    if not any(found):
+        found = [next((d for d in (_date_in(s, which) for s in scopes) if d), "")]
+    return next((d for d in found if ISO_DATE.match(d)), next((d for d in found if d), ""))
+
+
+def _date_in(scope: etree._Element, which: str) -> str:
+    for node in scope.xpath(f".//*[@itemprop='{DATE_LD[which]}']"):
         value = node.get("content") or node.get("datetime") or _text(node)
-        if value:
+        if value.strip():
             return " ".join(value.split())
-    if which == PUBLISHED:
-        times = doc.xpath("//time[@datetime]")
-        return times[0].get("datetime").strip() if times else ""
-    return ""
+    times = scope.xpath(".//time[@datetime]") if which == PUBLISHED else []
+    return " ".join(times[0].get("datetime").split()) if times else ""
 
 
 def _canonical(doc: etree._Element, meta: _Meta, base: str) -> str:
@@ -296,35 +395,30 @@ def _canonical(doc: etree._Element, meta: _Meta, base: str) -> str:
     return _absolute(base, href) or ""
 
 
-# ---- body --------------------------------------------------------------------------------
+# ---- where the body is ------------------------------------------------------------------
 
-INLINE_TAGS = {"a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn", "em", "font", "i",
-               "ins", "kbd", "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "time",
-               "tt", "u", "var", "wbr", "label", "img", "nobr", "br"}
-SKIP_TAGS = EXCLUDED_TAGS | {"button", "select", "option", "textarea", "input", "svg", "iframe", "object", "embed",
-                             "video", "audio", "canvas", "map", "head", "title", "link", "meta", "dialog", "h1"}
-# Class/id words of page furniture. Like extract.EXCLUDED_NAMES, plus bylines, meta
-# lines, screen-reader text and recommendation widgets; "nav" only as a whole word,
-# since generated heading ids such as "nav_the_heading_1" are article text.
+INLINE_TAGS = {"a", "abbr", "b", "bdi", "bdo", "big", "br", "cite", "code", "data", "del", "dfn", "em", "font",
+               "i", "img", "ins", "kbd", "label", "mark", "nobr", "q", "s", "samp", "small", "span", "strike",
+               "strong", "sub", "sup", "time", "tt", "u", "var", "wbr"}
+CODE_TAGS = {"script", "style", "noscript", "template", "button", "select", "option", "textarea", "input", "svg",
+             "iframe", "object", "embed", "video", "audio", "canvas", "map", "head", "title", "link", "meta", "dialog"}
+FURNITURE_TAGS = EXCLUDED_TAGS - CODE_TAGS  # nav, aside, header, footer, form, menu
+CONTENT_TAGS = {"html", "body", "main", "article"}  # never furniture, whatever their class
+PARAGRAPH_TAGS = {"p", "li", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "dd", "dt", "figcaption"}
+# Class/id words of page furniture: extract.EXCLUDED_NAMES plus bylines, meta lines,
+# screen-reader text and recommendation widgets; "nav" only as a whole word, since
+# generated heading ids such as "nav_the_heading_1" are article text.
 NOISE_NAMES = re.compile(
     r"comment|share|sharing|social|sidebar|widget|related|advert|\bads?\b|\bad[-_]|sponsor|promo|newsletter|"
     r"subscribe|signup|paywall|breadcrumb|\btags?\b|tag-?links|author-?box|\bmenu\b|\bnav\b|navbar|navigation|"
     r"footer|masthead|cookie|popup|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|screen-reader|"
     r"sr-only|visually-?hidden|recirc|outbrain|taboola|popular|trending|more-stories|most-read|print-only|"
     r"toolbar|pagination|skip-link|\bcredit|aside", re.I)
-IRP_MARKERS = ("//*[contains(@class,'ctaText') or contains(@class,'postTitle') "
-               "or starts-with(@class,'IRPP_') or contains(@class,' IRPP_')]")
-PART_SHARE = 0.2  # a container scoring this share of the best one holds part of the article too
-WRAPPER_SHARE = 1 / 3
-CONTENT_TAGS = {"html", "body", "main", "article"}
 HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
-AD_LABEL = re.compile(r"^(?:advertisement|advertising|anzeige|werbung|publicidad|publicité|pubblicità|sponsored|"
-                      r"ad|reklama|реклама)\W*$", re.I)
-COUNTER = re.compile(
-    r"^(?:\d[\d,.\s]*[km]?\s*(?:views?|reads?|shares?|comments?|likes?)|"
-    r"(?:updated|posted|published)?\s*(?:\d+|an?)\s*(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?)"
-    r"\s+ago|\d+\s*min(?:ute)?s?\s+read)$", re.I)
-INVISIBLE = str.maketrans("", "", "\u200b\u200c\u200d\u2060\ufeff\xad")
+PART_SHARE = 0.2       # a container scoring this share of the best one holds part of the article too
+WRAPPER_SHARE = 1 / 3  # furniture holding this share of the text around it is a wrapper, not furniture
+LISTING_PARTS, LISTING_EXCERPT = 4, 300  # this many parts of a median length below this: a listing
+MIN_BLOCK = 25         # characters of own text that make an element a text block worth scoring
 
 
 def _content_roots(doc: etree._Element) -> list[etree._Element]:
@@ -332,9 +426,8 @@ def _content_roots(doc: etree._Element) -> list[etree._Element]:
 
     schema.org articleBody when the page marks it; else readability's idea: every text
     block scores its parent fully and its further ancestors less, and the best-scoring
-    element (less its link text) wins. Many layouts split one article over several
-    containers, so containers of the same kind (tag and class) scoring close to the
-    winner join it, and so do paragraphs standing next to it."""
+    element (less its link text) wins. Containers of the same kind (tag and a class)
+    scoring close to the winner join it, and so do paragraphs standing next to it."""
     marked = _marked_bodies(doc)
     if marked:
         return marked
@@ -342,90 +435,104 @@ def _content_roots(doc: etree._Element) -> list[etree._Element]:
     if not scores:
         body = doc.find("body")
         return [body] if body is not None else []
-    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
-    roots = _with_siblings(ranked[0], scores)
-    for node in ranked[1:]:
-        if scores[node] >= scores[ranked[0]] * PART_SHARE and _same_kind(node, ranked[0]) \
-                and not any(_overlaps(node, r) for r in roots):
-            roots.append(node)
-    return _in_document_order(doc, roots)
+    top, *others = sorted(scores, key=scores.__getitem__, reverse=True)
+    parts = [top]
+    for node in others:
+        if scores[node] >= scores[top] * PART_SHARE and _same_kind(node, top) \
+                and not any(_overlaps(node, p) for p in parts):
+            parts.append(node)
+    if _listing(parts):
+        return []
+    siblings = [s for s in _with_siblings(top, scores) if not any(_overlaps(s, p) for p in parts)]
+    return _in_document_order(doc, parts + siblings)
 
 
-def _same_kind(a: etree._Element, b: etree._Element) -> bool:
-    classes_a, classes_b = set(a.get("class", "").split()), set(b.get("class", "").split())
-    return a.tag == b.tag and (bool(classes_a & classes_b) or not (classes_a or classes_b))
-
-
-def _overlaps(a: etree._Element, b: etree._Element) -> bool:
-    return a is b or _is_inside(a, b) or _is_inside(b, a)
-
-
-def _in_document_order(doc: etree._Element, nodes: list[etree._Element]) -> list[etree._Element]:
-    wanted = set(nodes)
-    return [node for node in doc.iter() if node in wanted]
+def _listing(parts: list[etree._Element]) -> bool:
+    """Many containers of one kind each holding an excerpt: the cards of a home or
+    section page, which has no article text to track."""
+    return len(parts) >= LISTING_PARTS and statistics.median(_length(p) for p in parts) < LISTING_EXCERPT
 
 
 def _marked_bodies(doc: etree._Element) -> list[etree._Element]:
-    marked = doc.xpath("//*[contains(concat(' ', normalize-space(@itemprop), ' '), ' articleBody ')]")
+    marked = [m for m in doc.xpath("//*[@itemprop]")
+              if "articleBody" in (m.get("itemprop") or "").split() and m.tag not in ("meta", "link")]
     outer = [m for m in marked if not any(a in marked for a in m.iterancestors())]
-    return outer if sum(len(_text(m)) for m in outer) > 200 else []
+    return outer if sum(_length(m) for m in outer) > 200 else []
 
 
 def _scores(doc: etree._Element) -> dict[etree._Element, float]:
+    """The ten best-scoring elements, each scaled down by its share of link text."""
     raw: dict[etree._Element, float] = {}
     for node, own in _text_blocks(doc):
         points = 1 + own / 100
-        for level, anc in enumerate(_ancestors(node, 5)):
+        for level, anc in enumerate(_containers(node)):
             raw[anc] = raw.get(anc, 0.0) + points / (1 if level == 0 else 2 if level == 1 else level * 3)
     best = sorted(raw, key=raw.__getitem__, reverse=True)[:10]
     return {node: raw[node] * (1 - _link_density(node)) for node in best}
 
 
-def _ancestors(node: etree._Element, n: int) -> list[etree._Element]:
-    out = []
-    for anc in node.iterancestors():
-        if anc.tag in ("body", "html") or len(out) == n:
-            break
-        out.append(anc)
-    return out
+def _containers(block: etree._Element) -> list[etree._Element]:
+    """Who a text block scores for: a paragraph its parent and further ancestors; a cell
+    or div holding text itself (<br>-separated layouts) itself first, so that the table
+    row around it, with its menu cell, does not win."""
+    if block.tag in PARAGRAPH_TAGS:
+        return _ancestors(block, 5)
+    return ([block] if block.tag not in ("body", "html") else []) + _ancestors(block, 4)
 
 
 def _text_blocks(doc: etree._Element) -> Iterator[tuple[etree._Element, int]]:
-    """(element, length of its own text) for elements outside noise with a sentence of text."""
+    """(element, length of its own text) for block elements outside furniture."""
     noise: set[etree._Element] = set()
     body = doc.find("body")
-    whole = len(_text(body if body is not None else doc))
+    whole = _length(body if body is not None else doc)
     for node in doc.iter():
         if node.getparent() in noise or _is_noise(node, whole):
             noise.add(node)
         elif node.tag not in INLINE_TAGS:
             own = _own_text_length(node)
-            if own >= 25:
+            if own >= MIN_BLOCK:
                 yield node, own
 
 
-def _is_noise(el: etree._Element, whole: int) -> bool:
-    """Not article text: code, forms, hidden elements, and widgets named so (share,
-    sidebar, ad, comments...). A name alone does not condemn an element holding a third
-    of ``whole`` (the text around it): that is a wrapper with an unlucky class, such as
-    "js-social-anchor-start" or "c-fixed-sidebar-layout"."""
-    if not isinstance(el.tag, str) or el.tag in SKIP_TAGS:
+def _own_text_length(node: etree._Element) -> int:
+    """Text in the node itself and its inline children but not in links: this sees both
+    <p> paragraphs and <br>-separated layouts, and not link lists."""
+    parts = [node.text or ""]
+    for child in node:
+        if child.tag in INLINE_TAGS and child.tag != "a":
+            parts.append(_STRING(child))
+        parts.append(child.tail or "")
+    return len(" ".join(" ".join(parts).split()))
+
+
+def _is_noise(el: etree._Element, whole: float) -> bool:
+    """Not article text: code and controls; furniture (nav, aside, footer...), hidden
+    elements, and elements named as furniture (share, sidebar, ad, comments...).
+    Furniture holding a third of ``whole`` (the text around it) is a wrapper all the
+    same: a page-wide <form>, a <header> left unclosed, "js-social-anchor-start",
+    "c-fixed-sidebar-layout", a page hidden until its scripts run."""
+    if not isinstance(el.tag, str) or el.tag in CODE_TAGS:
         return True
-    if el.get("hidden") is not None or el.get("aria-hidden") == "true" or HIDDEN_STYLE.search(el.get("style", "")):
-        return True
-    if el.tag in CONTENT_TAGS or not _noise_named(el):
+    if el.tag in CONTENT_TAGS:
         return False
-    return len(_text(el)) < whole * WRAPPER_SHARE
+    if el.tag not in FURNITURE_TAGS and not _hidden(el) and not _noise_named(_names(el)):
+        return False
+    return _length(el) < whole * WRAPPER_SHARE
 
 
-def _noise_named(node: etree._Element) -> bool:
-    names = _names(node)
+def _hidden(el: etree._Element) -> bool:
+    return el.get("hidden") is not None or el.get("aria-hidden") == "true" \
+        or bool(HIDDEN_STYLE.search(el.get("style") or ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _noise_named(names: str) -> bool:
     return bool(names.strip()) and bool(NOISE_NAMES.search(names))
 
 
 def _link_density(node: etree._Element) -> float:
-    total = len(_text(node))
-    links = sum(len(_text(a)) for a in node.iter("a"))
+    total = _length(node)
+    links = sum(_length(a) for a in node.iter("a"))
     return min(1.0, links / total) if total else 1.0
 
 
@@ -439,30 +546,85 @@ def _with_siblings(top: etree._Element, scores: dict[etree._Element, float]) -> 
 
 
 def _lone_paragraph(node: etree._Element) -> bool:
-    return node.tag == "p" and len(_text(node)) > 80 and _link_density(node) < 0.25
+    return node.tag == "p" and _length(node) > 80 and _link_density(node) < 0.25 \
+        and not _hidden(node) and not _noise_named(_names(node))
+
+
+def _same_kind(a: etree._Element, b: etree._Element) -> bool:
+    """Same tag and a class in common; without classes, same tag and no ids (an id names
+    one thing: id="story" and id="next-posts" are not two parts of one article)."""
+    classes_a, classes_b = set((a.get("class") or "").split()), set((b.get("class") or "").split())
+    if classes_a or classes_b:
+        return a.tag == b.tag and bool(classes_a & classes_b)
+    return a.tag == b.tag and not (a.get("id") or b.get("id"))
+
+
+def _overlaps(a: etree._Element, b: etree._Element) -> bool:
+    return a is b or _is_inside(a, b) or _is_inside(b, a)
+
+
+def _in_document_order(doc: etree._Element, nodes: list[etree._Element]) -> list[etree._Element]:
+    if len(nodes) == 1:
+        return nodes
+    wanted = set(nodes)
+    return [node for node in doc.iter() if node in wanted]
 
 
 def _lede(doc: etree._Element, first_root: etree._Element, meta: _Meta) -> str:
     """The standfirst that many layouts print above the body, outside its container: an
-    element before the body whose text is the page's description (or starts with it,
-    since descriptions are often cut short)."""
-    described = meta.first("og:description", "description", "twitter:description").casefold().rstrip(".…")
-    if len(described) < 40:
+    element before the body whose text is a description of the page, or starts with it
+    (descriptions are often cut short)."""
+    return next((found for found in (_described(doc, first_root, d) for d in meta.descriptions) if found), "")
+
+
+def _described(doc: etree._Element, first_root: etree._Element, described: str) -> str:
+    wanted = described.casefold().rstrip(".…")
+    if len(wanted) < 40:
         return ""
-    for el in doc.iter():
-        if el is first_root:
-            break
-        lead = " ".join((el.text or "").split()).casefold()
-        if len(lead) >= 10 and described.startswith(lead[:20]):
-            text = _text(el)
-            folded = text.casefold()
-            if folded.startswith(described) or (described.startswith(folded) and len(folded) >= 0.8 * len(described)):
-                return text
+    for found in doc.xpath("//text()[contains(., $start)]", start=described[:20]):  # cheaper than normalize-space
+        owner = found.getparent()
+        el = owner.getparent() if found.is_tail and owner is not None else owner
+        if el is None or not _precedes(el, first_root) or any(a.tag == "head" for a in el.iterancestors()):
+            continue
+        text = _text(el)
+        folded = text.casefold()
+        if folded.startswith(wanted) or (wanted.startswith(folded) and len(folded) >= 0.8 * len(wanted)):
+            return text
     return ""
 
 
+def _precedes(a: etree._Element, b: etree._Element) -> bool:
+    """a starts before b in the document and does not contain it."""
+    chain_a = [a, *a.iterancestors()][::-1]
+    chain_b = [b, *b.iterancestors()][::-1]
+    for x, y in zip(chain_a, chain_b):
+        if x is not y:
+            parent = x.getparent()
+            return parent is not None and parent.index(x) < parent.index(y)
+    return False
+
+
+# ---- walking the body -------------------------------------------------------------------
+
+IRP_MARKERS = (".//*[contains(@class,'ctaText') or contains(@class,'postTitle') "
+               "or starts-with(@class,'IRPP_') or contains(@class,' IRPP_')]")
+AD_LABEL = re.compile(r"^(?:advertisement|advertising|anzeige|werbung|publicidad|publicité|pubblicità|sponsored|"
+                      r"ad|reklama|реклама)\W*$", re.I)
+COUNTER = re.compile(
+    r"^(?:\d[\d,.\s]*[km]?\s*(?:views?|reads?|shares?|comments?|likes?)|"
+    r"(?:updated|posted|published)?\s*(?:\d+|an?)\s*(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?)"
+    r"\s+ago|\d+\s*min(?:ute)?s?\s+read)$", re.I)
+INVISIBLE = str.maketrans("", "", "\u200b\u200c\u200d\u2060\ufeff\xad")
+MAX_CTA_BLOCK = 300  # a READ box is a short block; a long paragraph opening with "Read" is text
+
+
 class _Content:
-    """Walks the body in document order into paragraphs, editorial links and READ refs."""
+    """Walks body elements in document order into paragraphs, editorial links and READ refs.
+
+    Text accumulates until a block element starts or ends (or two <br> in a row), then
+    becomes one paragraph, with the links met on the way. A short paragraph opening
+    with a call to action ("READ:", "Lea también") is a READ box; so is Inline Related
+    Posts markup, found up front."""
 
     def __init__(self, base: str, cta: re.Pattern[str] | None, title: str):
         self.base, self.cta, self.title = base, cta, title.casefold()
@@ -473,11 +635,11 @@ class _Content:
         self._pending: list[Ref] = []
         self._brs = 0
         self._boxes: dict[etree._Element, list[Ref]] = {}
-        self._whole = 0
+        self._whole = 0.0
 
     def walk(self, root: etree._Element) -> None:
         self._boxes = _read_boxes(root, self.base)
-        self._whole = len(_text(root))
+        self._whole = _length(root)
         self._visit(root, is_root=True)
         self._flush()
 
@@ -486,7 +648,7 @@ class _Content:
             self._flush()
             self.read_refs += self._boxes[el]
             return
-        if not is_root and _is_noise(el, self._whole):
+        if not is_root and (_is_noise(el, self._whole) or self._is_headline(el)):
             return
         block = el.tag not in INLINE_TAGS
         if block:
@@ -503,11 +665,15 @@ class _Content:
         if block:
             self._flush()
 
+    def _is_headline(self, el: etree._Element) -> bool:
+        """The <h1> repeating the title (kept in Article.title), kicker or not."""
+        return el.tag == "h1" and bool(self.title) and self.title in _text(el).casefold()
+
     def _add(self, text: str | None) -> None:
-        if text and text.strip():
-            self._brs = 0
         if text:
             self._pieces.append(text)
+            if not text.isspace():
+                self._brs = 0
 
     def _line_break(self) -> None:
         """One <br> is a line break inside a paragraph; two in a row end the paragraph."""
@@ -524,21 +690,33 @@ class _Content:
 
     def _flush(self) -> None:
         text = " ".join("".join(self._pieces).translate(INVISIBLE).split())
-        pending, self._pieces, self._pending, self._brs = self._pending, [], [], 0
-        if text and self.cta is not None and pending and len(text) < 300 and self.cta.match(text):
-            self.read_refs += pending
-        elif text and (COUNTER.match(text) or AD_LABEL.match(text) or text.casefold() == self.title):
-            return
-        else:
-            self.links += pending
+        links, self._pieces, self._pending, self._brs = self._pending, [], [], 0
+        if self._is_cta(text) and links:
+            self.read_refs += links
+        elif not text or not (_per_render(text, self.title) or _link_list(text, links)):
+            self.links += links
             if text:
                 self.paragraphs.append(text)
+
+    def _is_cta(self, text: str) -> bool:
+        return self.cta is not None and len(text) < MAX_CTA_BLOCK and bool(self.cta.match(text))
+
+
+def _per_render(text: str, title: str) -> bool:
+    """Text the site renders anew (a view counter, "5 minutes ago", an ad label) or repeats
+    (the headline, kept in Article.title)."""
+    return bool(COUNTER.match(text) or AD_LABEL.match(text)) or text.casefold() == title
+
+
+def _link_list(text: str, links: list[Ref]) -> bool:
+    """Links and next to nothing else: a menu or a "view graphic | share" bar, not prose."""
+    return len(links) >= 2 and sum(len(r.text) for r in links) >= 0.9 * len(text)
 
 
 def _read_boxes(root: etree._Element, base: str) -> dict[etree._Element, list[Ref]]:
     """Inline Related Posts boxes under root: the outermost element that holds only the box."""
     boxes: dict[etree._Element, list[Ref]] = {}
-    for marker in root.xpath("." + IRP_MARKERS):
+    for marker in root.xpath(IRP_MARKERS):
         box = _box_of(marker, root)
         if box is not None and box not in boxes and not any(b in boxes for b in box.iterancestors()):
             boxes[box] = _box_refs(box, base)
@@ -546,10 +724,16 @@ def _read_boxes(root: etree._Element, base: str) -> dict[etree._Element, list[Re
 
 
 def _box_of(marker: etree._Element, root: etree._Element) -> etree._Element | None:
-    anchors = [marker] if "IRPP_" in marker.get("class", "") else list(marker.iterancestors("a"))[:1]
-    box = anchors[0] if anchors else marker.getparent()
-    if box is None:
-        return None
+    """The IRPP_ element, else the link around the marker, else its parent; then the
+    outermost ancestor with the same text. Only a box with a call to action (ctaText)
+    or of the PRO version counts: a theme may call its own headline "postTitle"."""
+    if "IRPP_" in (marker.get("class") or ""):
+        box = marker
+    else:
+        anchors = list(marker.iterancestors("a"))[:1]
+        box = anchors[0] if anchors else marker.getparent()
+        if box is None or not box.xpath("descendant-or-self::*[contains(@class,'ctaText')]"):
+            return None
     text = _text(box)
     parent = box.getparent()
     while parent is not None and parent is not root and _text(parent) == text:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,17 +28,21 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ---- measured child process -------------------------------------------------------------
 
+GNU_TIME = "/usr/bin/time"  # Debian package `time`; reports the peak RSS of the command it runs
+
+
 @dataclass
 class Measured:
-    """What one child process cost: wall time, its own CPU time and peak RSS (from wait4)."""
+    """What one child process cost: wall time, its CPU time and its peak RSS."""
     cmd: list[str]
     returncode: int
     wall_s: float
     user_s: float
     sys_s: float
     max_rss_kb: int
+    rss_method: str = ""
     timed_out: bool = False
-    rss_samples: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, RSS kB)
+    rss_samples: list[tuple] = field(default_factory=list)  # (seconds since start, VmRSS kB, probe label)
 
     @property
     def cpu_s(self) -> float:
@@ -53,62 +58,110 @@ class Measured:
 
 def run_measured(cmd: list[str], *, timeout: float, cwd: Path | None = None, env: dict | None = None,
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                 sample_rss_every: float = 0.0) -> Measured:
-    """Run cmd to completion (killed after ``timeout`` seconds) and return its rusage.
+                 sample_rss_every: float = 0.0, probe=None) -> Measured:
+    """Run cmd to completion (killed after ``timeout`` seconds) and return what it cost.
 
-    The rusage comes from os.wait4 on the child itself, so user/sys/maxrss are the child's
-    alone (not the benchmark's, not the server's). With ``sample_rss_every`` > 0 the
-    child's VmRSS is also read from /proc at that interval, to see *when* the peak happens.
+    Wall time is measured here; user/sys CPU come from os.wait4 on our child. Peak RSS
+    does not: on Linux a child's ru_maxrss also counts the RSS of the forked copy of the
+    parent before exec (here: the benchmark process itself, tens of MB after it has read
+    WARC files). So the command runs under GNU time (``/usr/bin/time -f %M``), a ~2 MB
+    process, and its %M is the peak RSS reported. Without /usr/bin/time, the peak VmHWM
+    read from /proc every 20 ms is used instead (it can miss growth in the last 20 ms).
+    With ``sample_rss_every`` > 0 VmRSS is also sampled at that interval, to show *when*
+    the peak happens; ``probe()``, if given, labels each sample (e.g. with a phase).
     """
+    rss_file = None
+    if Path(GNU_TIME).exists():
+        fd, name = tempfile.mkstemp(prefix="bench-rss-", suffix=".txt")
+        os.close(fd)
+        rss_file = Path(name)
+        cmd = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *cmd]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=stdout, stderr=stderr, start_new_session=True)
     waited: dict = {}
 
     def reap() -> None:
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)  # includes the usage of the children it reaped
         waited["end"] = time.perf_counter()
         waited["status"], waited["usage"] = status, usage
 
     reaper = threading.Thread(target=reap, daemon=True)
     reaper.start()
     samples: list[tuple[float, int]] = []
+    hwm = 0
+    interval = sample_rss_every or (0.5 if rss_file else 0.02)
     deadline = start + timeout
     timed_out = False
-    while reaper.is_alive():
-        if sample_rss_every:
-            rss = _vmrss_kb(proc.pid)
-            if rss is not None:
-                samples.append((round(time.perf_counter() - start, 3), rss))
-        reaper.join(sample_rss_every or 0.5)
-        if reaper.is_alive() and time.perf_counter() > deadline:
-            timed_out = True
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the child's own session only
-            except ProcessLookupError:
-                pass
-            reaper.join(30)
-            break
+    try:
+        while reaper.is_alive():
+            target = _target_pid(proc.pid) if rss_file else proc.pid
+            if target is not None:
+                rss, peak = _vm_kb(target)
+                hwm = max(hwm, peak or 0)
+                if sample_rss_every and rss is not None:
+                    samples.append((round(time.perf_counter() - start, 3), rss, probe() if probe else ""))
+            reaper.join(interval)
+            if reaper.is_alive() and time.perf_counter() > deadline:
+                timed_out = True
+                _kill_session(proc.pid)
+                reaper.join(30)
+                break
+    except BaseException:  # Ctrl-C or SIGTERM (see stop_on_sigterm): do not leave the command running
+        _kill_session(proc.pid)
+        reaper.join(30)
+        if rss_file is not None:
+            rss_file.unlink(missing_ok=True)
+        raise
     status, usage = waited["status"], waited["usage"]
     proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
+    max_rss, method = hwm, "VmHWM sampled every 20 ms"
+    if rss_file is not None:
+        try:
+            max_rss, method = int(rss_file.read_text().split()[-1]), "GNU time %M"
+        except (OSError, ValueError, IndexError):
+            method = "VmHWM sampled every 0.5 s (GNU time gave nothing)"
+        rss_file.unlink(missing_ok=True)
     return Measured(cmd=[str(c) for c in cmd], returncode=proc.returncode, wall_s=waited["end"] - start,
-                    user_s=usage.ru_utime, sys_s=usage.ru_stime, max_rss_kb=usage.ru_maxrss,
+                    user_s=usage.ru_utime, sys_s=usage.ru_stime, max_rss_kb=max_rss, rss_method=method,
                     timed_out=timed_out, rss_samples=samples)
 
 
-def _vmrss_kb(pid: int) -> int | None:
+def _kill_session(pid: int) -> None:
+    """SIGKILL the session that the command we started leads (it and its children only)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _target_pid(pid: int) -> int | None:
+    """The command GNU time runs: its only child."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = f.read().split()
+    except OSError:
+        return None
+    return int(kids[0]) if kids else None
+
+
+def _vm_kb(pid: int) -> tuple[int | None, int | None]:
+    """(VmRSS, VmHWM) of pid in kB."""
+    rss = hwm = None
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+                    rss = int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
     except (OSError, ValueError):
-        return None
-    return None
+        pass
+    return rss, hwm
 
 
 def proc_tree_cpu_s(pid: int) -> float:
-    """user+sys CPU seconds of pid and its direct children (nginx master + workers)."""
-    total = 0.0
+    """user+sys CPU seconds of pid and all its descendants (e.g. timeout -> nginx master -> workers)."""
+    stats: dict[int, tuple[int, float]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -118,10 +171,23 @@ def proc_tree_cpu_s(pid: int) -> float:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-        ppid, utime, stime = int(fields[1]), int(fields[11]), int(fields[12])
-        if int(entry) == pid or ppid == pid:
-            total += (utime + stime) / CLK_TCK
-    return total
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    tree, grew = {pid}, True
+    while grew:
+        grew = False
+        for p, (ppid, _) in stats.items():
+            if ppid in tree and p not in tree:
+                tree.add(p)
+                grew = True
+    return sum(stats[p][1] for p in tree if p in stats)
+
+
+def system_busy_s() -> float:
+    """CPU seconds spent busy on all cores since boot (from /proc/stat), to see other load."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
 # ---- local servers ----------------------------------------------------------------------
@@ -149,8 +215,9 @@ class StaticServer:
     """Serve a folder on 127.0.0.1 from a subprocess: nginx if installed, else Python's
     ThreadingHTTPServer (``python -m http.server``). ``kind`` says which one runs."""
 
-    def __init__(self, root: Path, workdir: Path, prefer: str = "auto", nginx_workers: int = 1):
-        self.root, self.workdir = root, workdir
+    def __init__(self, root: Path, workdir: Path, prefer: str = "auto", nginx_workers: int = 1,
+                 lifetime: float = 3600.0):
+        self.root, self.workdir, self.lifetime = root, workdir, lifetime
         self.port = free_port()
         nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
         if prefer == "nginx" and not nginx:
@@ -174,6 +241,10 @@ class StaticServer:
             cmd = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(self.root),
                    str(self.port)]
             self.version = f"python {platform.python_version()} http.server (ThreadingHTTPServer, HTTP/1.0)"
+        # Under coreutils `timeout`, the server stops by itself after `lifetime` seconds even if
+        # this process is killed; a signal sent to `timeout` is passed on to the server.
+        if shutil.which("timeout"):
+            cmd = ["timeout", "--kill-after=10", str(int(self.lifetime)), *cmd]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
         log.close()
         wait_for_port(self.port, self.proc)
@@ -236,6 +307,12 @@ http {{
 
 
 # ---- results ----------------------------------------------------------------------------
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so `finally` and `with` blocks stop servers and delete
+    temporary folders."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
 
 def environment() -> dict:
     def out(cmd: list[str]) -> str:

@@ -47,7 +47,8 @@ from pathlib import Path
 from warcio.archiveiterator import ArchiveIterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, StaticServer, environment, run_measured, table, write_results  # noqa: E402
+from _util import (REPO, StaticServer, environment, run_measured, stop_on_sigterm, system_busy_s, table,  # noqa: E402
+                   write_results)
 
 # ---- the generated site -----------------------------------------------------------------
 
@@ -238,10 +239,14 @@ def one_run(run: int, order: list[str], server: StaticServer, work: Path, site: 
     for tool in order:
         tool_dir = work / f"run{run}"
         tool_dir.mkdir(exist_ok=True)
-        cpu0 = server.cpu_s()
+        os.sync()  # neither tool pays for writing back the other's (or the site's) dirty pages
+        cpu0, busy0, load0 = server.cpu_s(), system_busy_s(), os.getloadavg()[0]
         res = run_archiver(tool_dir, server.base, total, args) if tool == "archiver" else run_wget(tool_dir, server.base, args)
         server_cpu = server.cpu_s() - cpu0
         m = res["measured"]
+        # Busy CPU on the whole machine during the run that was neither the tool nor the
+        # server: the benchmark itself (idle while waiting) and anything else running.
+        other_cpu = system_busy_s() - busy0 - m.cpu_s - server_cpu
         responses = warc_responses(res["warcs"])
         statuses: dict[str, int] = {}
         for info in responses["urls"].values():
@@ -252,6 +257,8 @@ def one_run(run: int, order: list[str], server: StaticServer, work: Path, site: 
             "urls_per_s": len(responses["urls"]) / m.wall_s,
             "cpu_ms_per_article": 1000 * m.cpu_s / total,
             "server_cpu_s": server_cpu,
+            "other_cpu_s": other_cpu,
+            "loadavg_1min_before": load0,
             "distinct_response_urls": len(responses["urls"]),
             "statuses": statuses,
             "record_types": responses["record_types"],
@@ -310,7 +317,7 @@ METRICS = [("wall s", "wall_s", "{:.2f}"), ("articles/s", "articles_per_s", "{:.
            ("URLs/s", "urls_per_s", "{:.0f}"), ("CPU s", "cpu_s", "{:.2f}"),
            ("user s", "user_s", "{:.2f}"), ("sys s", "sys_s", "{:.2f}"),
            ("CPU ms/article", "cpu_ms_per_article", "{:.1f}"), ("peak RSS MB", "max_rss_mb", "{:.1f}"),
-           ("server CPU s", "server_cpu_s", "{:.2f}"), ("response URLs", "distinct_response_urls", "{}"),
+           ("server CPU s", "server_cpu_s", "{:.2f}"), ("other CPU s", "other_cpu_s", "{:.2f}"), ("response URLs", "distinct_response_urls", "{}"),
            ("WARC MB", "warc_bytes", "{:.1f}"), ("exit", "returncode", "{}")]
 
 
@@ -376,11 +383,13 @@ def main() -> int:
     if not shutil.which("wget"):
         p.error("wget not found: apt-get install wget (see bench/README.md)")
 
+    stop_on_sigterm()
     work = Path(tempfile.mkdtemp(prefix="archiver-bench-"))
     try:
         site_info = build_site(work / "site", args.articles, args.paragraphs)
         wget_version = subprocess.run(["wget", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-        with StaticServer(work / "site", work, args.server, args.nginx_workers) as server:
+        lifetime = 120 + args.runs * 2 * (args.timeout + 60)
+        with StaticServer(work / "site", work, args.server, args.nginx_workers, lifetime) as server:
             print(f"server: {server.kind} ({server.version}) at {server.base}; site: {site_info['articles']} articles, "
                   f"{site_info['files']} files, {site_info['bytes'] / 1e6:.1f} MB, "
                   f"{len(site_info['expected_paths'])} URLs expected per capture; wget: {wget_version}", flush=True)
