@@ -91,6 +91,23 @@ CREATE TABLE IF NOT EXISTS changes (
     to_time TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_time ON changes (to_time);
+-- Scheduler state: NOT rebuilt by reindex (it is not in the WARCs). Times are UNIX seconds.
+CREATE TABLE IF NOT EXISTS schedule (
+    url TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    added REAL NOT NULL,
+    next_due REAL NOT NULL,
+    last_started REAL,
+    last_finished REAL,
+    last_result TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS schedule_due ON schedule (next_due);
+CREATE TABLE IF NOT EXISTS hosts (
+    host TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,     -- consecutive: no response, 5xx, 429
+    backoff_until REAL NOT NULL,
+    last_error TEXT NOT NULL
+);
 """
 
 
@@ -229,6 +246,61 @@ class Catalog:
         with self._transaction():
             for table in ("observations", "versions", "changes"):
                 self.db.execute(f"DELETE FROM {table}")
+
+    # ---- scheduler state ------------------------------------------------------------------
+
+    def sync_schedule(self, urls: dict[str, str], now: float) -> tuple[int, int]:
+        """Make the schedule hold exactly these URLs (url -> host); new ones are due now.
+        Returns (added, removed)."""
+        known = {r[0] for r in self.db.execute("SELECT url FROM schedule")}
+        added = [(u, h, now, now) for u, h in urls.items() if u not in known]
+        removed = [(u,) for u in known - urls.keys()]
+        with self._transaction():
+            self.db.executemany("INSERT INTO schedule (url, host, added, next_due) VALUES (?, ?, ?, ?)", added)
+            self.db.executemany("DELETE FROM schedule WHERE url = ?", removed)
+        return len(added), len(removed)
+
+    def due(self, now: float, limit: int, exclude: set[str]) -> list[str]:
+        """Due URLs, most overdue first, skipping hosts that are backed off."""
+        rows = self.db.execute(
+            "SELECT s.url FROM schedule s LEFT JOIN hosts h ON h.host = s.host "
+            "WHERE s.next_due <= ? AND (h.backoff_until IS NULL OR h.backoff_until <= ?) "
+            "ORDER BY s.next_due LIMIT ?", (now, now, limit + len(exclude)))
+        return [r[0] for r in rows if r[0] not in exclude][:limit]
+
+    def mark_started(self, urls: list[str], now: float) -> None:
+        with self._transaction():
+            self.db.executemany("UPDATE schedule SET last_started = ? WHERE url = ?", [(now, u) for u in urls])
+
+    def mark_finished(self, rows: list[tuple[str, float, str, float]]) -> None:
+        """(url, next_due, result, finished) per seed of a finished snapshot."""
+        with self._transaction():
+            self.db.executemany("UPDATE schedule SET next_due = ?, last_result = ?, last_finished = ? WHERE url = ?",
+                                [(due, result, finished, url) for url, due, result, finished in rows])
+
+    def schedule_rows(self) -> list[sqlite3.Row]:
+        return self._rows("SELECT * FROM schedule ORDER BY url")
+
+    def last_change(self, url: str) -> str | None:
+        row = self.db.execute("SELECT MAX(first_seen) FROM versions WHERE tracked_url = ?", (url,)).fetchone()
+        return row[0] if row else None
+
+    def record_host_outcomes(self, outcomes: dict[str, str], now: float, threshold: int,
+                             backoff: float, backoff_max: float) -> None:
+        """host -> "" (answered) or an error; a host failing ``threshold`` times in a row is
+        backed off, doubling while it keeps failing."""
+        with self._transaction():
+            for host, error in outcomes.items():
+                if not error:
+                    self.db.execute("DELETE FROM hosts WHERE host = ?", (host,))
+                    continue
+                row = self.db.execute("SELECT failures FROM hosts WHERE host = ?", (host,)).fetchone()
+                failures = (row[0] if row else 0) + 1
+                until = now + min(backoff * 2 ** (failures - threshold), backoff_max) if failures >= threshold else 0.0
+                self.db.execute("INSERT OR REPLACE INTO hosts VALUES (?, ?, ?, ?)", (host, failures, until, error))
+
+    def host_rows(self) -> list[sqlite3.Row]:
+        return self._rows("SELECT * FROM hosts ORDER BY failures DESC, host")
 
     def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         cur = self.db.cursor()

@@ -25,8 +25,14 @@ from .pipeline import reindex, snapshot
 from .report import change_event_json, change_text, diff_html, diff_json, diff_text, history_json, history_text
 from .seeds import normalize_url
 from .tracking import load_history, reextract, version_diff, write_feed
+from .policy import schedule_of
+from .scheduler import Runner
+from .seeds import Seed, add_seed, remove_seed
+from .status import archive_status, tracking_list
 from .warcfile import warc_date
 from .seeds import load_seeds
+
+log = logging.getLogger("archiver")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXTRACTOR = f"archiver/{EXTRACTOR_VERSION}"
@@ -116,6 +122,36 @@ def build_parser() -> argparse.ArgumentParser:
                                    "shows up as edits.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_reextract)
+
+    p = sub.add_parser("add", help="track a URL: append it to a seed file",
+                       description="Append URL to seeds/added.txt (or --to FILE); archiver run picks it up.")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--every", metavar="INTERVAL", help="recapture interval such as 30m, 6h, 1d (default: adaptive)")
+    p.add_argument("--cron", metavar="EXPR", help='a crontab expression such as "0 */6 * * *" instead of --every')
+    p.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag (repeatable)")
+    p.add_argument("--to", type=Path, metavar="FILE", help="seed file to append to (default: seeds/added.txt)")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("remove", help="stop tracking a URL: remove it from the seed file that holds it")
+    p.add_argument("url", metavar="URL")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("list", help="tracked URLs with their schedule, next due time and last result")
+    p.add_argument("--json", action="store_true", help="a JSON array")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="the recapture service: capture every tracked URL when it is due",
+                       description="Run in the foreground (for systemd, a container or a terminal) until "
+                                   "SIGTERM or SIGINT. Due times are kept in the catalog: after a restart, "
+                                   "whatever is overdue is captured once, soon after start.")
+    p.add_argument("--once", action="store_true", help="capture everything due now, then exit (for cron and tests)")
+    p.add_argument("--json", action="store_true", help="one JSON line per fetched URL on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-URL progress on stderr")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="tracked and due URLs, running captures, failing hosts, WARC disk use")
+    p.add_argument("--json", action="store_true", help="a JSON object")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("demo", help="offline demo: capture a built-in local site, edit it, capture again")
     p.add_argument("--dir", type=Path, help="archive folder to create (default: a new temporary folder)")
@@ -268,6 +304,93 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     count = reextract(config, on_url)
     print(f"re-extracted {count} tracked URL(s) with {EXTRACTOR}")
     return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.every and args.cron:
+        raise UsageError("give --every or --cron, not both")
+    options = [(k, v) for k, v in (("every", args.every), ("cron", args.cron)) if v] + [("tag", t) for t in args.tag]
+    target = args.to or config.seeds_dir / "added.txt"
+    try:  # a bad interval or cron expression is refused before anything is written
+        schedule = schedule_of(Seed(normalize_url(args.url), tuple(options)), config.schedule)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    seed = add_seed(config.seeds_dir, target, args.url, options)
+    print(f"tracking {seed.url} ({schedule.describe()}) in {target}")
+    return EXIT_OK
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    changed = remove_seed(config.seeds_dir, args.url)
+    if not changed:
+        raise UsageError(f"{normalize_url(args.url)} is not in any seed file in {config.seeds_dir}")
+    print(f"removed {normalize_url(args.url)} from {', '.join(str(p) for p in changed)}")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    rows = tracking_list(config)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    for r in rows:
+        print(f"{r['url']}\n    {r['schedule']}; next due {r['next_due'] or 'now'}; "
+              f"last capture {r['last_capture'] or 'never'} ({r['last_result'] or '-'})"
+              + (f"; tags {', '.join(r['tags'])}" if r["tags"] else ""))
+    if not rows:
+        print(f"no tracked URLs: add some with archiver add URL (or list them in {config.seeds_dir}/*.txt)",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    setup_logging(config.schedule.log_format)
+    runner = Runner(config, on_result=_progress(args))
+    if args.once:
+        count = runner.run_once()
+        print(f"captured {count} due URL(s)", file=sys.stderr)
+        return EXIT_OK
+    log.info("archiver %s running on %s (tick %ss); stop with SIGTERM or Ctrl-C",
+             __version__, config.root, config.schedule.tick)
+    runner.run_forever()
+    log.info("stopped after dispatching %d URL(s); WARC files closed", runner.dispatched)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    status = archive_status(config, datetime.now(timezone.utc))
+    if args.json:
+        print(json.dumps(status, indent=1))
+        return EXIT_OK
+    print(f"tracked {status['tracked']}, due now {status['due_now']}, running {status['running']}")
+    print(f"WARC files: {status['warc_files']} ({status['warc_bytes'] / 1e6:.1f} MB)")
+    for h in status["failing_hosts"]:
+        until = f", backed off until {h['backoff_until']}" if h["backoff_until"] else ""
+        print(f"  failing host {h['host']}: {h['failures']} failure(s) in a row ({h['last_error']}){until}")
+    return EXIT_OK
+
+
+def setup_logging(log_format: str) -> None:
+    """JSON lines on stderr when it is not a terminal (or when asked), text otherwise."""
+    use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if use_json else logging.Formatter("archiver: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+                           "level": record.levelname.lower(), "logger": record.name,
+                           "message": record.getMessage()}, ensure_ascii=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

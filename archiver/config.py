@@ -42,6 +42,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("storage", "warc_dir", "warcs", "Folder for WARC files (relative to config.toml)."),
     Setting("storage", "index_dir", "indexes", "Folder for the CDXJ replay index, one file per closed WARC."),
     Setting("storage", "catalog", "archive.sqlite", "SQLite catalog of captures and cross-references."),
+    Setting("storage", "lock_dir", "locks", "Lock files that keep two processes from capturing one URL at once."),
     Setting("storage", "warc_prefix", "archiver", "First part of every WARC file name."),
     Setting("storage", "warc_max_bytes", 1_000_000_000, "Start a new WARC file once one reaches this size (checked between records)."),
     Setting("storage", "warc_idle_close", 60.0, "Seconds a long-running process keeps an idle WARC file open before closing it (used by the scheduler)."),
@@ -64,6 +65,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "proxy", "", "HTTP(S) proxy URL for all requests."),
     Setting("capture", "verify_tls", True, "Check TLS certificates."),
     Setting("capture", "cta_texts", DEFAULT_CTA_TEXTS, "Call-to-action texts that open a READ box (\"READ\", \"READ ALSO\", ...)."),
+    Setting("schedule", "default", "adaptive", "Schedule of seeds without every= or cron=: adaptive, or an interval such as 6h."),
+    Setting("schedule", "adaptive", ["3h=15m", "1d=1h", "7d=3h", "30d=1d", "365d=7d"],
+            "Adaptive policy: AGE=INTERVAL steps; while the article last changed less than AGE ago, recapture every INTERVAL."),
+    Setting("schedule", "adaptive_max", "30d", "Adaptive interval once an article has been quiet longer than the last step."),
+    Setting("schedule", "jitter", 0.1, "Random spread of each interval (0.1 = plus or minus 10%)."),
+    Setting("schedule", "tick", 1.0, "Seconds between two looks for due URLs in archiver run."),
+    Setting("schedule", "batch", 200, "Most seeds handed to the crawler at one look."),
+    Setting("schedule", "host_failures", 5, "Consecutive failures (no response, 5xx, 429) that back a host off."),
+    Setting("schedule", "host_backoff", "5m", "First back-off of a failing host; doubles while it keeps failing."),
+    Setting("schedule", "host_backoff_max", "6h", "Longest back-off of a failing host."),
+    Setting("schedule", "shutdown_grace", 10.0, "Seconds in-flight fetches may take to finish after SIGTERM or SIGINT."),
+    Setting("schedule", "log_format", "auto", "Log lines on stderr: json, text, or auto (JSON unless stderr is a terminal).",
+            choices=("auto", "json", "text")),
     Setting("report", "feed", "changes.atom", "Atom feed of change events, rewritten after every snapshot (\"\" = none)."),
     Setting("report", "feed_entries", 200, "How many of the latest change events the Atom feed holds."),
 )
@@ -73,6 +87,7 @@ SETTINGS: tuple[Setting, ...] = (
 class StorageConfig:
     warc_dir: Path
     index_dir: Path
+    lock_dir: Path
     catalog: Path
     warc_prefix: str
     warc_max_bytes: int
@@ -103,6 +118,21 @@ class CaptureConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    default: str
+    adaptive_steps: tuple[tuple[float, float], ...]  # (quiet for less than, interval) in seconds
+    adaptive_max: float
+    jitter: float
+    tick: float
+    batch: int
+    host_failures: int
+    host_backoff: float
+    host_backoff_max: float
+    shutdown_grace: float
+    log_format: str
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     feed: Path | None
     feed_entries: int
@@ -113,23 +143,18 @@ class Config:
     root: Path
     storage: StorageConfig
     capture: CaptureConfig
+    schedule: ScheduleConfig
     report: ReportConfig
     seeds_dir: Path = field(default=Path("seeds"))
+    values: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)  # as validated, for warcinfo
 
     def public_dict(self) -> dict[str, dict[str, Any]]:
-        """The settings in effect, for warcinfo; cookies and proxy credentials left out."""
-        out: dict[str, dict[str, Any]] = {}
-        for s in SETTINGS:
-            if s.name in ("cookies_file", "proxy"):
-                continue
-            value = getattr(getattr(self, s.section), s.name)
-            if isinstance(value, Path):
-                value = str(value.relative_to(self.root)) if value.is_relative_to(self.root) else str(value)
-            elif isinstance(value, tuple):
-                value = dict(value) if s.name == "headers" else list(value)
-            out.setdefault(s.section, {})[s.name] = value
+        """The settings in effect, for warcinfo; cookies, proxy and credentials left out."""
+        out = {section: dict(table) for section, table in self.values.items()}
+        for name in ("cookies_file", "proxy"):
+            out["capture"].pop(name, None)
         out["capture"]["headers"] = {k: v for k, v in out["capture"]["headers"].items()
-                                     if k.lower() not in ("cookie", "authorization")}
+                                     if k.lower() not in ("cookie", "authorization", "proxy-authorization")}
         return out
 
 
@@ -147,11 +172,13 @@ def build_config(raw: dict[str, Any], root: Path) -> Config:
     values = _validated(raw)
     st, cap, rep = values["storage"], values["capture"], values["report"]
     return Config(
+        values=values,
+        schedule=_schedule_config(values["schedule"]),
         report=ReportConfig(feed=(root / rep["feed"]) if rep["feed"] else None, feed_entries=rep["feed_entries"]),
         root=root,
         seeds_dir=root / "seeds",
         storage=StorageConfig(
-            warc_dir=root / st["warc_dir"], index_dir=root / st["index_dir"],
+            warc_dir=root / st["warc_dir"], index_dir=root / st["index_dir"], lock_dir=root / st["lock_dir"],
             catalog=root / st["catalog"], warc_prefix=st["warc_prefix"],
             warc_max_bytes=st["warc_max_bytes"], warc_idle_close=st["warc_idle_close"]),
         capture=CaptureConfig(
@@ -160,6 +187,30 @@ def build_config(raw: dict[str, Any], root: Path) -> Config:
             cookies_file=(root / cap["cookies_file"]) if cap["cookies_file"] else None,
             cta_texts=tuple(cap["cta_texts"])),
     )
+
+
+def _schedule_config(sc: dict[str, Any]) -> ScheduleConfig:
+    def seconds(name: str, text: str) -> float:
+        try:
+            return parse_duration(text)
+        except ValueError as e:
+            raise ConfigError(f"config: [schedule] {name}: {e}") from e
+    if sc["default"] != "adaptive":
+        seconds("default", sc["default"])
+    steps = []
+    for step in sc["adaptive"]:
+        age, sep, interval = step.partition("=")
+        if not sep:
+            raise ConfigError(f"config: [schedule] adaptive: {step!r} is not AGE=INTERVAL (e.g. 3h=15m)")
+        steps.append((seconds("adaptive", age), seconds("adaptive", interval)))
+    if steps != sorted(steps):
+        raise ConfigError("config: [schedule] adaptive: steps must be in increasing AGE order")
+    return ScheduleConfig(
+        default=sc["default"], adaptive_steps=tuple(steps), adaptive_max=seconds("adaptive_max", sc["adaptive_max"]),
+        jitter=sc["jitter"], tick=sc["tick"], batch=sc["batch"], host_failures=sc["host_failures"],
+        host_backoff=seconds("host_backoff", sc["host_backoff"]),
+        host_backoff_max=seconds("host_backoff_max", sc["host_backoff_max"]),
+        shutdown_grace=sc["shutdown_grace"], log_format=sc["log_format"])
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -104,17 +104,18 @@ class Batch:
     summary: SnapshotSummary = field(default_factory=SnapshotSummary)
     seen: set[str] = field(default_factory=set)
     observed: set[str] = field(default_factory=set)
-    outstanding: int = 0
+    pending: dict[str, int] = field(default_factory=dict)  # seed -> its URLs not yet stored
 
 
 class Crawler:
     """Fetch threads plus the storing thread (the one that calls ``run``)."""
 
     def __init__(self, archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None,
-                 on_batch_done: Callable[[Batch], None] = lambda b: None):
+                 on_batch_done: Callable[[Batch], None] = lambda b: None,
+                 on_seed_done: Callable[[Batch, str], None] = lambda b, s: None):
         self.archive = archive
         self.cfg = archive.config.capture
-        self.on_result, self.on_batch_done = on_result, on_batch_done
+        self.on_result, self.on_batch_done, self.on_seed_done = on_result, on_batch_done, on_seed_done
         self.fetcher = Fetcher(self.cfg, archive.clock)
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
@@ -194,6 +195,7 @@ class Crawler:
             self.batches[batch.id] = batch
             for seed in seeds:
                 batch.summary.seeds_ok[seed] = False
+                batch.pending[seed] = 0
                 self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id), is_page=True, seed_chain=True))
             if not seeds:
                 self._finish_batch(batch)
@@ -218,7 +220,7 @@ class Crawler:
                 batch.summary.results.append(result)
                 self.on_result(result)
                 self._follow(batch, job, ex, links)
-                self._job_done(batch)
+                self._job_done(batch, job.reached.seed)
         finally:
             for _, ex in results:
                 ex.close()
@@ -282,7 +284,7 @@ class Crawler:
         delay = retry_delay(ex.header("Retry-After"), job.attempt, self.archive.clock())
         self.slots.hold(url_host(job.url), delay)
         log.info("retrying %s in %.0f s (attempt %d of %d)", job.url, delay, job.attempt + 2, self.cfg.retries + 1)
-        batch.outstanding += 1
+        batch.pending[job.reached.seed] += 1
         self.slots.add(replace(job, attempt=job.attempt + 1))
 
     @staticmethod
@@ -304,19 +306,25 @@ class Crawler:
         if job.url in batch.seen:
             return False
         batch.seen.add(job.url)
-        batch.outstanding += 1
+        batch.pending[job.reached.seed] += 1
         self.slots.add(job)
         return True
 
-    def _job_done(self, batch: Batch) -> None:
-        batch.outstanding -= 1
-        if batch.outstanding == 0:
-            self._finish_batch(batch)
+    def _job_done(self, batch: Batch, seed: str) -> None:
+        batch.pending[seed] -= 1
+        if batch.pending[seed] == 0:
+            self._finish_seed(batch, seed)
+            if not any(batch.pending.values()):
+                self._finish_batch(batch)
+
+    def _finish_seed(self, batch: Batch, seed: str) -> None:
+        """Every URL the seed reached is stored: its history can be brought up to date."""
+        if seed in batch.observed:
+            batch.summary.histories[seed] = update_history(self.archive.catalog, seed)
+        self.on_seed_done(batch, seed)
 
     def _finish_batch(self, batch: Batch) -> None:
         del self.batches[batch.id]
-        for seed in sorted(batch.observed):
-            batch.summary.histories[seed] = update_history(self.archive.catalog, seed)
         if batch.observed:
             write_feed(self.archive.catalog, self.archive.config, warc_date(self.archive.clock()))
         batch.summary.warcs = sorted({r.warc for r in batch.summary.results})

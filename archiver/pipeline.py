@@ -7,6 +7,7 @@ article history from the WARC files alone.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Iterable
 
 from .archive import Archive, FetchResult, SnapshotSummary, repair_abandoned
@@ -14,23 +15,32 @@ from .catalog import Catalog
 from .config import Config
 from .crawl import Batch, Crawler
 from .index import warc_captures, write_cdxj
+from .locks import UrlLocks
 from .seeds import normalize_url
 from .tracking import observe_from_warcs, update_history
 from .warcfile import WARC_SUFFIX
+
+log = logging.getLogger("archiver")
 
 
 def snapshot(archive: Archive, urls: Iterable[str],
              on_result: Callable[[FetchResult], None] = lambda r: None) -> SnapshotSummary:
     """Capture each URL, its cross-references and requisites, once; close the WARC file."""
     seeds = list(dict.fromkeys(normalize_url(u) for u in urls))
+    locks = UrlLocks(archive.config.storage.lock_dir)
     done: list[Batch] = []
     crawler = Crawler(archive, on_result, on_batch_done=done.append)
     try:
+        for seed in seeds:
+            if not locks.acquire(seed):
+                log.info("waiting: another process is capturing %s", seed)
+                locks.acquire(seed, wait=True)
         crawler.submit(seeds)
         crawler.run()
     finally:
         crawler.close()
         archive.writer.close()
+        locks.release_all()
     [batch] = done
     return batch.summary
 

@@ -124,3 +124,43 @@ def load_seeds(seeds_dir: Path) -> list[Seed]:
         for seed in read_seed_file(path):
             seen.setdefault(seed.url, seed)
     return list(seen.values())
+
+
+def seed_line(url: str, options: list[tuple[str, str]]) -> str:
+    return " ".join([url] + [f"{k}={shlex.quote(v)}" for k, v in options])
+
+
+def add_seed(seeds_dir: Path, target: Path, url: str, options: list[tuple[str, str]]) -> Seed:
+    """Append a seed line to target; UsageError if some seed file already tracks the URL."""
+    url = normalize_url(url)
+    for existing in load_seeds(seeds_dir):
+        if existing.url == url:
+            raise UsageError(f"{url} is already tracked ({existing.source}:{existing.line})")
+    line = seed_line(url, options)
+    seed = parse_seed_line(line, str(target))
+    assert seed is not None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = target.read_text(encoding="utf-8") if target.exists() else ""
+    target.write_text(text + ("" if not text or text.endswith("\n") else "\n") + line + "\n", encoding="utf-8")
+    return seed
+
+
+def remove_seed(seeds_dir: Path, url: str) -> list[Path]:
+    """Remove the URL's lines from every seed file holding it; the files changed."""
+    url = normalize_url(url)
+    changed = []
+    for path in sorted(seeds_dir.glob("*.txt")):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [t for n, t in enumerate(lines, 1) if not _is_seed_for(t, url, path, n)]
+        if len(kept) != len(lines):
+            path.write_text("".join(kept), encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+def _is_seed_for(text: str, url: str, path: Path, line: int) -> bool:
+    try:
+        seed = parse_seed_line(text, str(path), line)
+    except ConfigError:
+        return False
+    return seed is not None and seed.url == url

@@ -1,0 +1,178 @@
+"""``archiver run``: keep every tracked URL under watch.
+
+Due times live in the catalog (``schedule`` table), so start-up is one query however many
+URLs are tracked, and a restart resumes where the last run stopped: whatever is overdue
+is due once, at the first look. One APScheduler job looks for due URLs every ``tick``
+seconds and hands them to the crawler, which runs in the main thread. Each tracked URL
+is locked (across processes) from dispatch until its snapshot is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .archive import Archive, FetchResult
+from .catalog import Catalog
+from .config import Config
+from .crawl import Batch, Crawler
+from .fetch import utcnow
+from .locks import UrlLocks
+from .policy import Schedule, next_due, schedule_of
+from .seeds import Seed, load_seeds, url_host
+
+log = logging.getLogger("archiver")
+
+
+@dataclass(frozen=True)
+class Tracked:
+    seed: Seed
+    schedule: Schedule
+
+
+def tracked_seeds(config: Config) -> dict[str, Tracked]:
+    """seeds/*.txt, each with its schedule (ConfigError names a bad line)."""
+    return {s.url: Tracked(s, schedule_of(s, config.schedule)) for s in load_seeds(config.seeds_dir)}
+
+
+def seeds_fingerprint(config: Config) -> tuple:
+    return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in config.seeds_dir.glob("*.txt")))
+
+
+class Runner:
+    """The long-running service: dispatcher (APScheduler job) + crawler (main thread)."""
+
+    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow,
+                 on_result: Callable[[FetchResult], None] = lambda r: None, rng: random.Random | None = None):
+        self.config, self.clock = config, clock
+        self.rng = rng or random.Random()
+        self.archive = Archive(config, clock)
+        self.crawler = Crawler(self.archive, on_result, on_seed_done=self._seed_done)
+        self.locks = UrlLocks(config.storage.lock_dir)
+        self.dispatch_catalog = Catalog(config.storage.catalog)  # the dispatcher thread's own connection
+        self.stop = threading.Event()
+        self.running: set[str] = set()
+        self._running_lock = threading.Lock()
+        self.tracked: dict[str, Tracked] = {}
+        self._fingerprint: tuple = ()
+        self.dispatched = 0
+
+    # ---- dispatcher (APScheduler's thread, or the caller for --once) -------------------
+
+    def sync_seeds(self) -> None:
+        fingerprint = seeds_fingerprint(self.config)
+        if fingerprint == self._fingerprint:
+            return
+        self.tracked = tracked_seeds(self.config)
+        added, removed = self.dispatch_catalog.sync_schedule(
+            {url: url_host(url) for url in self.tracked}, self.clock().timestamp())
+        self._fingerprint = fingerprint
+        log.info("tracking %d URLs (%d new, %d no longer tracked)", len(self.tracked), added, removed)
+
+    def dispatch(self) -> int:
+        """Hand every due URL (not already running here or elsewhere) to the crawler."""
+        if self.stop.is_set():
+            return 0
+        self.sync_seeds()
+        now = self.clock().timestamp()
+        with self._running_lock:
+            due = self.dispatch_catalog.due(now, self.config.schedule.batch, self.running)
+            taken = [url for url in due if self.locks.acquire(url)]
+            self.running.update(taken)
+        if taken:
+            self.dispatch_catalog.mark_started(taken, now)
+            self.dispatched += len(taken)
+            log.info("dispatching %d due URL(s)", len(taken))
+            self.crawler.submit(taken)
+        return len(taken)
+
+    # ---- crawler thread --------------------------------------------------------------------
+
+    def _seed_done(self, batch: Batch, seed: str) -> None:
+        """A seed's snapshot is stored: schedule it again, record how its hosts answered."""
+        now = self.clock()
+        tracked = self.tracked.get(seed)
+        schedule = tracked.schedule if tracked else schedule_of(Seed(seed), self.config.schedule)
+        due = next_due(schedule, self.config.schedule, now, self._quiet_since(seed), self.rng)
+        self.archive.catalog.mark_finished([(seed, due.timestamp(), _result_of(batch, seed), now.timestamp())])
+        sc = self.config.schedule
+        self.archive.catalog.record_host_outcomes(_host_outcomes(batch, seed), now.timestamp(), sc.host_failures,
+                                                  sc.host_backoff, sc.host_backoff_max)
+        with self._running_lock:
+            self.running.discard(seed)
+            self.locks.release(seed)
+
+    def _quiet_since(self, url: str) -> datetime:
+        """When the article last changed (its newest version began), else when first tracked."""
+        changed = self.archive.catalog.last_change(url)
+        if changed:
+            return datetime.strptime(changed, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        row = self.archive.catalog.db.execute("SELECT added FROM schedule WHERE url = ?", (url,)).fetchone()
+        return datetime.fromtimestamp(row[0], timezone.utc) if row else self.clock()
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Capture everything due now, then return (for cron and tests)."""
+        try:
+            count = self.dispatch()
+            self.crawler.run()
+            return count
+        finally:
+            self.close()
+
+    def run_forever(self) -> None:
+        """Until SIGTERM or SIGINT: then stop dispatching, let in-flight fetches finish
+        within the grace period, close the WARC files."""
+        scheduler = BackgroundScheduler(timezone=timezone.utc)
+        scheduler.add_job(self.dispatch, IntervalTrigger(seconds=self.config.schedule.tick),
+                          next_run_time=datetime.now(timezone.utc), coalesce=True, max_instances=1,
+                          misfire_grace_time=None, id="dispatch")
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        scheduler.start()
+        try:
+            self.crawler.run(self.stop, grace=self.config.schedule.shutdown_grace)
+        finally:
+            scheduler.shutdown(wait=False)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.close()
+
+    def _on_signal(self, signum: int, frame) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        self.stop.set()
+        self.crawler.wake()
+
+    def close(self) -> None:
+        self.crawler.close()
+        self.archive.close()  # closes (renames) the open WARC file
+        self.dispatch_catalog.close()
+        self.locks.release_all()
+
+
+def _result_of(batch: Batch, seed: str) -> str:
+    chain = [r for r in batch.summary.results if r.seed == seed and r.role in ("seed", "redirect")]
+    if not chain:
+        return "not captured"
+    last = chain[-1]
+    return f"HTTP {last.status}" if last.status is not None else f"failed: {last.error}"
+
+
+def _host_outcomes(batch: Batch, seed: str) -> dict[str, str]:
+    """Per host the seed reached: "" if its last answer was a real answer (404 included),
+    else the error."""
+    outcomes: dict[str, str] = {}
+    for r in batch.summary.results:
+        if r.seed != seed:
+            continue
+        failed = r.status is None or r.status >= 500 or r.status == 429
+        outcomes[url_host(r.url)] = (r.error or f"HTTP {r.status}") if failed else ""
+    return outcomes

@@ -1,0 +1,54 @@
+"""What ``archiver list`` and ``archiver status`` show: read-only views of the seeds,
+the schedule table and the WARC folder."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from .archive import open_catalog
+from .config import Config
+from .locks import UrlLocks
+from .scheduler import tracked_seeds
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds") if ts else None
+
+
+def tracking_list(config: Config) -> list[dict[str, Any]]:
+    tracked = tracked_seeds(config)
+    catalog = open_catalog(config)
+    try:
+        state = {r["url"]: r for r in catalog.schedule_rows()}
+        last = dict(catalog.db.execute(
+            "SELECT o.tracked_url, MAX(c.fetched_at) FROM observations o JOIN captures c ON c.id = o.capture_id "
+            "GROUP BY o.tracked_url").fetchall())
+    finally:
+        catalog.close()
+    rows = []
+    for url, t in tracked.items():
+        s = state.get(url)
+        rows.append({"url": url, "schedule": t.schedule.describe(), "tags": [v for k, v in t.seed.options if k == "tag"],
+                     "source": f"{t.seed.source}:{t.seed.line}", "next_due": _iso(s["next_due"]) if s else None,
+                     "last_capture": last.get(url), "last_result": s["last_result"] if s else ""})
+    return rows
+
+
+def archive_status(config: Config, now: datetime) -> dict[str, Any]:
+    tracked = tracked_seeds(config)
+    locks = UrlLocks(config.storage.lock_dir)
+    catalog = open_catalog(config)
+    try:
+        due = sum(1 for r in catalog.schedule_rows() if r["url"] in tracked and r["next_due"] <= now.timestamp())
+        new = sum(1 for url in tracked if not catalog.db.execute(
+            "SELECT 1 FROM schedule WHERE url = ?", (url,)).fetchone())
+        hosts = [{"host": r["host"], "failures": r["failures"], "last_error": r["last_error"],
+                  "backoff_until": _iso(r["backoff_until"]) if r["backoff_until"] > now.timestamp() else None}
+                 for r in catalog.host_rows()]
+    finally:
+        catalog.close()
+    warcs = sorted(config.storage.warc_dir.glob("*.warc.gz*"))
+    return {"tracked": len(tracked), "due_now": due + new,
+            "running": sum(1 for url in tracked if locks.is_locked_elsewhere(url)),
+            "failing_hosts": hosts, "warc_files": len(warcs), "warc_bytes": sum(p.stat().st_size for p in warcs)}
