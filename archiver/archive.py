@@ -96,9 +96,10 @@ class Archive:
     def _row(self, ex: Exchange, reached: Reached, links: list[Link], records, written) -> tuple:
         meta = Placed(written[-1].offset, written[-1].length, records[-1].rec_headers)
         response = None
-        if len(records) == 3:
-            response = Placed(written[1].offset, written[1].length, records[1].rec_headers, records[1].http_headers)
-            self.cdxj.setdefault(written[1].warc, []).append(cdxj_line(written[1].warc, response))
+        for record, where in zip(records, written):
+            if record.rec_type in ("response", "revisit"):
+                response = Placed(where.offset, where.length, record.rec_headers, record.http_headers)
+                self.cdxj.setdefault(where.warc, []).append(cdxj_line(where.warc, response))
         return capture_row(written[-1].warc, meta, metadata_content(ex, reached, links), response)
 
     def _original(self, ex: Exchange) -> Original | None:

@@ -7,6 +7,8 @@ enough for ``reindex`` to rebuild the catalog from the WARC files alone.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass
@@ -21,7 +23,9 @@ from .warcfile import warc_date
 
 BUILDER = RecordBuilder(warc_version="WARC/1.1")
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
-METADATA_TYPE = "application/json"
+METADATA_TYPE = "application/json"  # the record that closes every exchange's group
+TLS_TYPE = "application/vnd.archiver.tls+json"
+DNS_TYPE = "application/vnd.archiver.dns+json"
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,17 @@ class Original:
 
 def exchange_records(ex: Exchange, reached: Reached, links: list[Link],
                      original: Original | None) -> list[ArcWarcRecord]:
-    """The records of one exchange, in write order; a failure is a lone metadata record."""
+    """The records of one exchange, in write order: request, response or revisit, the TLS
+    certificate and DNS answer when there are, and the closing metadata record. A fetch
+    that got no response is its DNS record (if any) and a lone metadata record."""
+    provenance = [dns_record(ex, "")] if ex.dns else []
     if ex.response_head is None:
-        return [metadata_record(ex, reached, links, concurrent_to="")]
+        return provenance + [metadata_record(ex, reached, links, concurrent_to="")]
     response = revisit_record(ex, original) if original else response_record(ex)
     response_id = response.rec_headers.get_header("WARC-Record-ID")
-    return [request_record(ex, response_id), response,
+    provenance = [tls_record(ex, response_id)] if ex.tls else []
+    provenance += [dns_record(ex, response_id)] if ex.dns else []
+    return [request_record(ex, response_id), response, *provenance,
             metadata_record(ex, reached, links, concurrent_to=response_id)]
 
 
@@ -90,6 +99,31 @@ def metadata_record(ex: Exchange, reached: Reached, links: list[Link], concurren
     body = json.dumps(metadata_content(ex, reached, links), ensure_ascii=False, sort_keys=True).encode()
     return BUILDER.create_warc_record(
         ex.url, "metadata", payload=io.BytesIO(body), length=len(body), warc_content_type=METADATA_TYPE,
+        warc_headers_dict=_headers(ex, WARC_Concurrent_To=concurrent_to))
+
+
+def tls_record(ex: Exchange, response_id: str) -> ArcWarcRecord:
+    """The server certificate from the connection that delivered the response."""
+    assert ex.tls is not None
+    tls = ex.tls
+    content = {"kind": "tls", "tls_version": tls.version, "cipher": tls.cipher,
+               "certificate_sha256": hashlib.sha256(tls.certificate_der).hexdigest(),
+               "certificate_der": base64.b64encode(tls.certificate_der).decode(),
+               "chain_der": [base64.b64encode(c).decode() for c in tls.chain_der]}
+    return _json_metadata(ex, content, TLS_TYPE, response_id)
+
+
+def dns_record(ex: Exchange, concurrent_to: str) -> ArcWarcRecord:
+    """Every address the host resolved to; WARC-IP-Address says which one was used."""
+    assert ex.dns is not None
+    host, addresses = ex.dns
+    return _json_metadata(ex, {"kind": "dns", "host": host, "addresses": addresses}, DNS_TYPE, concurrent_to)
+
+
+def _json_metadata(ex: Exchange, content: dict, content_type: str, concurrent_to: str) -> ArcWarcRecord:
+    body = json.dumps(content, sort_keys=True).encode()
+    return BUILDER.create_warc_record(
+        ex.url, "metadata", payload=io.BytesIO(body), length=len(body), warc_content_type=content_type,
         warc_headers_dict=_headers(ex, WARC_Concurrent_To=concurrent_to))
 
 

@@ -64,6 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "cookies_file", "", "Netscape cookies.txt sent with requests (e.g. to pass consent walls)."),
     Setting("capture", "proxy", "", "HTTP(S) proxy URL for all requests."),
     Setting("capture", "verify_tls", True, "Check TLS certificates."),
+    Setting("capture", "ca_bundle", "", "PEM file of CA certificates to trust instead of the default bundle (\"\" = default)."),
     Setting("capture", "cta_texts", DEFAULT_CTA_TEXTS, "Call-to-action texts that open a READ box (\"READ\", \"READ ALSO\", ...)."),
     Setting("schedule", "default", "adaptive", "Schedule of seeds without every= or cron=: adaptive, or an interval such as 6h."),
     Setting("schedule", "adaptive", ["3h=15m", "1d=1h", "7d=3h", "30d=1d", "365d=7d"],
@@ -114,6 +115,7 @@ class CaptureConfig:
     cookies_file: Path | None
     proxy: str
     verify_tls: bool
+    ca_bundle: Path | None
     cta_texts: tuple[str, ...]
 
 
@@ -182,7 +184,8 @@ def build_config(raw: dict[str, Any], root: Path) -> Config:
             catalog=root / st["catalog"], warc_prefix=st["warc_prefix"],
             warc_max_bytes=st["warc_max_bytes"], warc_idle_close=st["warc_idle_close"]),
         capture=CaptureConfig(
-            **{k: v for k, v in cap.items() if k not in ("follow", "headers", "cookies_file", "cta_texts")},
+            **{k: v for k, v in cap.items() if k not in ("follow", "headers", "cookies_file", "cta_texts", "ca_bundle")},
+            ca_bundle=(root / cap["ca_bundle"]) if cap["ca_bundle"] else None,
             follow=tuple(cap["follow"]), headers=tuple(cap["headers"].items()),
             cookies_file=(root / cap["cookies_file"]) if cap["cookies_file"] else None,
             cta_texts=tuple(cap["cta_texts"])),

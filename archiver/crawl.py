@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import queue
+import socket
 import threading
 import time
 import urllib.robotparser
@@ -21,13 +22,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable
+from urllib.parse import urlsplit
 
 from .archive import Archive, FetchResult, SnapshotSummary
 from .capture import Reached
 from .errors import UsageError
 from .extract import REQUISITE, Link, css_links, decode_body, page_links
 from .fetch import REDIRECT_STATUSES, Exchange, Fetcher
-from .seeds import normalize_url, url_host
+from .seeds import DEFAULT_PORTS, normalize_url, url_host
 from .tracking import PARSE_LIMIT, article_for, challenge_of, is_html, record_observation, update_history, write_feed
 from .warcfile import warc_date
 
@@ -123,6 +125,7 @@ class Crawler:
         self.inbox: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
         self._wakeup: Future = Future()
         self._lock = threading.Lock()
+        self._resolved: set[tuple[str, str]] = set()  # (snapshot, host) already resolved
 
     # ---- feeding (any thread) ----------------------------------------------------------
 
@@ -201,9 +204,24 @@ class Crawler:
                 self._finish_batch(batch)
 
     def _fetch(self, job: Job) -> Exchange:
+        """In a fetch thread: the exchange, with the host's DNS answer the first time the
+        snapshot reaches that host."""
+        dns = self._resolve_once(job)
         if self.robots and not self.robots.allowed(job.url, self.cfg.user_agent):
-            return Exchange(job.url, self.archive.clock(), error="blocked by robots.txt")
-        return self.fetcher.fetch(job.url)
+            ex = Exchange(job.url, self.archive.clock(), error="blocked by robots.txt")
+        else:
+            ex = self.fetcher.fetch(job.url)
+        ex.dns = dns
+        return ex
+
+    def _resolve_once(self, job: Job) -> tuple[str, list[str]] | None:
+        parts = urlsplit(job.url)
+        key = (job.reached.snapshot, parts.hostname or "")
+        with self._lock:
+            if key in self._resolved:
+                return None
+            self._resolved.add(key)
+        return parts.hostname or "", resolve(parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme])
 
     # ---- storing and following -------------------------------------------------------
 
@@ -325,10 +343,21 @@ class Crawler:
 
     def _finish_batch(self, batch: Batch) -> None:
         del self.batches[batch.id]
+        with self._lock:
+            self._resolved = {key for key in self._resolved if key[0] != batch.id}
         if batch.observed:
             write_feed(self.archive.catalog, self.archive.config, warc_date(self.archive.clock()))
         batch.summary.warcs = sorted({r.warc for r in batch.summary.results})
         self.on_batch_done(batch)
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address getaddrinfo gives for the host (the fetch itself resolves again)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as e:
+        return [f"error: {e}"]
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def retry_delay(retry_after: str, attempt: int, now: datetime) -> float:

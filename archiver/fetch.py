@@ -31,6 +31,7 @@ DEFAULT_HEADERS = {"Accept-Encoding": "gzip, deflate", "Accept": "*/*"}
 SPOOL_IN_MEMORY = 1_000_000
 CHUNK = 65536
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+ENCODING_DER = 2  # _ssl.ENCODING_DER, for the certificate objects of the chain
 RENAMED_HEADER_PREFIX = "X-Archive-Orig-"
 
 
@@ -48,6 +49,7 @@ class TlsInfo:
     version: str
     cipher: str
     certificate_der: bytes
+    chain_der: list[bytes] = field(default_factory=list)  # as the peer sent it, leaf first
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Exchange:
     truncated: str = ""
     ip: str = ""
     tls: TlsInfo | None = None
+    dns: tuple[str, list[str]] | None = None  # (host, every address it resolved to), once per host and snapshot
     error: str = ""
 
     def header(self, name: str) -> str:
@@ -94,7 +97,7 @@ class Fetcher:
         self.session.headers["User-Agent"] = cfg.user_agent
         self.session.headers.update(DEFAULT_HEADERS)
         self.session.headers.update(dict(cfg.headers))
-        self.session.verify = cfg.verify_tls
+        self.session.verify = str(cfg.ca_bundle) if cfg.verify_tls and cfg.ca_bundle else cfg.verify_tls
         if cfg.proxy:
             self.session.proxies = {"http": cfg.proxy, "https": cfg.proxy}
         if cfg.cookies_file:
@@ -114,14 +117,22 @@ class Fetcher:
             return Exchange(url, started, error=describe_error(e))
         ex = Exchange(url=prep.url or url, started=started, request_head=_request_head(prep))
         try:
-            resp = self.session.send(prep, stream=True, allow_redirects=False,
-                                     timeout=(self.cfg.timeout, self.cfg.timeout))
+            resp = self._send(prep)
         except requests.RequestException as e:
             ex.error = describe_error(e)
             return ex
         with resp:
+            requests.cookies.extract_cookies_to_jar(self.session.cookies, prep, resp.raw)
             self._read_response(resp, ex)
         return ex
+
+    def _send(self, prep: requests.PreparedRequest) -> requests.Response:
+        """Straight to the transport adapter: Session.send, even with allow_redirects=False,
+        reads (and decodes) the body of a redirect to look ahead at the next hop, which
+        would leave us nothing to store and no connection to read the peer from."""
+        adapter = self.session.get_adapter(prep.url or "")
+        return adapter.send(prep, stream=True, timeout=(self.cfg.timeout, self.cfg.timeout),
+                            verify=self.session.verify, proxies=self.session.proxies)
 
     def _prepare(self, url: str) -> requests.PreparedRequest:
         prep = self.session.prepare_request(requests.Request("GET", url))
@@ -192,7 +203,22 @@ def _peer(raw: urllib3.HTTPResponse) -> tuple[str, TlsInfo | None]:
     if not isinstance(sock, ssl.SSLSocket):
         return ip, None
     cipher = sock.cipher()
-    return ip, TlsInfo(sock.version() or "", cipher[0] if cipher else "", sock.getpeercert(binary_form=True) or b"")
+    return ip, TlsInfo(sock.version() or "", cipher[0] if cipher else "", sock.getpeercert(binary_form=True) or b"",
+                       _peer_chain(sock))
+
+
+def _peer_chain(sock: ssl.SSLSocket) -> list[bytes]:
+    """The certificate chain the peer sent: public from Python 3.13, a private method of
+    the same object since 3.10; empty where neither exists."""
+    getter = getattr(sock, "get_unverified_chain", None) or \
+        getattr(getattr(sock, "_sslobj", None), "get_unverified_chain", None)
+    if getter is None:
+        return []
+    try:
+        chain = getter() or []
+    except (ssl.SSLError, ValueError):
+        return []
+    return [c if isinstance(c, bytes) else c.public_bytes(ENCODING_DER) for c in chain]
 
 
 def describe_error(e: BaseException) -> str:

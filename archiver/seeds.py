@@ -31,9 +31,9 @@ class Seed:
 def normalize_url(url: str, base: str | None = None) -> str:
     """An absolute, percent-encoded http(s) URL without fragment; UsageError otherwise."""
     raw = url.strip()
-    if base is not None:
-        raw = urljoin(base, raw)
     try:
+        if base is not None:
+            raw = urljoin(base, raw)
         parts = urlsplit(raw)
         port = parts.port
     except ValueError as e:

@@ -28,6 +28,7 @@ from warcio.warcwriter import WARCWriter
 from .errors import WarcError
 
 OPEN_SUFFIX = ".open"
+GROUP_CLOSING_TYPE = b"application/json"  # capture.METADATA_TYPE
 WARC_SUFFIX = ".warc.gz"
 
 
@@ -256,13 +257,15 @@ def repair_open_file(path: Path) -> tuple[Path, int]:
 
 
 def _last_group_end(f: IO[bytes]) -> int:
-    """End offset of the last whole gzip member that holds a warcinfo or metadata record."""
+    """End offset of the last whole gzip member holding a warcinfo record or the metadata
+    record (Content-Type application/json) that closes an exchange's group."""
     keep = 0
     for start, end in list(_whole_gzip_members(f)):
         f.seek(start)
         head = zlib.decompressobj(31).decompress(f.read(min(end - start, 4096)), 2048)
-        rec_type = _warc_type(head)
-        if rec_type in (b"warcinfo", b"metadata"):
+        rec_type = _warc_header(head, b"warc-type")
+        if rec_type == b"warcinfo" or (rec_type == b"metadata" and
+                                       _warc_header(head, b"content-type") == GROUP_CLOSING_TYPE):
             keep = end
     return keep
 
@@ -292,9 +295,9 @@ def _whole_gzip_members(f: IO[bytes]) -> Iterator[tuple[int, int]]:
             data = d.unconsumed_tail
 
 
-def _warc_type(head: bytes) -> bytes:
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"warc-type:"):
+def _warc_header(head: bytes, name: bytes) -> bytes:
+    for line in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(name + b":"):
             return line.split(b":", 1)[1].strip()
     return b""
 

@@ -15,7 +15,7 @@ from warcio.archiveiterator import ArchiveIterator
 from archiver.catalog import Catalog
 
 from .conftest import make_archive, run_snapshot, warc_files, warcio_check
-from .site import gzipped, redirect, send_chunked
+from .site import gzipped, redirect, send, send_chunked
 
 ARTICLE = """<html><head><title>A</title><link rel="stylesheet" href="/s.css"></head><body>
 <nav><a href="/nav/">Nav</a></nav>
@@ -210,8 +210,9 @@ def test_failed_fetch_is_recorded_in_warc_and_catalog(site, config):
     assert result.record == "failed" and result.status is None
     assert "refused" in result.error
     assert summary.failed_seeds == [site.url("/gone/")]
-    [(rec_type, headers, _, body)] = [r for r in all_records(config) if r[0] != "warcinfo"]
-    assert rec_type == "metadata" and "refused" in json.loads(body)["error"]
+    dns, closing = [r for r in all_records(config) if r[0] != "warcinfo"]
+    assert json.loads(dns[3]) == {"kind": "dns", "host": "127.0.0.1", "addresses": ["127.0.0.1"]}
+    assert closing[0] == "metadata" and "refused" in json.loads(closing[3])["error"]
     catalog = Catalog(config.storage.catalog)
     [row] = catalog.captures()
     catalog.close()
@@ -290,3 +291,14 @@ def archive_fetch(archive, url):
         return fetcher.fetch(url)
     finally:
         fetcher.close()
+
+
+def test_redirect_bodies_are_stored_whole(site, config):
+    body = b"<html><body>Moved <a href='/b'>here</a></body></html>"
+    site.routes["/a"] = lambda h: send(h, 301, body, "text/html", (("Location", "/b"),))
+    site.page("/b", "<html><body>b</body></html>")
+    run_snapshot(config, site.url("/a"))
+    [(headers, http, stored)] = [(h, http, b) for t, h, http, b in all_records(config)
+                                 if t == "response" and h.get_header("WARC-Target-URI") == site.url("/a")]
+    assert http.get_statuscode() == "301" and stored == body
+    assert headers.get_header("WARC-IP-Address") == "127.0.0.1"
