@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+from warcio.recordloader import ArcWarcRecord
 
 from . import __version__
 from .capture import Original, Reached, exchange_records, metadata_content
@@ -25,7 +27,9 @@ from .fetch import Exchange, utcnow
 from .history import History
 from .index import Placed, capture_row, cdxj_line, warc_captures, write_cdxj, write_cdxj_lines
 from .tracking import observe_from_warcs, update_history
-from .warcfile import WarcWriterPool, find_abandoned, repair_open_file
+from .keys import SigningKey, load_key
+from .ledger import Ledger
+from .warcfile import WarcWriterPool, Written, find_abandoned, group_records, repair_open_file, warc_date
 
 log = logging.getLogger("archiver")
 
@@ -67,12 +71,16 @@ class Archive:
         self.config = config
         self.clock = clock
         self.catalog = Catalog(config.storage.catalog)
+        self.ledger = Ledger(config.evidence.ledger)
+        self.key = load_key(config.evidence.key)
         self.repaired = repair_abandoned(config, self.catalog)
+        recover_ledger(config, self.catalog, self.ledger, warc_date(clock()))
+        self.since_checkpoint = 0
         self.closed_warcs: list[str] = []
         self.cdxj: dict[str, list[str]] = {}  # index lines of the open WARC, written when it closes
         self.writer = WarcWriterPool(
             config.storage.warc_dir, config.storage.warc_prefix, config.storage.warc_max_bytes,
-            warcinfo_fields(config), clock, on_close=self._indexed)
+            warcinfo_fields(config, self.key), clock, on_close=self._indexed)
 
     def _indexed(self, path: Path) -> None:
         write_cdxj_lines(path.name, self.cdxj.pop(path.name, []), self.config.storage.index_dir)
@@ -86,12 +94,33 @@ class Archive:
         rows = [self._row(ex, reached, links, records, written)
                 for (ex, reached, links), records, written in zip(batch, groups, placed)]
         ids = self.catalog.add_captures(rows)
+        self._ledger(batch, groups, placed, ids)
         results = []
         for (ex, reached, _), (row, _), capture_id in zip(batch, rows, ids):
             assert capture_id is not None, "a new record cannot already be in the catalog"
             results.append((FetchResult(row.url, row.status, reached.role, row.record, row.warc, row.offset,
                                         ex.error, reached.seed), capture_id))
         return results
+
+    def _ledger(self, batch, groups, placed, ids) -> None:
+        """Ledger entries for stored captures: after the records and their catalog rows,
+        so an entry never exists without its record."""
+        now = warc_date(self.clock())
+        payloads = [capture_entry(ex.url, written[0].warc, now, records, written)
+                    for (ex, _, _), records, written in zip(batch, groups, placed)]
+        entries = self.ledger.append(payloads)
+        self.catalog.mark_ledgered([(i, e["seq"]) for i, e in zip(ids, entries)],
+                                   (entries[-1]["seq"], entries[-1]["hash"]))
+        self.since_checkpoint += len(entries)
+        if self.since_checkpoint >= self.config.evidence.checkpoint_every:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """A signed checkpoint in the ledger, and a copy in the catalog."""
+        entry = self.ledger.checkpoint(self.key, warc_date(self.clock()))
+        self.catalog.add_checkpoint(entry)
+        self.catalog.mark_ledgered([], (entry["seq"], entry["hash"]))
+        self.since_checkpoint = 0
 
     def _row(self, ex: Exchange, reached: Reached, links: list[Link], records, written) -> tuple:
         meta = Placed(written[-1].offset, written[-1].length, records[-1].rec_headers)
@@ -110,11 +139,13 @@ class Archive:
 
     def close(self) -> None:
         self.writer.close()
+        if self.since_checkpoint:
+            self.checkpoint()
         self.catalog.close()
 
 
-def warcinfo_fields(config: Config) -> dict[str, str]:
-    return {
+def warcinfo_fields(config: Config, key: SigningKey | None) -> dict[str, str]:
+    fields = {
         "software": f"archiver/{__version__} (warcio/{version('warcio')}, requests/{version('requests')}, "
                     f"Python/{platform.python_version()})",
         "hostname": socket.gethostname(),
@@ -125,6 +156,40 @@ def warcinfo_fields(config: Config) -> dict[str, str]:
         "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
         "archiver-config": json.dumps(config.public_dict(), sort_keys=True),
     }
+    if key is not None:
+        fields["archiver-public-key"] = key.public_b64
+    return fields
+
+
+def record_summary(record: ArcWarcRecord, where: Written) -> dict[str, Any]:
+    h = record.rec_headers
+    return {"id": h.get_header("WARC-Record-ID"), "type": record.rec_type, "offset": where.offset,
+            "length": where.length, "block_digest": h.get_header("WARC-Block-Digest") or "",
+            "payload_digest": h.get_header("WARC-Payload-Digest") or ""}
+
+
+def capture_entry(url: str, warc: str, time: str, records: list[ArcWarcRecord], written: list[Written],
+                  recovered: bool = False) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": "capture", "time": time, "url": url, "warc": warc,
+                             "records": [record_summary(r, w) for r, w in zip(records, written)]}
+    if recovered:
+        entry["recovered"] = True
+    return entry
+
+
+def recover_ledger(config: Config, catalog: Catalog, ledger: Ledger, now: str) -> int:
+    """Ledger entries for captures a crash left out of the ledger (after the catalog
+    commit, before the ledger append), marked as recovered."""
+    missing = catalog.unledgered()
+    if not missing:
+        return 0
+    payloads = [capture_entry(row.url, row.warc, now, *group_records(config.storage.warc_dir / row.warc, row),
+                              recovered=True) for row in missing]
+    entries = ledger.append(payloads)
+    catalog.mark_ledgered([(catalog.capture_id(r.warc, r.offset) or 0, e["seq"]) for r, e in zip(missing, entries)],
+                          (entries[-1]["seq"], entries[-1]["hash"]))
+    log.warning("added %d capture(s) to the ledger that a crash had left out", len(entries))
+    return len(entries)
 
 
 def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:

@@ -91,6 +91,26 @@ CREATE TABLE IF NOT EXISTS changes (
     to_time TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_time ON changes (to_time);
+-- Which ledger entry holds each capture; rebuilt by reindex from the ledger file.
+CREATE TABLE IF NOT EXISTS ledgered (
+    capture_id INTEGER PRIMARY KEY REFERENCES captures (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL
+);
+-- Kept outside the ledger file on purpose (NOT rebuilt): the latest head and every
+-- checkpoint, so a truncated or rewritten ledger is detected.
+CREATE TABLE IF NOT EXISTS ledger_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    head TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
 -- Scheduler state: NOT rebuilt by reindex (it is not in the WARCs). Times are UNIX seconds.
 CREATE TABLE IF NOT EXISTS schedule (
     url TEXT PRIMARY KEY,
@@ -302,6 +322,35 @@ class Catalog:
     def host_rows(self) -> list[sqlite3.Row]:
         return self._rows("SELECT * FROM hosts ORDER BY failures DESC, host")
 
+    # ---- ledger bookkeeping ----------------------------------------------------------------
+
+    def mark_ledgered(self, pairs: list[tuple[int, int]], head: tuple[int, str]) -> None:
+        """(capture id, ledger seq) pairs, and the ledger's new head."""
+        with self._transaction():
+            self.db.executemany("INSERT OR REPLACE INTO ledgered (capture_id, seq) VALUES (?, ?)", pairs)
+            self.db.execute("INSERT INTO ledger_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE "
+                            "SET seq = excluded.seq, hash = excluded.hash WHERE excluded.seq > ledger_head.seq", head)
+
+    def unledgered(self) -> list[CaptureRow]:
+        rows = self.db.execute(
+            f"SELECT {', '.join('c.' + c for c in COLUMNS)}, c.id FROM captures c "
+            "LEFT JOIN ledgered l ON l.capture_id = c.id WHERE l.capture_id IS NULL ORDER BY c.id").fetchall()
+        return [CaptureRow(*r[:-1]) for r in rows]
+
+    def capture_id(self, warc: str, offset: int) -> int | None:
+        row = self.db.execute("SELECT id FROM captures WHERE warc = ? AND offset = ?", (warc, offset)).fetchone()
+        return row[0] if row else None
+
+    def add_checkpoint(self, entry: dict) -> None:
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+                            (entry["seq"], entry["time"], entry["count"], entry["head"],
+                             entry.get("public_key", ""), entry.get("signature", "")))
+
+    def ledger_state(self) -> tuple[tuple[int, str] | None, list[sqlite3.Row]]:
+        head = self.db.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
+        return (tuple(head) if head else None), self._rows("SELECT * FROM checkpoints ORDER BY seq")
+
     def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         cur = self.db.cursor()
         cur.row_factory = sqlite3.Row
@@ -318,6 +367,7 @@ class Catalog:
 
     def clear_captured(self) -> None:
         with self._transaction():
+            self.db.execute("DELETE FROM ledgered")
             for table in ("observations", "versions", "changes"):
                 self.db.execute(f"DELETE FROM {table}")
             self.db.execute("DELETE FROM xrefs")

@@ -79,6 +79,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("schedule", "shutdown_grace", 10.0, "Seconds in-flight fetches may take to finish after SIGTERM or SIGINT."),
     Setting("schedule", "log_format", "auto", "Log lines on stderr: json, text, or auto (JSON unless stderr is a terminal).",
             choices=("auto", "json", "text")),
+    Setting("evidence", "key", "archive.key", "The archive's ECDSA P-256 signing key (made by archiver keygen; mode 0600)."),
+    Setting("evidence", "ledger", "ledger.jsonl", "The hash-chained, append-only ledger of every capture."),
+    Setting("evidence", "checkpoint_every", 1000, "Ledger entries between two signed checkpoints (one is also written at the end of every snapshot)."),
     Setting("report", "feed", "changes.atom", "Atom feed of change events, rewritten after every snapshot (\"\" = none)."),
     Setting("report", "feed_entries", 200, "How many of the latest change events the Atom feed holds."),
 )
@@ -135,6 +138,13 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class EvidenceConfig:
+    key: Path
+    ledger: Path
+    checkpoint_every: int
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     feed: Path | None
     feed_entries: int
@@ -146,6 +156,7 @@ class Config:
     storage: StorageConfig
     capture: CaptureConfig
     schedule: ScheduleConfig
+    evidence: EvidenceConfig
     report: ReportConfig
     seeds_dir: Path = field(default=Path("seeds"))
     values: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)  # as validated, for warcinfo
@@ -173,8 +184,10 @@ def load_config(path: Path | None = None) -> Config:
 def build_config(raw: dict[str, Any], root: Path) -> Config:
     values = _validated(raw)
     st, cap, rep = values["storage"], values["capture"], values["report"]
+    ev = values["evidence"]
     return Config(
         values=values,
+        evidence=EvidenceConfig(key=root / ev["key"], ledger=root / ev["ledger"], checkpoint_every=ev["checkpoint_every"]),
         schedule=_schedule_config(values["schedule"]),
         report=ReportConfig(feed=(root / rep["feed"]) if rep["feed"] else None, feed_entries=rep["feed_entries"]),
         root=root,

@@ -343,6 +343,8 @@ class Crawler:
 
     def _finish_batch(self, batch: Batch) -> None:
         del self.batches[batch.id]
+        if self.archive.since_checkpoint:
+            self.archive.checkpoint()
         with self._lock:
             self._resolved = {key for key in self._resolved if key[0] != batch.id}
         if batch.observed:

@@ -132,7 +132,8 @@ class Fetcher:
         would leave us nothing to store and no connection to read the peer from."""
         adapter = self.session.get_adapter(prep.url or "")
         return adapter.send(prep, stream=True, timeout=(self.cfg.timeout, self.cfg.timeout),
-                            verify=self.session.verify, proxies=self.session.proxies)
+                            verify=self.session.verify if self.session.verify is not None else True,
+                            proxies=self.session.proxies)
 
     def _prepare(self, url: str) -> requests.PreparedRequest:
         prep = self.session.prepare_request(requests.Request("GET", url))

@@ -15,12 +15,27 @@ from .catalog import Catalog
 from .config import Config
 from .crawl import Batch, Crawler
 from .index import warc_captures, write_cdxj
+from .ledger import Ledger
 from .locks import UrlLocks
 from .seeds import normalize_url
 from .tracking import observe_from_warcs, update_history
 from .warcfile import WARC_SUFFIX
 
 log = logging.getLogger("archiver")
+
+
+def relink_ledger(catalog: Catalog, ledger: Ledger) -> None:
+    """Which ledger entry holds each capture, read back from the ledger file."""
+    pairs = []
+    for _, entry, _ in ledger.entries():
+        if not entry or entry.get("type") != "capture":
+            continue
+        for record in entry.get("records", []):
+            capture_id = catalog.capture_id(entry.get("warc", ""), record.get("offset", -1))
+            if capture_id is not None:
+                pairs.append((capture_id, entry["seq"]))
+    if pairs:
+        catalog.mark_ledgered(pairs, ledger.head())
 
 
 def snapshot(archive: Archive, urls: Iterable[str],
@@ -59,6 +74,7 @@ def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) 
             for row, xrefs in warc_captures(path):
                 count += catalog.add_capture(row, xrefs) is not None
             write_cdxj(path, config.storage.index_dir)
+        relink_ledger(catalog, Ledger(config.evidence.ledger))
         for url in sorted(observe_from_warcs(catalog, config, only_missing=False)):
             update_history(catalog, url)
         return len(files), count

@@ -221,6 +221,22 @@ def read_response(path: Path, offset: int, limit: int) -> tuple[StatusAndHeaders
         raise WarcError(f"{path.name}: cannot read the record at offset {offset}: {e}") from e
 
 
+def group_records(path: Path, row) -> tuple[list[ArcWarcRecord], list[Written]]:
+    """The response (or revisit) record of a catalog row and its closing metadata record,
+    read back with where they sit, for a ledger entry written after the fact."""
+    offsets = [row.offset, row.metadata_offset] if row.offset != row.metadata_offset else [row.offset]
+    records, written = [], []
+    with open(path, "rb") as f:
+        for offset in offsets:
+            f.seek(offset)
+            it = ArchiveIterator(f, check_digests=False)
+            record = next(iter(it))
+            record.content_stream().read()
+            records.append(record)
+            written.append(Written(path.name, offset, it.get_record_length()))
+    return records, written
+
+
 # ---- crash repair -----------------------------------------------------------------------
 
 def find_abandoned(warc_dir: Path) -> list[Path]:

@@ -1,0 +1,85 @@
+"""The archive's signing key: ECDSA P-256, as the WACZ signing spec's anonymous form uses.
+
+Signatures are over the UTF-8 bytes of a message with SHA-256, encoded raw (r || s,
+64 bytes, what WebCrypto produces and checks) and base64'd; public keys travel as
+base64 SubjectPublicKeyInfo DER. The private key file is created with mode 0600 and is
+never written into a WARC file or an export.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+from .errors import ArchiverError, UsageError
+
+COORDINATE_BYTES = 32
+
+
+class SigningKey:
+    def __init__(self, private: ec.EllipticCurvePrivateKey):
+        self.private = private
+
+    @property
+    def public_b64(self) -> str:
+        return public_key_b64(self.private.public_key())
+
+    def sign(self, message: str) -> str:
+        der = self.private.sign(message.encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        return base64.b64encode(r.to_bytes(COORDINATE_BYTES, "big") + s.to_bytes(COORDINATE_BYTES, "big")).decode()
+
+
+def public_key_b64(key: ec.EllipticCurvePublicKey) -> str:
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(spki).decode()
+
+
+def verify_signature(public_b64: str, message: str, signature_b64: str) -> bool:
+    """True if signature_b64 is the key's signature of message; False for anything else."""
+    try:
+        key = serialization.load_der_public_key(base64.b64decode(public_b64))
+        raw = base64.b64decode(signature_b64)
+        if not isinstance(key, ec.EllipticCurvePublicKey) or len(raw) != 2 * COORDINATE_BYTES:
+            return False
+        der = encode_dss_signature(int.from_bytes(raw[:COORDINATE_BYTES], "big"),
+                                   int.from_bytes(raw[COORDINATE_BYTES:], "big"))
+        key.verify(der, message.encode(), ec.ECDSA(hashes.SHA256()))
+        return True
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+
+
+def generate_key(path: Path) -> SigningKey:
+    """Create the private key file (0600, refusing to overwrite) and PATH.pub beside it."""
+    if path.exists():
+        raise UsageError(f"{path} already exists: an archive keeps its key (remove the file to replace it)")
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    key = SigningKey(private)
+    path.with_name(path.name + ".pub").write_text(key.public_b64 + "\n", encoding="ascii")
+    return key
+
+
+def load_key(path: Path) -> SigningKey | None:
+    """The archive's key, or None when it has none (exports and checkpoints go unsigned)."""
+    if not path.exists():
+        return None
+    try:
+        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError, OSError) as e:
+        raise ArchiverError(f"{path}: not a readable private key: {e}") from e
+    if not isinstance(private, ec.EllipticCurvePrivateKey):
+        raise ArchiverError(f"{path}: not an ECDSA key")
+    return SigningKey(private)

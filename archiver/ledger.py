@@ -1,0 +1,150 @@
+"""The tamper-evident ledger: an append-only, hash-chained JSON-lines file.
+
+Every capture appends an entry (time, URL, WARC file, its records' ids, offsets and
+digests) holding the hash of the entry before it. Checkpoints (entry count, head hash,
+time) are signed with the archive's key and also kept in the catalog, outside this file,
+so a rewritten chain or a truncated tail is detected. Appends take an exclusive flock:
+several processes may write one archive.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import ArchiverError
+from .keys import SigningKey, verify_signature
+
+GENESIS = "0" * 64
+TAIL_BYTES = 1 << 16  # enough to hold the last entry
+
+
+def canonical(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "hash"}).encode()).hexdigest()
+
+
+def checkpoint_message(count: int, head: str, time: str) -> str:
+    return f"archiver-ledger-checkpoint:{count}:{head}:{time}"
+
+
+class Ledger:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def append(self, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Chain and append entries (each a dict with "type", "time" and its fields);
+        fsynced before returning them with their seq and hash."""
+        if not payloads:
+            return []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            seq, prev = self._head(f)
+            entries = []
+            for payload in payloads:
+                seq += 1
+                entry = {**payload, "seq": seq, "prev": prev}
+                entry["hash"] = prev = entry_hash(entry)
+                entries.append(entry)
+            f.write("".join(canonical(e) + "\n" for e in entries).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        return entries
+
+    def checkpoint(self, key: SigningKey | None, time: str) -> dict[str, Any]:
+        """Append a checkpoint over everything before it; signed when there is a key."""
+        with open(self.path, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_SH)
+            count, head = self._head(f)
+        payload: dict[str, Any] = {"type": "checkpoint", "time": time, "count": count, "head": head}
+        if key is not None:
+            payload["public_key"] = key.public_b64
+            payload["signature"] = key.sign(checkpoint_message(count, head, time))
+        [entry] = self.append([payload])
+        if entry["seq"] != count + 1:  # another writer got in between: checkpoint again
+            return self.checkpoint(key, time)
+        return entry
+
+    def head(self) -> tuple[int, str]:
+        if not self.path.exists():
+            return 0, GENESIS
+        with open(self.path, "rb") as f:
+            return self._head(f)
+
+    def _head(self, f) -> tuple[int, str]:
+        """(seq, hash) of the last entry: read from the end of the file."""
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0, GENESIS
+        f.seek(max(0, size - TAIL_BYTES))
+        lines = f.read().rstrip(b"\n").split(b"\n")
+        try:
+            last = json.loads(lines[-1])
+            return int(last["seq"]), str(last["hash"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ArchiverError(f"{self.path}: last line is not a ledger entry ({e}); run archiver verify") from e
+
+    def entries(self) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+        """(line number, entry or None if unparsable, raw line) for every line."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                text = raw.decode("utf-8", "replace").rstrip("\n")
+                try:
+                    entry = json.loads(text)
+                except ValueError:
+                    entry = None
+                yield number, entry if isinstance(entry, dict) else None, text
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    line: int
+    message: str
+
+
+def check_chain(ledger: Ledger, trusted_key: str | None) -> tuple[list[ChainProblem], list[dict], int, str]:
+    """Walk the whole chain: (problems, checkpoints seen, entries, head hash)."""
+    problems: list[ChainProblem] = []
+    checkpoints: list[dict] = []
+    seq, prev = 0, GENESIS
+    for line, entry, _ in ledger.entries():
+        if entry is None:
+            problems.append(ChainProblem(line, "not a JSON ledger entry"))
+            continue
+        if entry.get("seq") != seq + 1:
+            problems.append(ChainProblem(line, f"entry seq {entry.get('seq')} where {seq + 1} was expected "
+                                               "(an entry was removed, duplicated or moved)"))
+        if entry.get("prev") != prev:
+            problems.append(ChainProblem(line, "prev does not match the hash of the entry before it"))
+        if entry.get("hash") != entry_hash(entry):
+            problems.append(ChainProblem(line, "entry was edited: its hash does not match its content"))
+        if entry.get("type") == "checkpoint":
+            problems += [ChainProblem(line, m) for m in _checkpoint_problems(entry, seq, prev, trusted_key)]
+            checkpoints.append(entry)
+        seq, prev = int(entry.get("seq") or seq + 1), str(entry.get("hash"))
+    return problems, checkpoints, seq, prev
+
+
+def _checkpoint_problems(entry: dict, seq: int, prev: str, trusted_key: str | None) -> list[str]:
+    out = []
+    if entry.get("count") != seq or entry.get("head") != prev:
+        out.append("checkpoint count/head do not match the chain before it")
+    if "signature" not in entry:
+        return out + (["checkpoint is not signed although the archive has a key"] if trusted_key else [])
+    if trusted_key and entry.get("public_key") != trusted_key:
+        out.append("checkpoint signed with a key that is not the archive's")
+    message = checkpoint_message(entry.get("count", -1), entry.get("head", ""), entry.get("time", ""))
+    if not verify_signature(entry.get("public_key", ""), message, entry.get("signature", "")):
+        out.append("checkpoint signature does not verify")
+    return out
