@@ -200,9 +200,13 @@ def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:
     if not warc_dir.exists():
         return repaired
     for path in find_abandoned(warc_dir):
-        final, dropped = repair_open_file(path)
-        for row, xrefs in warc_captures(final):
-            catalog.add_capture(row, xrefs)
+        def catalog_it(open_path: Path, name: str) -> None:
+            for row, xrefs in warc_captures(open_path, name):
+                catalog.add_capture(row, xrefs)
+        try:
+            final, dropped = repair_open_file(path, catalog_it)
+        except (BlockingIOError, FileNotFoundError):
+            continue  # another process is repairing it right now
         write_cdxj(final, config.storage.index_dir)
         _observe_repaired(config, catalog)
         log.warning("repaired %s, left open by a crashed process (dropped %d torn bytes)", final.name, dropped)

@@ -90,7 +90,8 @@ def _may_be_html(body: bytes, content_type: str) -> bool:
     """Not when the server says it is something else (an image, a PDF, JSON), nor for
     binary bytes (NUL bytes early on), which would decode to a paragraph of noise."""
     mime = content_type.split(";")[0].strip().lower()
-    return mime in HTML_TYPES and b"\x00" not in body[:1024]
+    starts_as_markup = body.lstrip()[:1] == b"<"
+    return mime in HTML_TYPES and (starts_as_markup or b"\x00" not in body[:1024])
 
 
 def _parse(text: str) -> etree._Element | None:

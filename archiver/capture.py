@@ -36,6 +36,7 @@ class Reached:
     via: str = ""
     hops: int = 0
     snapshot: str = ""  # id of the snapshot run, shared by every URL it fetched
+    chain: bool = False  # a hop of the seed's own redirect chain (not of a requisite or cross-reference)
 
 
 @dataclass(frozen=True)

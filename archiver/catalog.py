@@ -1,7 +1,8 @@
 """SQLite catalog: schema and queries, no domain logic.
 
-Rebuilt by ``reindex`` from the WARC files: ``captures`` and ``xrefs``.
-Nothing in it yet is state that the WARCs cannot rebuild.
+Rebuilt by ``reindex`` from the WARC files (and the ledger): ``captures``, ``xrefs``,
+``observations``, ``versions``, ``changes``, ``ledgered``. Not rebuilt, because the
+WARCs do not hold it: ``schedule``, ``hosts``, ``ledger_head``, ``checkpoints``.
 WAL mode and a busy timeout let a ``snapshot`` and an ``archiver run`` write at once.
 """
 
@@ -23,6 +24,7 @@ CREATE TABLE IF NOT EXISTS captures (
     via TEXT NOT NULL,
     hops INTEGER NOT NULL,
     snapshot TEXT NOT NULL,
+    chain INTEGER NOT NULL,        -- 1 for the hops of the seed's own redirect chain
     fetched_at TEXT NOT NULL,
     status INTEGER,
     record TEXT NOT NULL,          -- response | revisit | failed
@@ -139,6 +141,7 @@ class CaptureRow:
     via: str
     hops: int
     snapshot: str
+    chain: int
     fetched_at: str
     status: int | None
     record: str
@@ -238,12 +241,11 @@ class Catalog:
         return [r[0] for r in self.db.execute("SELECT DISTINCT tracked_url FROM observations ORDER BY tracked_url")]
 
     def chain_ends(self) -> list[sqlite3.Row]:
-        """The last hop of each tracked URL's redirect chain in each snapshot."""
+        """The last fetch of each tracked URL's own chain (redirect hops, retries) per snapshot."""
         return self._rows(
             "SELECT c.id, c.seed, c.url, c.record, c.refers_to, c.warc, c.offset, c.status FROM captures c "
-            "WHERE c.hops = 0 AND c.role IN ('seed', 'redirect') AND NOT EXISTS ("
-            " SELECT 1 FROM captures d WHERE d.snapshot = c.snapshot AND d.seed = c.seed AND d.hops = 0"
-            " AND d.role = 'redirect' AND d.via = c.url) ORDER BY c.fetched_at, c.id")
+            "WHERE c.chain = 1 AND c.fetched_at = (SELECT MAX(d.fetched_at) FROM captures d "
+            " WHERE d.snapshot = c.snapshot AND d.seed = c.seed AND d.chain = 1) ORDER BY c.fetched_at, c.id")
 
     def record_location(self, record_id: str) -> tuple[str, int] | None:
         return self.db.execute("SELECT warc, offset FROM captures WHERE record_id = ?", (record_id,)).fetchone()
@@ -316,7 +318,8 @@ class Catalog:
                     continue
                 row = self.db.execute("SELECT failures FROM hosts WHERE host = ?", (host,)).fetchone()
                 failures = (row[0] if row else 0) + 1
-                until = now + min(backoff * 2 ** (failures - threshold), backoff_max) if failures >= threshold else 0.0
+                doublings = min(failures - threshold, 30)  # bounded: 2 ** 1000 overflows a float
+                until = now + min(backoff * 2 ** doublings, backoff_max) if failures >= threshold else 0.0
                 self.db.execute("INSERT OR REPLACE INTO hosts VALUES (?, ?, ?, ?)", (host, failures, until, error))
 
     def host_rows(self) -> list[sqlite3.Row]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -352,13 +353,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = Runner(config, on_result=_progress(args))
     if args.once:
         count = runner.run_once()
-        print(f"captured {count} due URL(s)", file=sys.stderr)
+        print(f"dispatched {count} due URL(s)", file=sys.stderr)
         return EXIT_OK
     log.info("archiver %s running on %s (tick %ss); stop with SIGTERM or Ctrl-C",
              __version__, config.root, config.schedule.tick)
     runner.run_forever()
     log.info("stopped after dispatching %d URL(s); WARC files closed", runner.dispatched)
-    return EXIT_OK
+    # A fetch abandoned after the grace period still holds a (non-daemon) worker thread:
+    # everything is stored and closed, so leave without waiting for it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_OK)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -388,9 +393,11 @@ def setup_logging(log_format: str) -> None:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
-                           "level": record.levelname.lower(), "logger": record.name,
-                           "message": record.getMessage()}, ensure_ascii=False)
+        line = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+                "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        if record.exc_info and record.exc_info[1] is not None:
+            line["error"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        return json.dumps(line, ensure_ascii=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

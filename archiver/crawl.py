@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 from .archive import Archive, FetchResult, SnapshotSummary
 from .capture import Reached
 from .errors import UsageError
-from .extract import REQUISITE, Link, css_links, decode_body, page_links
+from .article import Article
+from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, page_links
 from .fetch import REDIRECT_STATUSES, Exchange, Fetcher
 from .seeds import DEFAULT_PORTS, normalize_url, url_host
 from .tracking import PARSE_LIMIT, article_for, challenge_of, is_html, record_observation, update_history, write_feed
@@ -148,6 +149,7 @@ class Crawler:
         in_flight: dict[Future, Job] = {}
         try:
             while True:
+                self._arm_wakeup()  # before draining the inbox, so no submit is missed
                 self._take_inbox()
                 if stop is not None and stop.is_set():
                     break
@@ -169,10 +171,12 @@ class Crawler:
                                   idle_close) if t is not None]
         return min(candidates) if candidates else None
 
-    def _wait_and_store(self, in_flight: dict[Future, Job], timeout: float | None) -> None:
+    def _arm_wakeup(self) -> None:
         with self._lock:
             if self._wakeup.done():
                 self._wakeup = Future()
+
+    def _wait_and_store(self, in_flight: dict[Future, Job], timeout: float | None) -> None:
         done, _ = wait([*in_flight, self._wakeup], timeout=timeout, return_when=FIRST_COMPLETED)
         results = []
         for future in done:
@@ -187,6 +191,7 @@ class Crawler:
     def _finish_in_flight(self, in_flight: dict[Future, Job], grace: float) -> None:
         deadline = time.monotonic() + grace
         while in_flight and time.monotonic() < deadline:
+            self._arm_wakeup()
             self._wait_and_store(in_flight, max(0.0, deadline - time.monotonic()))
         for future, job in in_flight.items():
             log.warning("abandoned in-flight fetch of %s at shutdown", job.url)
@@ -199,7 +204,8 @@ class Crawler:
             for seed in seeds:
                 batch.summary.seeds_ok[seed] = False
                 batch.pending[seed] = 0
-                self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id), is_page=True, seed_chain=True))
+                self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id, chain=True), is_page=True,
+                                         seed_chain=True))
             if not seeds:
                 self._finish_batch(batch)
 
@@ -231,10 +237,10 @@ class Crawler:
             prepared = [self._prepare(job, ex) for job, ex in results]
             stored = self.archive.store([(ex, job.reached, links)
                                          for (job, ex), (_, links, _) in zip(results, prepared)])
-            for (job, ex), (body, links, follows), (result, capture_id) in zip(results, prepared, stored):
+            for (job, ex), (article, links, follows), (result, capture_id) in zip(results, prepared, stored):
                 batch = self.batches[job.reached.snapshot]
                 if job.seed_chain and not follows and not self._retrying(job, ex):
-                    self._observe(batch, job, ex, body, capture_id)
+                    self._observe(batch, job, ex, article, capture_id)
                 batch.summary.results.append(result)
                 self.on_result(result)
                 self._follow(batch, job, ex, links)
@@ -243,14 +249,28 @@ class Crawler:
             for _, ex in results:
                 ex.close()
 
-    def _prepare(self, job: Job, ex: Exchange) -> tuple[bytes | None, list[Link], bool]:
-        """(decoded body, links found, whether a redirect will be followed)."""
+    def _prepare(self, job: Job, ex: Exchange) -> tuple[Article | None, list[Link], bool]:
+        """(the article of a page, links found, whether a redirect will be followed). Parsing
+        never costs the capture: a parser failure is recorded with the exchange, which is stored."""
         target = self._redirect_target(ex)
         follows = target is not None and job.redirects < self.cfg.max_redirects
         if target and not follows:
             ex.error = f"stopped after {self.cfg.max_redirects} redirects (max_redirects)"
         body = self._parseable_body(ex)
-        return body, self._links(job, ex, body), follows
+        try:
+            article = self._article(job, ex, body)
+            links = self._links(job, ex, body, article)
+        except Exception as e:  # noqa: BLE001 - a bug in a parser must not lose the response
+            log.error("could not parse %s: %s: %s", ex.url, type(e).__name__, e)
+            ex.error = ex.error or f"not parsed: {type(e).__name__}: {e}"
+            article, links = None, []
+        return article, links, follows
+
+    def _article(self, job: Job, ex: Exchange, body: bytes | None) -> Article | None:
+        """Pages (seeds and cross-referenced pages) are read as articles."""
+        if not job.is_page:
+            return None
+        return article_for(ex.status, ex.header("Content-Type"), body, ex.url, self.cfg.cta_texts)
 
     def _parseable_body(self, ex: Exchange) -> bytes | None:
         """The decoded body of a 2xx HTML page or stylesheet, for links and extraction."""
@@ -259,19 +279,23 @@ class Crawler:
             return None
         return decode_body(ex.read_body(PARSE_LIMIT), ex.header("Content-Encoding"))
 
-    def _links(self, job: Job, ex: Exchange, body: bytes | None) -> list[Link]:
+    def _links(self, job: Job, ex: Exchange, body: bytes | None, article: Article | None) -> list[Link]:
         if body is None:
             return []
         ctype = ex.header("Content-Type").lower()
         if "css" in ctype:
             return css_links(body, ex.url, ctype)
-        if is_html(ctype, body):
-            links = page_links(body, ex.url, ctype, self.cfg.cta_texts)
-            return links if job.is_page else [link for link in links if link.kind == REQUISITE]
-        return []
+        if not is_html(ctype, body):
+            return []
+        requisites = [link for link in page_links(body, ex.url, ctype, self.cfg.cta_texts) if link.kind == REQUISITE]
+        if article is None:
+            return requisites
+        # Cross-references as the article extractor sees them, so what is followed is
+        # exactly what edit detection tracks.
+        refs = [(READ, r) for r in article.read_refs] + [(BODY, r) for r in article.links]
+        return [Link(r.url, kind, r.text, i) for i, (kind, r) in enumerate(refs)] + requisites
 
-    def _observe(self, batch: Batch, job: Job, ex: Exchange, body: bytes | None, capture_id: int) -> None:
-        article = article_for(ex.status, ex.header("Content-Type"), body, ex.url, self.cfg.cta_texts)
+    def _observe(self, batch: Batch, job: Job, ex: Exchange, article: Article | None, capture_id: int) -> None:
         record_observation(self.archive.catalog, capture_id, job.reached.seed, ex.url,
                            challenge_of(ex.header), article)
         batch.observed.add(job.reached.seed)
@@ -288,10 +312,11 @@ class Crawler:
         hops = job.reached.hops
         for link in links:
             if link.kind == REQUISITE and self.cfg.requisites:
-                self._enqueue(batch, Job(link.url, replace(job.reached, role=REQUISITE, via=ex.url), is_page=False))
+                self._enqueue(batch, Job(link.url, replace(job.reached, role=REQUISITE, via=ex.url, chain=False),
+                                         is_page=False))
             elif link.kind in self.cfg.follow and hops < self.cfg.depth:
-                self._enqueue(batch, Job(link.url, replace(job.reached, role=link.kind, via=ex.url, hops=hops + 1),
-                                         is_page=True))
+                self._enqueue(batch, Job(link.url, replace(job.reached, role=link.kind, via=ex.url, hops=hops + 1,
+                                                           chain=False), is_page=True))
 
     def _retrying(self, job: Job, ex: Exchange) -> bool:
         """429, 503 and failed connections are retried, each response kept as evidence."""

@@ -47,8 +47,6 @@ def normalize(text: str) -> str:
     # "Â" starts a word.
     text = _LONE_A_CIRCUMFLEX.sub("", text)
     text = unicodedata.normalize("NFC", text).translate(_TRANSLATE)
-    text = _RELATIVE_TIME.sub("<time>", text)
-    text = _COUNTER.sub("<count>", text)
     return " ".join(text.split())
 
 
@@ -59,9 +57,11 @@ def normalized_paragraphs(paragraphs: Iterable[str]) -> tuple[str, ...]:
 
 
 def _is_noise(paragraph: str) -> bool:
-    """Empty of words, or a short line around a relative time or counter ("Updated <time>")."""
-    rest = re.sub(r"<time>|<count>|[\W_]+", " ", paragraph).split()
-    return not rest or (("<time>" in paragraph or "<count>" in paragraph) and len(rest) <= 3)
+    """Empty of words, or a short line around a relative time or counter ("Updated 5
+    minutes ago", "1,234 views"). Inside prose, times and counts are editorial."""
+    masked = _COUNTER.sub("<count>", _RELATIVE_TIME.sub("<time>", paragraph))
+    rest = re.sub(r"<time>|<count>|[\W_]+", " ", masked).split()
+    return not rest or (("<time>" in masked or "<count>" in masked) and len(rest) <= 3)
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def content_key(article: Article, fixed_refs: tuple[Ref, ...] | None) -> tuple:
     """What makes two captures the same version: normalised editorial content."""
     return (normalize(article.title), normalize(article.byline), normalize(article.published),
             normalized_paragraphs(article.paragraphs),
-            tuple(sorted((r.url, normalize(r.text)) for r in article.links)),
+            tuple(sorted({(r.url, normalize(r.text)) for r in article.links})),
             None if fixed_refs is None else ref_targets(fixed_refs))
 
 

@@ -72,7 +72,7 @@ def decode_text(body: bytes, content_type: str = "") -> str:
             continue
         try:
             return body.decode(charset)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeError):  # unknown names, and codecs such as punycode or "undefined"
             continue
     return body.decode("cp1252", errors="replace")
 

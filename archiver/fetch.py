@@ -88,7 +88,8 @@ class Exchange:
 
 
 class Fetcher:
-    """A requests session configured once from CaptureConfig; safe to share across threads."""
+    """A requests session configured once from CaptureConfig, shared by the fetch threads.
+    It sends the cookies of cookies_file and never keeps cookies that sites set."""
 
     def __init__(self, cfg: CaptureConfig, clock: Callable[[], datetime] = utcnow):
         self.cfg = cfg
@@ -121,8 +122,7 @@ class Fetcher:
         except requests.RequestException as e:
             ex.error = describe_error(e)
             return ex
-        with resp:
-            requests.cookies.extract_cookies_to_jar(self.session.cookies, prep, resp.raw)
+        with resp:  # Set-Cookie answers are stored, not replayed: captures stay independent
             self._read_response(resp, ex)
         return ex
 
@@ -159,9 +159,26 @@ class Fetcher:
         ex.block_digest = sha1_label(head_digest)
 
     def _stream_body(self, raw: urllib3.HTTPResponse, spool: IO[bytes], digests: tuple) -> str:
+        """Copy the body as it arrives; stop at max_bytes ("length") or total_timeout
+        ("time"). read1 returns whatever has arrived, and each wait for more is bounded by
+        what is left of the deadline, so a server dripping bytes cannot hold a fetch."""
         deadline = time.monotonic() + self.cfg.total_timeout
+        sock = getattr(getattr(raw, "_connection", None), "sock", None)
         kept = 0
-        for chunk in raw.stream(CHUNK, decode_content=False):
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "time"
+            if sock is not None:
+                sock.settimeout(min(self.cfg.timeout, max(left, 0.01)))
+            try:
+                chunk = raw.read1(CHUNK, decode_content=False)
+            except (urllib3.exceptions.ReadTimeoutError, socket.timeout):
+                if time.monotonic() >= deadline:
+                    return "time"
+                raise
+            if not chunk:
+                return ""
             room = self.cfg.max_bytes - kept
             piece = chunk[:room]
             spool.write(piece)
@@ -170,9 +187,6 @@ class Fetcher:
             kept += len(piece)
             if len(chunk) > room:
                 return "length"
-            if time.monotonic() > deadline:
-                return "time"
-        return ""
 
 
 def _request_head(prep: requests.PreparedRequest) -> StatusAndHeaders:

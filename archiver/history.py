@@ -55,6 +55,7 @@ class Version:
     kinds: tuple[str, ...] = ()
     changes: tuple[Change, ...] = ()
     since: CaptureRef | None = None  # the capture the changes are measured from
+    since_version: int = 0
     revert_of: int | None = None
     captures: int = 1
     fixed_refs: tuple[Ref, ...] | None = None
@@ -94,6 +95,7 @@ class ReadBoxes:
         self.streak_len = 0
         self.fixed: tuple[Ref, ...] | None = None
         self.just_swapped = False
+        self.unexplained = 0  # changes of targets while nothing else changed, before they were fixed
 
     def observe(self, refs: tuple[Ref, ...], other_edits: bool) -> tuple[tuple[Ref, ...], tuple[Ref, ...]] | None:
         """(before, after) when fixed targets were swapped; None otherwise."""
@@ -103,7 +105,8 @@ class ReadBoxes:
         if self.status == "fixed":
             return self._observe_fixed(refs, targets, other_edits)
         if self.streak is not None and targets != self.streak:
-            if not other_edits:
+            self.unexplained += 0 if other_edits else 1
+            if self.unexplained >= 2:  # one change could be an editor's; two is the plugin re-picking
                 self.status = "rotating"
                 return None
             self.streak_len = 0
@@ -127,18 +130,43 @@ class ReadBoxes:
 def build_history(observations: list[Observation]) -> History:
     history = History()
     boxes = ReadBoxes()
+    doubted: list[Observation] = []  # consecutive suspect captures with the same content
     for obs in observations:
-        current = history.versions[-1] if history.versions else None
         live = _last_live(history)
         reason = suspect_reason(obs, live.article if live else None)
         if reason:
             history.suspects.append(Suspect(obs.capture, obs.status, reason))
-        elif obs.article is None:
-            _observe_gone(history, obs, current)
-        else:
-            _observe_live(history, obs, current, boxes)
+            doubted = _doubted(doubted, obs, reason)
+            if len(doubted) >= FIXED_AFTER:  # the same page again and again: it is the article now
+                del history.suspects[-len(doubted):]
+                for again in doubted:
+                    _observe(history, again, boxes)
+                doubted = []
+            continue
+        doubted = []
+        _observe(history, obs, boxes)
     history.read_boxes = boxes.status
     return history
+
+
+def _observe(history: History, obs: Observation, boxes: ReadBoxes) -> None:
+    current = history.versions[-1] if history.versions else None
+    if obs.article is None:
+        _observe_gone(history, obs, current)
+    else:
+        _observe_live(history, obs, current, boxes)
+
+
+def _doubted(doubted: list[Observation], obs: Observation, reason: str) -> list[Observation]:
+    """Content suspects (a page far shorter, emptied, or an error or consent page served
+    with 200) that repeat unchanged may be the real article: a retraction, a soft
+    deletion, a gutted text. Errors, challenges and failed fetches never are."""
+    if obs.article is None or reason.startswith(("HTTP", "no response", "bot challenge", "not an HTML")):
+        return []
+    last = doubted[-1].article if doubted else None
+    if last is not None and content_key(last, None) != content_key(obs.article, None):
+        return [obs]
+    return doubted + [obs]
 
 
 def _last_live(history: History) -> Version | None:
@@ -150,7 +178,7 @@ def _observe_gone(history: History, obs: Observation, current: Version | None) -
         _extend(current, obs)
         return
     changes = (Change("gone", f"HTTP {current.status}", f"HTTP {obs.status}"),) if current else ()
-    _start(history, obs, None, ("gone",) if current else (), changes, since=current)
+    _start(history, obs, None, ("gone",) if current else (), changes, since=current, fixed_refs=None)
 
 
 def _observe_live(history: History, obs: Observation, current: Version | None, boxes: ReadBoxes) -> None:
@@ -165,8 +193,8 @@ def _observe_live(history: History, obs: Observation, current: Version | None, b
         _extend(current, obs)
         return
     changes, kinds = _changes(previous, current, article, swap, obs)
-    version = _start(history, obs, article, kinds, changes, since=current)
-    version.fixed_refs = boxes.fixed
+    # Changes are measured from the last live version when there is one.
+    _start(history, obs, article, kinds, changes, since=previous or current, fixed_refs=boxes.fixed)
 
 
 def _changes(previous: Version | None, current: Version | None, article: Article, swap, obs: Observation):
@@ -181,10 +209,12 @@ def _changes(previous: Version | None, current: Version | None, article: Article
     return tuple(changes), kinds
 
 
-def _start(history: History, obs: Observation, article: Article | None, kinds, changes, since: Version | None) -> Version:
+def _start(history: History, obs: Observation, article: Article | None, kinds, changes, since: Version | None,
+           fixed_refs: tuple[Ref, ...] | None) -> Version:
     version = Version(number=len(history.versions) + 1, first=obs.capture, last=obs.capture,
                       final_url=obs.final_url, article=article, status=obs.status, kinds=tuple(kinds),
-                      changes=tuple(changes), since=since.last if since else None)
+                      changes=tuple(changes), since=since.last if since else None,
+                      since_version=since.number if since else 0, fixed_refs=fixed_refs)
     version.revert_of = _reverted_to(history.versions, version)
     _count_read(version, article)
     history.versions.append(version)
@@ -202,20 +232,20 @@ def _count_read(version: Version, article: Article | None) -> None:
         version.read_seen[url] = version.read_seen.get(url, 0) + 1
 
 
-def _identity(version: Version) -> tuple:
-    if version.article is None:
-        return ("gone",)
-    refs = ref_targets(version.fixed_refs) if version.fixed_refs is not None else None
-    return content_key(version.article, None), refs, version.final_url
+def _same_content(a: Version, b: Version) -> bool:
+    """Same editorial content, same final URL; fixed READ targets compared where both
+    versions had them (before they were known to be fixed there is nothing to compare)."""
+    if a.article is None or b.article is None:
+        return False
+    if content_key(a.article, None) != content_key(b.article, None) or a.final_url != b.final_url:
+        return False
+    return a.fixed_refs is None or b.fixed_refs is None or ref_targets(a.fixed_refs) == ref_targets(b.fixed_refs)
 
 
 def _reverted_to(earlier: list[Version], version: Version) -> int | None:
     """The latest earlier, non-adjacent version with the same content."""
-    if version.gone:
-        return None
-    key = _identity(version)
     for old in reversed(earlier[:-1]):
-        if _identity(old) == key:
+        if _same_content(old, version):
             return old.number
     return None
 
@@ -239,12 +269,13 @@ def _content_suspect(article: Article, current: Article | None) -> str:
     """The current live version's article is the yardstick for "far shorter"."""
     words, current_words = _words(article), _words(current)
     title = normalize(article.title)
-    if CHALLENGE_TITLES.search(title):
+    if words < 150 and CHALLENGE_TITLES.search(title):
         return f"bot challenge page ({title[:60]})"
     if words < 150 and CONSENT_WORDS.search(title + " " + " ".join(article.paragraphs[:3])) and \
             (current is None or words < SHORT_RATIO * current_words):
         return "consent page"
-    if ERROR_TITLES.search(title) and (current is None or not ERROR_TITLES.search(normalize(current.title))):
+    if words < 150 and ERROR_TITLES.search(title) and \
+            (current is None or not ERROR_TITLES.search(normalize(current.title))):
         return f"error page served with HTTP 200 ({title[:60]})"
     if words == 0:
         return "empty extraction"

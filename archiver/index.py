@@ -34,7 +34,7 @@ class Placed:
 def capture_row(warc: str, meta: Placed, content: dict[str, Any],
                 response: Placed | None) -> tuple[CaptureRow, list[XrefRow]]:
     common = dict(seed=content["seed"], role=content["role"], via=content["via"], hops=content["hops"],
-                  snapshot=content.get("snapshot", ""),
+                  snapshot=content.get("snapshot", ""), chain=int(content.get("chain", False)),
                   warc=warc, metadata_offset=meta.offset, error=content.get("error", ""))
     if response is None:
         row = CaptureRow(url=meta.get("WARC-Target-URI"), fetched_at=meta.get("WARC-Date"), status=None,
@@ -54,8 +54,10 @@ def capture_row(warc: str, meta: Placed, content: dict[str, Any],
     return row, xrefs
 
 
-def warc_captures(path: Path) -> list[tuple[CaptureRow, list[XrefRow]]]:
-    """Catalog rows for every capture group in one WARC file."""
+def warc_captures(path: Path, name: str | None = None) -> list[tuple[CaptureRow, list[XrefRow]]]:
+    """Catalog rows for every capture group in one WARC file (named ``name`` in the rows,
+    by default its own name)."""
+    name = name or path.name
     responses: dict[str, Placed] = {}
     out = []
     for offset, length, record, content in iter_records(path):
@@ -66,7 +68,7 @@ def warc_captures(path: Path) -> list[tuple[CaptureRow, list[XrefRow]]]:
         elif rec_type == "metadata" and record.content_type.startswith("application/json"):
             fields = _metadata(content)
             if fields is not None:
-                out.append(capture_row(path.name, placed, fields, responses.get(placed.get("WARC-Concurrent-To"))))
+                out.append(capture_row(name, placed, fields, responses.get(placed.get("WARC-Concurrent-To"))))
     return out
 
 

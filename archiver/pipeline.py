@@ -46,7 +46,7 @@ def snapshot(archive: Archive, urls: Iterable[str],
     done: list[Batch] = []
     crawler = Crawler(archive, on_result, on_batch_done=done.append)
     try:
-        for seed in seeds:
+        for seed in sorted(seeds):  # one order for every process: no deadlock between two snapshots
             if not locks.acquire(seed):
                 log.info("waiting: another process is capturing %s", seed)
                 locks.acquire(seed, wait=True)

@@ -23,6 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .archive import Archive, FetchResult
 from .catalog import Catalog
 from .config import Config
+from .errors import ArchiverError
 from .crawl import Batch, Crawler
 from .fetch import utcnow
 from .locks import UrlLocks
@@ -68,13 +69,19 @@ class Runner:
     # ---- dispatcher (APScheduler's thread, or the caller for --once) -------------------
 
     def sync_seeds(self) -> None:
+        """Re-read seeds/ when it changed; a bad line is reported once and the URLs
+        tracked so far stay under watch."""
         fingerprint = seeds_fingerprint(self.config)
         if fingerprint == self._fingerprint:
             return
-        self.tracked = tracked_seeds(self.config)
+        self._fingerprint = fingerprint
+        try:
+            self.tracked = tracked_seeds(self.config)
+        except ArchiverError as e:
+            log.error("seed files not reloaded: %s", e)
+            return
         added, removed = self.dispatch_catalog.sync_schedule(
             {url: url_host(url) for url in self.tracked}, self.clock().timestamp())
-        self._fingerprint = fingerprint
         log.info("tracking %d URLs (%d new, %d no longer tracked)", len(self.tracked), added, removed)
 
     def dispatch(self) -> int:
@@ -167,11 +174,11 @@ def _result_of(batch: Batch, seed: str) -> str:
 
 
 def _host_outcomes(batch: Batch, seed: str) -> dict[str, str]:
-    """Per host the seed reached: "" if its last answer was a real answer (404 included),
-    else the error."""
+    """The host of the seed's own chain: "" if its last answer was a real answer (404
+    included), else the error. Requisites and cross-references elsewhere do not count."""
     outcomes: dict[str, str] = {}
     for r in batch.summary.results:
-        if r.seed != seed:
+        if r.seed != seed or r.role not in ("seed", "redirect"):
             continue
         failed = r.status is None or r.status >= 500 or r.status == 429
         outcomes[url_host(r.url)] = (r.error or f"HTTP {r.status}") if failed else ""

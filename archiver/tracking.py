@@ -79,7 +79,7 @@ def update_history(catalog: Catalog, tracked_url: str) -> History:
                          v.article.title if v.article else "", v.text_sha256, json.dumps(list(v.kinds)),
                          v.revert_of, int(v.gone), v.article.extractor if v.article else ""))
         since = v.since or v.first
-        changes += [(tracked_url, v.number - 1, v.number, c.kind, c.before, c.after, since.warc, since.offset,
+        changes += [(tracked_url, v.since_version, v.number, c.kind, c.before, c.after, since.warc, since.offset,
                      since.fetched_at, v.first.warc, v.first.offset, v.first.fetched_at) for c in v.changes]
     catalog.replace_history(tracked_url, versions, changes)
     return history

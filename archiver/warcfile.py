@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import logging
 import os
 import socket
 import time
@@ -21,11 +22,14 @@ from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from .errors import WarcError
+
+log = logging.getLogger("archiver")
 
 OPEN_SUFFIX = ".open"
 GROUP_CLOSING_TYPE = b"application/json"  # capture.METADATA_TYPE
@@ -106,6 +110,18 @@ class OpenWarc:
         self.file.flush()
         os.fsync(self.file.fileno())
 
+    def truncate(self, size: int) -> None:
+        """Drop a partly written batch (best effort: the disk may be what failed)."""
+        try:
+            self.file.flush()
+        except OSError:
+            pass
+        try:
+            self.file.truncate(size)
+            self.file.seek(size)
+        except OSError:
+            pass
+
     def _write_member(self, record: ArcWarcRecord) -> None:
         member = GzipMember(self.file, compression_level(record))
         self.writer._write_warc_record(member, record)  # warcio's own per-record writer, our gzip level
@@ -135,24 +151,21 @@ class WarcWriterPool:
         self.host = _safe_host()
 
     def write_groups(self, groups: list[list[ArcWarcRecord]]) -> list[list[Written]]:
-        """Write record groups, rotating between groups, then fsync once: every group
-        returned is on disk."""
-        out = []
+        """Write record groups to one file, then fsync once: every group returned is on
+        disk. The file is rotated before the groups (a batch may run a little past
+        max_bytes, a record never spans files). A failed write is cut back off the file."""
+        if self.current is not None and self.current.size() >= self.max_bytes:
+            self.close()
+        if self.current is None:
+            self.current = self._open_new()
+        start = self.current.size()
         try:
-            for records in groups:
-                if self.current is not None and self.current.size() >= self.max_bytes:
-                    self.close()
-                if self.current is None:
-                    self.current = self._open_new()
-                out.append(self.current.write(records))
-            if self.current is not None:
-                self.current.sync()
+            out = [self.current.write(records) for records in groups]
+            self.current.sync()
         except OSError as e:
-            raise WarcError(f"cannot write a WARC file in {self.warc_dir}: {e.strerror}") from e
+            self.current.truncate(start)
+            raise WarcError(f"cannot write {self.current.path.name}: {e.strerror or e}") from e
         return out
-
-    def write_group(self, records: list[ArcWarcRecord]) -> list[Written]:
-        return self.write_groups([records])[0]
 
     def close_if_idle(self, idle_seconds: float) -> None:
         if self.current is not None and time.monotonic() - self.current.last_write >= idle_seconds:
@@ -203,10 +216,14 @@ def iter_records(path: Path) -> Iterator[tuple[int, int, ArcWarcRecord, bytes]]:
     for warcinfo and metadata records only; other payloads are read through and dropped."""
     with open(path, "rb") as f:
         it = ArchiveIterator(f, check_digests=False)
-        for record in it:
-            content = record.content_stream().read() if record.rec_type in SMALL_RECORD_TYPES else b""
-            # Asking for offset and length reads the rest of the record (in chunks).
-            yield it.get_record_offset(), it.get_record_length(), record, content
+        try:
+            for record in it:
+                content = record.content_stream().read() if record.rec_type in SMALL_RECORD_TYPES else b""
+                # Asking for offset and length reads the rest of the record (in chunks).
+                yield it.get_record_offset(), it.get_record_length(), record, content
+        except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as e:
+            log.error("%s@%s: unreadable from here on (%s); archiver verify tells more",
+                      path.name, f.tell(), e)
 
 
 def read_response(path: Path, offset: int, limit: int) -> tuple[StatusAndHeaders, bytes]:
@@ -253,8 +270,9 @@ def find_abandoned(warc_dir: Path) -> list[Path]:
     return abandoned
 
 
-def repair_open_file(path: Path) -> tuple[Path, int]:
-    """Cut an abandoned ``.open`` file back to its last whole record group, close it.
+def repair_open_file(path: Path, before_close: Callable[[Path, str], None]) -> tuple[Path, int]:
+    """Cut an abandoned ``.open`` file back to its last whole record group, let the caller
+    catalog it (``before_close(path, final_name)``, still locked), then close it.
 
     Returns the final path and the number of bytes dropped. A torn record, or a group
     whose closing metadata record never made it, was never committed to the catalog.
@@ -267,6 +285,7 @@ def repair_open_file(path: Path) -> tuple[Path, int]:
         f.flush()
         os.fsync(f.fileno())
         final = path.with_name(path.name[: -len(OPEN_SUFFIX)])
+        before_close(path, final.name)  # a second crash here leaves an .open file: repaired again
         os.rename(path, final)
     _fsync_dir(path.parent)
     return final, size - keep
@@ -276,7 +295,7 @@ def _last_group_end(f: IO[bytes]) -> int:
     """End offset of the last whole gzip member holding a warcinfo record or the metadata
     record (Content-Type application/json) that closes an exchange's group."""
     keep = 0
-    for start, end in list(_whole_gzip_members(f)):
+    for start, end in list(iter_gzip_members(f)):
         f.seek(start)
         head = zlib.decompressobj(31).decompress(f.read(min(end - start, 4096)), 2048)
         rec_type = _warc_header(head, b"warc-type")
@@ -286,7 +305,7 @@ def _last_group_end(f: IO[bytes]) -> int:
     return keep
 
 
-def _whole_gzip_members(f: IO[bytes]) -> Iterator[tuple[int, int]]:
+def iter_gzip_members(f: IO[bytes]) -> Iterator[tuple[int, int]]:
     """(start, end) of each complete gzip member, checked to its CRC; stops at the first torn one."""
     f.seek(0)
     start = offset = 0  # offset: file position of the first byte of `data`

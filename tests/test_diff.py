@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from archiver.article import Article, Ref
@@ -59,12 +60,23 @@ def test_read_boxes_become_fixed_after_identical_captures_and_a_swap_is_announce
     assert boxes.observe(refs("a", "c"), other_edits=False) is None
 
 
-def test_read_boxes_that_change_without_other_edits_are_rotating():
+def test_read_boxes_that_change_twice_without_other_edits_are_rotating():
     boxes = ReadBoxes()
     boxes.observe(refs("a", "b"), other_edits=False)
     assert boxes.observe(refs("c", "d"), other_edits=False) is None
+    assert boxes.status == "unknown"  # one change could be an editor's
+    assert boxes.observe(refs("e", "f"), other_edits=False) is None
     assert boxes.status == "rotating"
-    assert boxes.observe(refs("e", "f"), other_edits=True) is None
+    assert boxes.observe(refs("g", "h"), other_edits=True) is None
+
+
+def test_one_early_swap_does_not_make_read_boxes_rotating_forever():
+    boxes = ReadBoxes()
+    boxes.observe(refs("old"), other_edits=False)
+    for _ in range(FIXED_AFTER):
+        boxes.observe(refs("new"), other_edits=False)
+    assert boxes.status == "fixed"
+    assert boxes.observe(refs("propaganda"), other_edits=False) == (refs("new"), refs("propaganda"))
 
 
 def test_read_change_together_with_an_edit_is_not_taken_as_rotation():
@@ -84,3 +96,43 @@ def test_failed_fetches_are_suspect_and_first_404_is_a_gone_version():
     history = build_history([observation(0, 404), observation(1, None), observation(2, 200, text)])
     assert [(v.gone, v.kinds) for v in history.versions] == [(True, ()), (False, ("restored",))]
     assert [s.reason for s in history.suspects] == ["no response: connection refused"]
+
+
+def live(i: int, title: str = "T", paragraphs: tuple[str, ...] = ("A real paragraph with enough words in it.",),
+         read: tuple[str, ...] = ("r1",)) -> Observation:
+    return observation(i, 200, Article("https://e.example/", title=title, paragraphs=paragraphs,
+                                       read_refs=refs(*read)))
+
+
+def test_counts_and_times_inside_prose_are_editorial():
+    _, changes = diff_body(["The post received 1,200 comments within a year ago today."],
+                           ["The post received 12,000 comments within a year ago today."])
+    assert changes and "12,000" in changes[0].after
+
+
+@pytest.mark.parametrize("title", ["Security check at the border delays trucks", "Flight 404 lands safely",
+                                   "Access denied: how journalists are blocked", "Missing hikers not found"])
+def test_real_headlines_that_look_like_error_pages_are_articles(title):
+    body = tuple(f"Paragraph {i} of a real report with several sentences of reporting in it." * 3 for i in range(6))
+    history = build_history([live(0, title, body), live(1, title, body)])
+    assert history.suspects == [] and [v.captures for v in history.versions] == [2]
+
+
+def test_a_retraction_notice_that_stays_becomes_a_version():
+    body = tuple(f"Paragraph {i} of the original article, long enough to count as the text." * 2 for i in range(8))
+    notice = ("This article has been removed.",)
+    history = build_history([live(0, "T", body)] + [live(i, "T", notice) for i in range(1, 1 + FIXED_AFTER)])
+    assert [v.captures for v in history.versions] == [1, FIXED_AFTER]
+    assert history.versions[1].kinds == ("body",) and history.suspects == []
+
+
+def test_revert_is_found_after_read_boxes_became_fixed():
+    history = build_history([live(0, "A"), live(1, "A"), live(2, "A"), live(3, "B"), live(4, "C"), live(5, "B")])
+    assert [v.article.title for v in history.versions] == ["A", "B", "C", "B"]
+    assert history.versions[-1].revert_of == 2
+
+
+def test_changes_after_a_deletion_are_measured_from_the_last_live_version():
+    history = build_history([live(0, "A"), observation(1, 404), live(2, "B")])
+    v3 = history.versions[2]
+    assert v3.kinds == ("restored", "title") and v3.since_version == 1 and v3.since.offset == 0

@@ -1,0 +1,223 @@
+"""``archiver verify``: is the archive what it was when it was captured?
+
+Checks every WARC record's block and payload digests, that requests and responses pair
+up, that every revisit resolves, that every catalog row points at its record, the whole
+ledger chain and its signed checkpoints (against the copies kept in the catalog), and
+that every ledger entry's records are where, and what, the ledger says.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+from .catalog import Catalog
+from .config import Config
+from .keys import load_key
+from .ledger import Ledger, check_chain
+from .warcfile import WARC_SUFFIX, iter_gzip_members
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str  # "file.warc.gz@offset", "ledger.jsonl:line", "catalog"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class SeenRecord:
+    warc: str
+    offset: int
+    type: str
+    target: str
+    block_digest: str
+    payload_digest: str
+    concurrent_to: str
+    refers_to: str
+
+
+@dataclass
+class Report:
+    problems: list[Problem] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    checkpoint: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "counts": self.counts, "latest_checkpoint": self.checkpoint,
+                "problems": [{"where": p.where, "message": p.message} for p in self.problems]}
+
+
+def verify_archive(config: Config) -> Report:
+    report = Report()
+    records = scan_warcs(config.storage.warc_dir, report)
+    check_pairs(records, report)
+    catalog = Catalog(config.storage.catalog)
+    try:
+        check_catalog(catalog, records, report)
+        check_ledger(config, catalog, records, report)
+    finally:
+        catalog.close()
+    return report
+
+
+# ---- WARC records ------------------------------------------------------------------------
+
+def scan_warcs(warc_dir: Path, report: Report) -> dict[str, SeenRecord]:
+    """Every readable record by id, digests checked; a file that cannot be read to its end
+    is reported at the first member that does not decompress."""
+    records: dict[str, SeenRecord] = {}
+    files = sorted(warc_dir.glob("*" + WARC_SUFFIX)) if warc_dir.exists() else []
+    for path in files:
+        _scan_file(path, records, report)
+    for path in sorted(warc_dir.glob("*" + WARC_SUFFIX + ".open")) if warc_dir.exists() else []:
+        report.problems.append(Problem(path.name, "still open (being written, or left by a crash: any command "
+                                                  "that opens the archive repairs it)"))
+    report.counts["warc_files"] = len(files)
+    report.counts["records"] = len(records)
+    return records
+
+
+def _scan_file(path: Path, records: dict[str, SeenRecord], report: Report) -> None:
+    end = _readable_end(path, report)
+    with open(path, "rb") as f:
+        it = ArchiveIterator(f, check_digests=True)
+        try:
+            for record in it:
+                for _ in iter(lambda: record.content_stream().read(1 << 20), b""):
+                    pass
+                offset = it.get_record_offset()
+                if offset >= end:
+                    break
+                _note(path.name, offset, record, records, report)
+        except (ArchiveLoadFailed, zlib.error, OSError, ValueError, EOFError) as e:
+            if end >= path.stat().st_size:  # not already reported as a corrupt member
+                report.problems.append(Problem(path.name, f"unreadable: {e}"))
+
+
+def _readable_end(path: Path, report: Report) -> int:
+    """Where the last whole gzip member ends; a corrupt or torn member is reported there."""
+    end = 0
+    with open(path, "rb") as f:
+        for _, member_end in iter_gzip_members(f):
+            end = member_end
+    if end < path.stat().st_size:
+        report.problems.append(Problem(f"{path.name}@{end}", "corrupt or truncated gzip member: this record and "
+                                                            "any after it cannot be read"))
+    return end
+
+
+def _note(warc: str, offset: int, record, records: dict[str, SeenRecord], report: Report) -> None:
+    h = record.rec_headers
+    where = f"{warc}@{offset}"
+    if record.digest_checker.passed is False:
+        for problem in record.digest_checker.problems:
+            report.problems.append(Problem(where, problem))
+    record_id = h.get_header("WARC-Record-ID") or ""
+    if record_id in records:
+        other = records[record_id]
+        report.problems.append(Problem(where, f"record id {record_id} also at {other.warc}@{other.offset}"))
+    records[record_id] = SeenRecord(warc, offset, record.rec_type, h.get_header("WARC-Target-URI") or "",
+                                    h.get_header("WARC-Block-Digest") or "", h.get_header("WARC-Payload-Digest") or "",
+                                    h.get_header("WARC-Concurrent-To") or "", h.get_header("WARC-Refers-To") or "")
+
+
+def check_pairs(records: dict[str, SeenRecord], report: Report) -> None:
+    """Every request names its response, every response has its request, every revisit
+    resolves to a response with the same payload."""
+    answered = {r.concurrent_to for r in records.values() if r.type == "request"}
+    for rid, r in records.items():
+        where = f"{r.warc}@{r.offset}"
+        if r.type == "request" and records.get(r.concurrent_to, None) is None:
+            report.problems.append(Problem(where, f"request for {r.target} has no response ({r.concurrent_to})"))
+        if r.type in ("response", "revisit") and rid not in answered:
+            report.problems.append(Problem(where, f"{r.type} for {r.target} has no request record"))
+        if r.type == "revisit":
+            original = records.get(r.refers_to)
+            if original is None or original.type != "response" or original.payload_digest != r.payload_digest:
+                report.problems.append(Problem(where, f"revisit of {r.target} does not resolve to its original "
+                                                      f"({r.refers_to})"))
+
+
+# ---- catalog -----------------------------------------------------------------------------
+
+def check_catalog(catalog: Catalog, records: dict[str, SeenRecord], report: Report) -> None:
+    rows = catalog.captures()
+    by_place = {(r.warc, r.offset): r for r in records.values()}
+    for row in rows:
+        seen = by_place.get((row.warc, row.offset))
+        where = f"{row.warc}@{row.offset}"
+        if seen is None:
+            report.problems.append(Problem(where, f"catalog row for {row.url} points at no record"))
+        elif records.get(row.record_id) is not seen or (row.record != "failed" and (
+                seen.payload_digest != row.payload_digest or seen.block_digest != row.block_digest)):
+            report.problems.append(Problem(where, f"catalog row for {row.url} does not match the record there"))
+    report.counts["captures"] = len(rows)
+
+
+# ---- ledger --------------------------------------------------------------------------------
+
+def check_ledger(config: Config, catalog: Catalog, records: dict[str, SeenRecord], report: Report) -> None:
+    ledger = Ledger(config.evidence.ledger)
+    key = load_key(config.evidence.key)
+    head, saved_checkpoints = catalog.ledger_state()
+    trusted = key.public_b64 if key else next((c["public_key"] for c in saved_checkpoints if c["public_key"]), None)
+    chain_problems, checkpoints, count, head_hash = check_chain(ledger, trusted)
+    name = ledger.path.name
+    report.problems += [Problem(f"{name}:{p.line}", p.message) for p in chain_problems]
+    entries = {e["seq"]: e for _, e, _ in ledger.entries() if e and isinstance(e.get("seq"), int)}
+    for entry in entries.values():
+        if entry.get("type") == "capture":
+            _check_entry(entry, records, report, name)
+    _check_against_catalog(head, saved_checkpoints, entries, count, report, name)
+    report.counts["ledger_entries"] = count
+    report.counts["checkpoints"] = len(checkpoints)
+    if checkpoints:
+        last = checkpoints[-1]
+        report.checkpoint = {k: last.get(k) for k in ("seq", "time", "count", "head", "public_key", "signature")}
+
+
+def _check_entry(entry: dict, records: dict[str, SeenRecord], report: Report, name: str) -> None:
+    for listed in entry.get("records", []):
+        seen = records.get(listed.get("id", ""))
+        where = f"{entry.get('warc')}@{listed.get('offset')}"
+        if seen is None:
+            report.problems.append(Problem(where, f"ledger entry {entry['seq']}: record {listed.get('id')} "
+                                                  "is missing from the archive"))
+        elif (seen.warc, seen.offset) != (entry.get("warc"), listed.get("offset")):
+            report.problems.append(Problem(where, f"ledger entry {entry['seq']}: record {listed.get('id')} "
+                                                  f"has moved to {seen.warc}@{seen.offset}"))
+        elif (seen.block_digest, seen.payload_digest) != (listed.get("block_digest"), listed.get("payload_digest")):
+            report.problems.append(Problem(where, f"ledger entry {entry['seq']}: digests differ from the record's"))
+
+
+def _check_against_catalog(head, saved_checkpoints, entries: dict, count: int, report: Report, name: str) -> None:
+    """The catalog keeps the ledger head and every checkpoint outside the ledger file."""
+    if head is not None:
+        seq, digest = head
+        if seq > count:
+            report.problems.append(Problem(name, f"ledger ends at entry {count} but had reached entry {seq}: "
+                                                 "its tail was removed"))
+        elif entries.get(seq, {}).get("hash") != digest:
+            report.problems.append(Problem(name, f"entry {seq} is not the one recorded as the ledger head: "
+                                                 "the chain was rewritten"))
+    for saved in saved_checkpoints:
+        entry = entries.get(saved["seq"])
+        if entry is None:
+            report.problems.append(Problem(name, f"checkpoint at entry {saved['seq']} ({saved['time']}) "
+                                                 "is missing from the ledger"))
+        elif (entry.get("type"), entry.get("head"), entry.get("signature", "")) != \
+                ("checkpoint", saved["head"], saved["signature"]):
+            report.problems.append(Problem(name, f"checkpoint at entry {saved['seq']} differs from the copy in "
+                                                 "the catalog: the chain was rewritten"))
