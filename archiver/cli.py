@@ -30,6 +30,8 @@ from .policy import schedule_of
 from .scheduler import Runner
 from .seeds import Seed, add_seed, remove_seed
 from .status import archive_status, tracking_list
+from .keys import generate_key
+from .verify import verify_archive
 from .warcfile import warc_date
 from .seeds import load_seeds
 
@@ -153,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="tracked and due URLs, running captures, failing hosts, WARC disk use")
     p.add_argument("--json", action="store_true", help="a JSON object")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("keygen", help="create the archive's signing key (ECDSA P-256, file mode 0600)")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("verify", help="check digests, record pairs, revisits, catalog, ledger chain and signatures",
+                       description="Check every WARC record's digests, that requests and responses pair up, that "
+                                   "revisits resolve, that the catalog points at matching records, the ledger "
+                                   "chain and its signed checkpoints. Exit 1 with file and offset of each problem.")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("demo", help="offline demo: capture a built-in local site, edit it, capture again")
     p.add_argument("--dir", type=Path, help="archive folder to create (default: a new temporary folder)")
@@ -398,6 +410,31 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             line["error"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
         return json.dumps(line, ensure_ascii=False)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    key = generate_key(config.evidence.key)
+    print(f"created {config.evidence.key} (private, mode 0600) and {config.evidence.key}.pub")
+    print(f"public key: {key.public_b64}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    report = verify_archive(config)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        for problem in report.problems:
+            print(problem)
+        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report.counts.items())
+        print(("OK: " if report.ok else f"FAILED: {len(report.problems)} problem(s); ") + counts)
+        if report.checkpoint:
+            c = report.checkpoint
+            print(f"latest checkpoint: entry {c['seq']} at {c['time']}, head {c['head']}"
+                  + (f", signed by {c['public_key'][:24]}..." if c.get("public_key") else ", unsigned"))
+    return EXIT_OK if report.ok else EXIT_FAILURE
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

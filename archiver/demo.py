@@ -154,6 +154,7 @@ def run_demo(directory, on_result=lambda r: None) -> list:
     from pathlib import Path
 
     from .config import load_config
+    from .keys import generate_key
     from .archive import Archive
     from .pipeline import snapshot
     from .workdir import init_archive
@@ -161,6 +162,7 @@ def run_demo(directory, on_result=lambda r: None) -> list:
     root = Path(directory)
     init_archive(root, overrides={"per_host_delay": "0.0"})
     config = load_config(root / "config.toml")
+    generate_key(config.evidence.key)  # so the demo's ledger checkpoints are signed
     summaries = []
     with DemoSite() as site:
         archive = Archive(config)

@@ -1,0 +1,178 @@
+"""archiver verify: a clean archive passes; each kind of tampering is reported with its
+place (file and offset, or ledger line) and exit status 1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zlib
+
+import pytest
+
+from archiver.index import warc_captures
+from archiver.ledger import entry_hash, canonical
+from archiver.verify import verify_archive
+
+from .conftest import make_archive, run_cli, run_snapshot, warc_files
+from .site import Site
+
+ARTICLE = ("<html><body><div class='entry-content'><p>" + "Words of the article. " * 20 +
+           "<a href='/source/'>source</a></p></div><img src='/img.png'></body></html>")
+
+
+@pytest.fixture
+def archive(site, tmp_path):
+    site.page("/a/", ARTICLE)
+    site.page("/source/", "<html><body><p>the source</p></body></html>")
+    site.page("/img.png", b"\x89PNG image bytes", "image/png")
+    config = make_archive(tmp_path / "a")
+    assert run_cli("keygen", cwd=config.root).returncode == 0
+    run_snapshot(config, site.url("/a/"))
+    run_snapshot(config, site.url("/a/"))  # revisits
+    return config
+
+
+def verify(config) -> tuple[int, dict]:
+    result = run_cli("verify", "--json", cwd=config.root)
+    return result.returncode, json.loads(result.stdout)
+
+
+def places(report: dict) -> list[str]:
+    return [p["where"] for p in report["problems"]]
+
+
+def members(path) -> list[tuple[int, int]]:
+    data, out, start = path.read_bytes(), [], 0
+    while start < len(data):
+        d = zlib.decompressobj(31)
+        d.decompress(data[start:])
+        end = len(data) - len(d.unused_data)
+        out.append((start, end))
+        start = end
+    return out
+
+
+def response_offset(config, path) -> int:
+    return next(row.offset for row, _ in warc_captures(path) if row.record == "response")
+
+
+def test_clean_archive_verifies(archive):
+    code, report = verify(archive)
+    assert code == 0 and report["ok"], report["problems"]
+    assert report["counts"]["captures"] == 6 and report["counts"]["checkpoints"] == 2
+    assert report["latest_checkpoint"]["signature"]
+    text = run_cli("verify", cwd=archive.root).stdout
+    assert text.startswith("OK: ") and "signed by" in text
+
+
+def test_flipped_byte_in_compressed_data_is_reported_at_its_record(archive):
+    path = warc_files(archive)[0]
+    offset = response_offset(archive, path)
+    data = bytearray(path.read_bytes())
+    data[offset + 40] ^= 0x01
+    path.write_bytes(bytes(data))
+    code, report = verify(archive)
+    assert code == 1 and f"{path.name}@{offset}" in places(report)
+
+
+def test_recompressed_edited_payload_fails_its_digest(archive):
+    path = warc_files(archive)[0]
+    offset = response_offset(archive, path)
+    start, end = next(m for m in members(path) if m[0] == offset)
+    data = path.read_bytes()
+    record = zlib.decompress(data[start:end], 31)
+    assert b"Words of the article." in record
+    forged = record.replace(b"Words of the article.", b"Words of the articlX.", 1)
+    path.write_bytes(data[:start] + _gzip(forged) + data[end:])
+    code, report = verify(archive)
+    assert code == 1
+    assert any(p["where"] == f"{path.name}@{offset}" and "digest" in p["message"] for p in report["problems"])
+
+
+def _gzip(data: bytes) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return c.compress(data) + c.flush()
+
+
+def test_deleted_record_is_reported(archive):
+    path = warc_files(archive)[0]
+    offset = response_offset(archive, path)
+    start, end = next(m for m in members(path) if m[0] == offset)
+    data = path.read_bytes()
+    path.write_bytes(data[:start] + data[end:])
+    code, report = verify(archive)
+    assert code == 1
+    messages = " ".join(p["message"] for p in report["problems"])
+    assert "has no response" in messages and "missing from the archive" in messages
+
+
+def test_swapped_warc_file_is_reported(archive, site, tmp_path):
+    other = make_archive(tmp_path / "other")
+    run_snapshot(other, site.url("/a/"))
+    target = warc_files(archive)[0]
+    shutil.copy(warc_files(other)[0], target)
+    code, report = verify(archive)
+    assert code == 1
+    assert any(p["where"].startswith(target.name) and "missing from the archive" in p["message"]
+               for p in report["problems"])
+
+
+def ledger_lines(config) -> list[str]:
+    return config.evidence.ledger.read_text().splitlines()
+
+
+def write_ledger(config, lines: list[str]) -> None:
+    config.evidence.ledger.write_text("".join(line + "\n" for line in lines))
+
+
+def test_edited_ledger_line_is_reported(archive):
+    lines = ledger_lines(archive)
+    entry = json.loads(lines[1])
+    entry["url"] = "https://elsewhere.example/"
+    lines[1] = canonical(entry)
+    write_ledger(archive, lines)
+    code, report = verify(archive)
+    assert code == 1 and "ledger.jsonl:2" in places(report)
+
+
+def test_reordered_ledger_is_reported(archive):
+    lines = ledger_lines(archive)
+    lines[1], lines[2] = lines[2], lines[1]
+    write_ledger(archive, lines)
+    code, report = verify(archive)
+    assert code == 1 and {"ledger.jsonl:2", "ledger.jsonl:3"} <= set(places(report))
+
+
+def test_truncated_ledger_tail_is_reported(archive):
+    write_ledger(archive, ledger_lines(archive)[:-2])
+    code, report = verify(archive)
+    assert code == 1
+    assert any("tail was removed" in p["message"] for p in report["problems"])
+
+
+def test_consistently_rewritten_chain_is_reported(archive):
+    """An edit whose hashes are all recomputed still breaks the signed checkpoints and
+    the copies kept in the catalog."""
+    entries = [json.loads(line) for line in ledger_lines(archive)]
+    entries[0]["url"] = "https://elsewhere.example/"
+    prev = "0" * 64
+    for entry in entries:
+        entry["prev"] = prev
+        if entry["type"] == "checkpoint":
+            entry["head"] = prev
+        entry["hash"] = prev = entry_hash(entry)
+    write_ledger(archive, [canonical(e) for e in entries])
+    code, report = verify(archive)
+    assert code == 1
+    messages = " ".join(p["message"] for p in report["problems"])
+    assert "signature does not verify" in messages and "rewritten" in messages
+
+
+def test_catalog_row_pointing_elsewhere_is_reported(archive):
+    import sqlite3
+    db = sqlite3.connect(archive.storage.catalog)
+    db.execute("UPDATE captures SET offset = offset + 1 WHERE id = 1")
+    db.commit()
+    db.close()
+    code, report = verify(archive)
+    assert code == 1 and any("points at no record" in p["message"] for p in report["problems"])
