@@ -8,6 +8,7 @@ WAL mode and a busy timeout let a ``snapshot`` and an ``archiver run`` write at 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
@@ -263,6 +264,12 @@ class Catalog:
     def latest_changes(self, limit: int) -> list[sqlite3.Row]:
         rows = self._rows("SELECT * FROM changes ORDER BY to_time DESC, tracked_url LIMIT ?", (limit,))
         return rows[::-1]
+
+    def article_titles(self) -> dict[tuple[str, int], str]:
+        """(warc, offset) of each observed capture -> the title of its article."""
+        rows = self.db.execute("SELECT c.warc, c.offset, o.article FROM observations o JOIN captures c "
+                               "ON c.id = o.capture_id WHERE o.article IS NOT NULL")
+        return {(w, o): json.loads(a).get("title", "") for w, o, a in rows}
 
     def clear_observations(self) -> None:
         with self._transaction():

@@ -10,6 +10,8 @@ import argparse
 import json
 import logging
 import os
+import signal
+import threading
 import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -29,9 +31,12 @@ from .tracking import load_history, reextract, version_diff, write_feed
 from .policy import schedule_of
 from .scheduler import Runner
 from .seeds import Seed, add_seed, remove_seed
-from .status import archive_status, tracking_list
+from .status import archive_status, latest_captures, tracking_list
 from .keys import generate_key
-from .verify import verify_archive
+from .export import export_wacz, tls_certificates
+from .replay import COLLECTION, Collection, running_pywb
+from .report import provenance_html, replay_url
+from .verify import verify_archive, verify_wacz
 from .warcfile import warc_date
 from .seeds import load_seeds
 
@@ -159,12 +164,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keygen", help="create the archive's signing key (ECDSA P-256, file mode 0600)")
     p.set_defaults(func=cmd_keygen)
 
+    p = sub.add_parser("export", help="a signed WACZ of selected captures, or an article's evidence packet",
+                       description="archiver export --wacz OUT.wacz [URL...] [--since WHEN]: the captures of "
+                                   "these URLs (all when none), with the originals of their revisits, a CDXJ "
+                                   "index, pages.jsonl and the ledger entries with the latest checkpoint. "
+                                   "archiver export --article URL OUT.wacz: all captures of one tracked "
+                                   "article and its cross-referenced pages, with a provenance report (HTML).")
+    p.add_argument("--wacz", type=Path, metavar="OUT", help="the WACZ file to write")
+    p.add_argument("--article", metavar="URL", help="one tracked article's evidence packet")
+    p.add_argument("--since", metavar="WHEN", help="only captures since an ISO date-time or a duration (7d)")
+    p.add_argument("args", nargs="*", metavar="URL|OUT", help="URLs to export (with --wacz), or OUT (with --article)")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("verify", help="check digests, record pairs, revisits, catalog, ledger chain and signatures",
                        description="Check every WARC record's digests, that requests and responses pair up, that "
                                    "revisits resolve, that the catalog points at matching records, the ledger "
                                    "chain and its signed checkpoints. Exit 1 with file and offset of each problem.")
+    p.add_argument("wacz", nargs="?", type=Path, metavar="FILE.wacz",
+                   help="check an exported WACZ on its own instead of the archive")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("replay", help="serve the archive with pywb and print replay links (extra: replay)",
+                       description="Start pywb over warcs/ and indexes/ (pip install 'archiver[replay]') and "
+                                   "print, for each tracked article, the replay URL of its latest capture. "
+                                   "Runs until Ctrl-C or SIGTERM. Files still being written (.open) are not "
+                                   "replayable until they are closed.")
+    p.add_argument("--port", type=int, help="port to listen on (default: [replay] port)")
+    p.add_argument("--host", help="address to listen on (default: [replay] host)")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("demo", help="offline demo: capture a built-in local site, edit it, capture again")
     p.add_argument("--dir", type=Path, help="archive folder to create (default: a new temporary folder)")
@@ -260,7 +288,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         catalog.close()
     if not history.versions and not history.suspects:
         raise UsageError(f"{url} has no captures in the catalog (capture it with: archiver snapshot {url})")
-    print(json.dumps(history_json(history), indent=1) if args.json else history_text(url, history))
+    base = config.replay.base
+    print(json.dumps(history_json(history, url, base), indent=1) if args.json else history_text(url, history, base))
     return EXIT_OK
 
 
@@ -273,7 +302,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     finally:
         catalog.close()
     if args.format == "json":
-        print(json.dumps(diff_json(d), indent=1, ensure_ascii=False))
+        print(json.dumps(diff_json(d, config.replay.base), indent=1, ensure_ascii=False))
     elif args.format == "html":
         sys.stdout.write(diff_html(d))
     else:
@@ -420,9 +449,42 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    now = datetime.now(timezone.utc)
+    since = parse_since(args.since, now) if args.since else None
+    if args.article:
+        if len(args.args) != 1 or args.wacz:
+            raise UsageError("use: archiver export --article URL OUT.wacz")
+        url, out = normalize_url(args.article), Path(args.args[0])
+        result = export_wacz(config, out, [url], since, report=evidence_report(config, url, now))
+    elif args.wacz:
+        result = export_wacz(config, args.wacz, [normalize_url(u) for u in args.args], since)
+    else:
+        raise UsageError("give --wacz OUT.wacz [URL...] or --article URL OUT.wacz")
+    print(f"wrote {result.path}: {result.captures} captures, {result.pages} pages, "
+          + ("signed" if result.signed else "unsigned (create a key with archiver keygen)"))
+    return EXIT_OK
+
+
+def evidence_report(config, url: str, now: datetime):
+    """The provenance report of an article's evidence packet, made from the exported WARC."""
+    def render(rows, warc: Path) -> str:
+        catalog = open_catalog(config)
+        try:
+            history = load_history(catalog, url)
+        finally:
+            catalog.close()
+        if not history.versions and not history.suspects:
+            raise UsageError(f"{url} is not a tracked article with captures")
+        return provenance_html(url, history, rows, tls_certificates(warc), verify_archive(config).to_json(),
+                               warc_date(now))
+    return render
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    report = verify_archive(config)
+    report = verify_wacz(args.wacz) if args.wacz else verify_archive(config)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:
@@ -430,11 +492,37 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(problem)
         counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report.counts.items())
         print(("OK: " if report.ok else f"FAILED: {len(report.problems)} problem(s); ") + counts)
+        if report.signature:
+            print(f"signed {report.signature['created']} by public key {report.signature['public_key']}")
         if report.checkpoint:
             c = report.checkpoint
             print(f"latest checkpoint: entry {c['seq']} at {c['time']}, head {c['head']}"
                   + (f", signed by {c['public_key'][:24]}..." if c.get("public_key") else ", unsigned"))
     return EXIT_OK if report.ok else EXIT_FAILURE
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        import pywb  # noqa: F401 - only to say clearly when the extra is missing
+    except ImportError:
+        raise ArchiverError("pywb is not installed: pip install 'archiver[replay]'") from None
+    host, port = args.host or config.replay.host, args.port if args.port is not None else config.replay.port
+    catalog = open_catalog(config)
+    try:
+        latest = [(r.seed, r.url, r.fetched_at) for r in latest_captures(catalog)]
+    finally:
+        catalog.close()
+    collection = {COLLECTION: Collection(config.storage.warc_dir, config.storage.index_dir)}
+    with running_pywb(collection, config.root / ".replay", host, port) as server:
+        print(f"pywb is serving {config.storage.warc_dir} at {server.base}/{COLLECTION}/  (Ctrl-C to stop)")
+        for seed, url, fetched_at in latest:
+            print(f"  {seed}\n    {replay_url(server.base, fetched_at, url)}")
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -82,6 +82,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("evidence", "key", "archive.key", "The archive's ECDSA P-256 signing key (made by archiver keygen; mode 0600)."),
     Setting("evidence", "ledger", "ledger.jsonl", "The hash-chained, append-only ledger of every capture."),
     Setting("evidence", "checkpoint_every", 1000, "Ledger entries between two signed checkpoints (one is also written at the end of every snapshot)."),
+    Setting("replay", "host", "127.0.0.1", "Address archiver replay listens on, and that replay links name."),
+    Setting("replay", "port", 8080, "Port of archiver replay, and of the replay links in history and diff output."),
     Setting("report", "feed", "changes.atom", "Atom feed of change events, rewritten after every snapshot (\"\" = none)."),
     Setting("report", "feed_entries", 200, "How many of the latest change events the Atom feed holds."),
 )
@@ -145,6 +147,16 @@ class EvidenceConfig:
 
 
 @dataclass(frozen=True)
+class ReplayConfig:
+    host: str
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     feed: Path | None
     feed_entries: int
@@ -157,6 +169,7 @@ class Config:
     capture: CaptureConfig
     schedule: ScheduleConfig
     evidence: EvidenceConfig
+    replay: ReplayConfig
     report: ReportConfig
     seeds_dir: Path = field(default=Path("seeds"))
     values: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)  # as validated, for warcinfo
@@ -187,6 +200,7 @@ def build_config(raw: dict[str, Any], root: Path) -> Config:
     ev = values["evidence"]
     return Config(
         values=values,
+        replay=ReplayConfig(**values["replay"]),
         evidence=EvidenceConfig(key=root / ev["key"], ledger=root / ev["ledger"], checkpoint_every=ev["checkpoint_every"]),
         schedule=_schedule_config(values["schedule"]),
         report=ReportConfig(feed=(root / rep["feed"]) if rep["feed"] else None, feed_entries=rep["feed_entries"]),

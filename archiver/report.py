@@ -31,11 +31,20 @@ def capture_json(ref: CaptureRef) -> dict[str, Any]:
     return {"timestamp": ref.fetched_at, "warc": ref.warc, "offset": ref.offset}
 
 
+def replay_url(base: str, fetched_at: str, url: str, collection: str = "archive") -> str:
+    """The capture's timestamped URL in archiver replay (pywb)."""
+    return f"{base}/{collection}/{''.join(c for c in fetched_at if c.isdigit())[:14]}/{url}"
+
+
 # ---- history ---------------------------------------------------------------------------
 
-def history_json(history: History) -> list[dict[str, Any]]:
-    """Versions and suspect captures, oldest first."""
+def history_json(history: History, url: str = "", replay_base: str = "") -> list[dict[str, Any]]:
+    """Versions and suspect captures, oldest first; with a replay base, each version's
+    first capture as a replay link."""
     entries = [(v.first.fetched_at, _version_json(v)) for v in history.versions]
+    if replay_base:
+        for (_, entry), v in zip(entries, history.versions):
+            entry["replay"] = replay_url(replay_base, v.first.fetched_at, v.final_url or url)
     entries += [(s.capture.fetched_at, {"suspect": True, "reason": s.reason, "status": s.status,
                                         "capture": capture_json(s.capture)}) for s in history.suspects]
     return [entry for _, entry in sorted(entries, key=lambda e: e[0])]
@@ -51,9 +60,9 @@ def _version_json(v: Version) -> dict[str, Any]:
             "extractor": v.article.extractor if v.article else ""}
 
 
-def history_text(url: str, history: History) -> str:
+def history_text(url: str, history: History, replay_base: str = "") -> str:
     lines = [f"{url}  (READ boxes: {history.read_boxes})"]
-    for entry in history_json(history):
+    for entry in history_json(history, url, replay_base):
         if entry.get("suspect"):
             cap = entry["capture"]
             lines.append(f"  suspect  {cap['timestamp']}  {entry['reason']}  [{cap['warc']}@{cap['offset']}]")
@@ -64,13 +73,19 @@ def history_text(url: str, history: History) -> str:
         lines.append(f"  v{entry['version']:<3} {entry['first_seen']} .. {entry['last_seen']}  "
                      f"{entry['captures']} capture(s)  {kinds}{revert}")
         lines.append(f"        {title}")
+        if entry.get("replay"):
+            lines.append(f"        {entry['replay']}")
     return "\n".join(lines)
 
 
 # ---- one diff --------------------------------------------------------------------------
 
-def diff_json(d: VersionDiff) -> dict[str, Any]:
-    return {"url": d.url, "from": _end(d.old), "to": _end(d.new),
+def diff_json(d: VersionDiff, replay_base: str = "") -> dict[str, Any]:
+    ends = {"from": _end(d.old), "to": _end(d.new)}
+    if replay_base:
+        for name, v in (("from", d.old), ("to", d.new)):
+            ends[name]["replay"] = replay_url(replay_base, v.first.fetched_at, v.final_url or d.url)
+    return {"url": d.url, **ends,
             "changes": [{"kind": c.kind, "before": c.before, "after": c.after} for c in d.changes],
             "body": [{"op": op.op, "text": op.text} for op in d.body]}
 
@@ -177,3 +192,58 @@ def _atom_entry(e: dict[str, Any]) -> str:
     return (f"<entry><title>{escape(e['kind'])} changed: {escape(e['url'])}</title>"
             f"<id>{escape(ident)}</id><updated>{escape(e['to']['timestamp'])}</updated>"
             f"<link href=\"{escape(e['url'])}\"/><summary>{escape(summary)}</summary></entry>")
+
+
+# ---- evidence packet -------------------------------------------------------------------------
+
+def provenance_html(url: str, history: History, rows: list[Any], tls: dict[str, dict[str, Any]],
+                    verified: dict[str, Any], created: str) -> str:
+    """The human-readable report inside an article's evidence packet."""
+    versions = "".join(
+        f"<tr><td>v{v.number}</td><td>{escape(v.first.fetched_at)}</td><td>{escape(v.last.fetched_at)}</td>"
+        f"<td>{v.captures}</td><td>{escape(', '.join(v.kinds) or 'first version')}</td>"
+        f"<td>{escape(v.article.title if v.article else '(gone)')}</td></tr>" for v in history.versions)
+    changes = "".join(
+        f"<tr><td>v{v.since_version}&rarr;v{v.number}</td><td>{escape(c.kind)}</td><td class=del>{escape(c.before)}</td>"
+        f"<td class=ins>{escape(c.after)}</td></tr>" for v in history.versions for c in v.changes)
+    suspects = "".join(f"<tr><td>{escape(s.capture.fetched_at)}</td><td>{escape(s.reason)}</td></tr>"
+                       for s in history.suspects)
+    captures = "".join(
+        f"<tr><td>{escape(r.fetched_at)}</td><td>{escape(r.role)}</td><td>{escape(r.url)}</td>"
+        f"<td>{r.status if r.status is not None else escape(r.error)}</td><td>{escape(r.ip)}</td>"
+        f"<td><code>{escape(r.warc)}@{r.offset}</code></td><td><code>{escape(r.payload_digest)}</code></td>"
+        f"<td>{escape(_tls_text(tls.get(r.record_id)))}</td></tr>" for r in rows)
+    problems = "".join(f"<li>{escape(p['where'])}: {escape(p['message'])}</li>" for p in verified["problems"])
+    verdict = "passed" if verified["ok"] else f"FAILED ({len(verified['problems'])} problems)"
+    return _PROVENANCE.format(url=escape(url), created=escape(created), version=__version__,
+                              verdict=verdict, problems=f"<ul>{problems}</ul>" if problems else "",
+                              counts=escape(json.dumps(verified["counts"])),
+                              checkpoint=escape(json.dumps(verified.get("latest_checkpoint"))),
+                              versions=versions, changes=changes or "<tr><td colspan=4>none</td></tr>",
+                              suspects=suspects or "<tr><td colspan=2>none</td></tr>", captures=captures)
+
+
+def _tls_text(tls: dict[str, Any] | None) -> str:
+    if not tls:
+        return ""
+    return f"{tls['tls_version']} {tls['cipher']}, certificate SHA-256 {tls['certificate_sha256']}"
+
+
+_PROVENANCE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>Provenance report: {url}</title>
+<style>body{{font:14px/1.4 sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1.5em}}
+td,th{{border:1px solid #ccc;padding:.25em .4em;vertical-align:top}}td.del{{background:#fee}}td.ins{{background:#efe}}
+code{{font-size:12px}}</style></head><body>
+<h1>Provenance report</h1>
+<p>Article: <strong>{url}</strong><br>Packet made {created} by archiver {version}.</p>
+<h2>Verification of the archive at export time: {verdict}</h2>{problems}
+<p>Counts: <code>{counts}</code><br>Latest signed ledger checkpoint: <code>{checkpoint}</code></p>
+<h2>Versions</h2><table><tr><th>version</th><th>first seen</th><th>last seen</th><th>captures</th><th>changes</th><th>title</th></tr>{versions}</table>
+<h2>Changes</h2><table><tr><th>versions</th><th>kind</th><th>before</th><th>after</th></tr>{changes}</table>
+<h2>Suspect captures (not versions)</h2><table><tr><th>time</th><th>reason</th></tr>{suspects}</table>
+<h2>Captures in this packet</h2>
+<table><tr><th>time</th><th>role</th><th>URL</th><th>status</th><th>IP</th><th>record</th><th>payload digest</th><th>TLS</th></tr>{captures}</table>
+</body></html>
+"""

@@ -52,3 +52,12 @@ def archive_status(config: Config, now: datetime) -> dict[str, Any]:
     return {"tracked": len(tracked), "due_now": due + new,
             "running": sum(1 for url in tracked if locks.is_locked_elsewhere(url)),
             "failing_hosts": hosts, "warc_files": len(warcs), "warc_bytes": sum(p.stat().st_size for p in warcs)}
+
+
+def latest_captures(catalog) -> list:
+    """The newest end-of-chain capture of every tracked URL that got a response."""
+    latest: dict[str, Any] = {}
+    for row in catalog.captures():
+        if row.chain and row.status is not None and row.record != "failed":
+            latest[row.seed] = row
+    return [latest[seed] for seed in sorted(latest)]

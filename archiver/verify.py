@@ -8,6 +8,10 @@ that every ledger entry's records are where, and what, the ledger says.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import tempfile
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +22,9 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from .catalog import Catalog
 from .config import Config
-from .keys import load_key
-from .ledger import Ledger, check_chain
+from .export import WARC_NAME
+from .keys import load_key, verify_signature
+from .ledger import Ledger, check_chain, checkpoint_message, entry_hash
 from .warcfile import WARC_SUFFIX, iter_gzip_members
 
 
@@ -48,14 +53,15 @@ class SeenRecord:
 class Report:
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-    checkpoint: dict[str, Any] | None = None
+    checkpoint: dict[str, Any] | None = None  # the archive's latest ledger checkpoint
+    signature: dict[str, Any] | None = None   # an export's signer
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "counts": self.counts, "latest_checkpoint": self.checkpoint,
+        return {"ok": self.ok, "counts": self.counts, "latest_checkpoint": self.checkpoint, "signature": self.signature,
                 "problems": [{"where": p.where, "message": p.message} for p in self.problems]}
 
 
@@ -221,3 +227,113 @@ def _check_against_catalog(head, saved_checkpoints, entries: dict, count: int, r
                 ("checkpoint", saved["head"], saved["signature"]):
             report.problems.append(Problem(name, f"checkpoint at entry {saved['seq']} differs from the copy in "
                                                  "the catalog: the chain was rewritten"))
+
+
+# ---- an exported WACZ ----------------------------------------------------------------------
+
+def verify_wacz(path: Path) -> Report:
+    """An export on its own: every file against datapackage.json, that against its digest
+    and signature, every index line against its record, the ledger slice's entries."""
+    report = Report()
+    try:
+        z = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as e:
+        report.problems.append(Problem(path.name, f"not a readable WACZ (zip) file: {e}"))
+        return report
+    with z, tempfile.TemporaryDirectory() as tmp:
+        names = set(z.namelist())
+        package = _json_member(z, "datapackage.json", report)
+        if package is None:
+            return report
+        _check_resources(z, names, package, report)
+        _check_digest(z, report)
+        if f"archive/{WARC_NAME}" in names:
+            z.extract(f"archive/{WARC_NAME}", tmp)
+            warc = Path(tmp) / "archive" / WARC_NAME
+            records: dict[str, SeenRecord] = {}
+            _scan_file(warc, records, report)
+            check_pairs(records, report)
+            _check_index(z, warc, records, report)
+            _check_slice(z, records, report)
+            report.counts["records"] = len(records)
+    return report
+
+
+def _json_member(z: zipfile.ZipFile, name: str, report: Report) -> Any:
+    try:
+        return json.loads(z.read(name))
+    except (KeyError, ValueError) as e:
+        report.problems.append(Problem(name, f"missing or not JSON: {e}"))
+        return None
+
+
+def _check_resources(z: zipfile.ZipFile, names: set[str], package: dict, report: Report) -> None:
+    listed = {r.get("path"): r for r in package.get("resources", [])}
+    for name in sorted(names - {"datapackage.json", "datapackage-digest.json"} - set(listed)):
+        report.problems.append(Problem(name, "file is not listed in datapackage.json"))
+    for name, resource in listed.items():
+        if name not in names:
+            report.problems.append(Problem(str(name), "listed in datapackage.json but missing"))
+            continue
+        digest, size = hashlib.sha256(), 0
+        with z.open(name) as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+                size += len(chunk)
+        if "sha256:" + digest.hexdigest() != resource.get("hash") or size != resource.get("bytes"):
+            report.problems.append(Problem(name, "hash or size differs from datapackage.json"))
+    report.counts["files"] = len(listed)
+
+
+def _check_digest(z: zipfile.ZipFile, report: Report) -> None:
+    digest = _json_member(z, "datapackage-digest.json", report)
+    if digest is None:
+        return
+    package_hash = "sha256:" + hashlib.sha256(z.read("datapackage.json")).hexdigest()
+    if digest.get("hash") != package_hash:
+        report.problems.append(Problem("datapackage-digest.json", "hash does not match datapackage.json"))
+    signed = digest.get("signedData")
+    if not signed:
+        report.counts["signed"] = 0
+        return
+    report.counts["signed"] = 1
+    if signed.get("hash") != package_hash or not verify_signature(signed.get("publicKey", ""), package_hash,
+                                                                   signed.get("signature", "")):
+        report.problems.append(Problem("datapackage-digest.json", "signature does not verify"))
+    report.signature = {"public_key": signed.get("publicKey"), "created": signed.get("created")}
+
+
+def _check_index(z: zipfile.ZipFile, warc: Path, records: dict[str, SeenRecord], report: Report) -> None:
+    by_place = {(r.offset, r.payload_digest.removeprefix("sha1:")): r for r in records.values()}
+    for number, line in enumerate(z.read("indexes/index.cdx").decode().splitlines(), 1):
+        try:
+            fields = json.loads(line.split(" ", 2)[2])
+            key = (int(fields["offset"]), fields["digest"])
+        except (IndexError, ValueError, KeyError):
+            report.problems.append(Problem(f"indexes/index.cdx:{number}", "not a CDXJ line"))
+            continue
+        if key not in by_place:
+            report.problems.append(Problem(f"indexes/index.cdx:{number}", "points at no matching record"))
+
+
+def _check_slice(z: zipfile.ZipFile, records: dict[str, SeenRecord], report: Report) -> None:
+    lines = z.read("ledger/ledger.jsonl").decode().splitlines() if "ledger/ledger.jsonl" in z.namelist() else []
+    for number, line in enumerate(lines, 1):
+        where = f"ledger/ledger.jsonl:{number}"
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            report.problems.append(Problem(where, "not JSON"))
+            continue
+        if entry.get("hash") != entry_hash(entry):
+            report.problems.append(Problem(where, "entry was edited: its hash does not match its content"))
+        if entry.get("type") == "checkpoint" and "signature" in entry and not verify_signature(
+                entry.get("public_key", ""), checkpoint_message(entry["count"], entry["head"], entry["time"]),
+                entry["signature"]):
+            report.problems.append(Problem(where, "checkpoint signature does not verify"))
+        for listed in entry.get("records", []) if entry.get("type") == "capture" else []:
+            seen = records.get(listed.get("id", ""))
+            if seen is None or (seen.block_digest, seen.payload_digest) != (listed.get("block_digest"),
+                                                                            listed.get("payload_digest")):
+                report.problems.append(Problem(where, f"record {listed.get('id')} is missing or differs"))
+    report.counts["ledger_entries"] = len(lines)

@@ -1,4 +1,4 @@
-"""Replay what archiver captured through a real pywb (see tests/pywb_server.py).
+"""Replay what archiver captured through a real pywb (see archiver/replay.py).
 
 pywb reads archiver's own ``warcs/`` and ``indexes/`` folders; nothing is re-indexed by
 pywb. The local site is stopped before the rewritten-replay checks, and pywb has no live
@@ -32,7 +32,7 @@ from archiver.archive import Archive
 from archiver.pipeline import snapshot
 
 from .conftest import run_snapshot, warc_files
-from .pywb_server import Collection, Pywb, running_pywb
+from archiver.replay import Collection, Pywb, running_pywb
 from .site import Site, gzipped, send_chunked
 
 pytestmark = pytest.mark.slow

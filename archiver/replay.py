@@ -1,4 +1,5 @@
-"""A real pywb over archiver's folders: ``warcs/`` as archive_paths, ``indexes/`` as index_paths.
+"""Replay through pywb (the ``replay`` extra) over archiver's folders: ``warcs/`` as
+archive_paths, ``indexes/`` as index_paths. Used by ``archiver replay`` and the tests.
 
 ``running_pywb`` writes a config.yaml into a scratch folder, starts pywb's FrontEndApp in
 a child process (pywb monkey-patches the interpreter with gevent, which must not happen
@@ -10,7 +11,7 @@ no ``$live`` index, ``sequence``, recorder or proxy, so pywb never falls back to
 web; a URL that is not in the index is a 404.
 
 Nothing here imports pywb or gevent in the parent process; ``serve`` is what the child
-runs and what an ``archiver replay`` command could run in its own process.
+(``python -m archiver.replay CONFIG FD``) runs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Iterator, Mapping  # noqa: E402
 
+from .errors import ArchiverError  # noqa: E402
+
+COLLECTION = "archive"   # the collection name in replay URLs
 STARTUP_TIMEOUT = 60.0   # seconds pywb may take to load before it must answer
 STOP_TIMEOUT = 10.0      # seconds between SIGTERM and SIGKILL
 
@@ -110,7 +114,7 @@ def running_pywb(collections: Mapping[str, Collection], workdir: Path,
     with open(log, "wb") as log_file:
         # stdin is a pipe the child watches: if this process dies, so does pywb.
         process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), str(config), str(sock.fileno())],
+            [sys.executable, "-m", "archiver.replay", str(config), str(sock.fileno())],
             cwd=workdir, stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
             pass_fds=(sock.fileno(),))
     sock.close()
@@ -136,17 +140,17 @@ def wait_ready(server: Pywb, timeout: float) -> None:
     host, port = server.base.removeprefix("http://").rsplit(":", 1)
     while True:
         if server.process.poll() is not None:
-            raise RuntimeError(f"pywb exited with {server.process.returncode}:\n{_tail(server.log)}")
+            raise ArchiverError(f"pywb exited with {server.process.returncode}:\n{_tail(server.log)}")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(f"pywb did not answer within {timeout}s:\n{_tail(server.log)}")
+            raise ArchiverError(f"pywb did not answer within {timeout}s:\n{_tail(server.log)}")
         conn = http.client.HTTPConnection(host, int(port), timeout=remaining)
         try:
             conn.request("GET", "/")
             status = conn.getresponse().status
             if status == 200:
                 return
-            raise RuntimeError(f"pywb answered GET / with {status}:\n{_tail(server.log)}")
+            raise ArchiverError(f"pywb answered GET / with {status}:\n{_tail(server.log)}")
         except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected):
             # The socket was listening before the child started, so this means the child
             # has gone or is going: give it a moment to exit, then the loop head reports it.
@@ -172,7 +176,7 @@ def check_collection(server: Pywb, name: str) -> None:
     finally:
         conn.close()
     if status != 200:
-        raise RuntimeError(f"pywb has no collection {name!r} (GET /{name}/ -> {status}):\n{_tail(server.log)}")
+        raise ArchiverError(f"pywb has no collection {name!r} (GET /{name}/ -> {status}):\n{_tail(server.log)}")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -215,7 +219,7 @@ def _exit_with_parent() -> None:
 
 
 def main(argv: list[str]) -> None:
-    """The child: ``pywb_server.py CONFIG_YAML LISTENING_FD``."""
+    """The child: ``python -m archiver.replay CONFIG_YAML LISTENING_FD``."""
     import gevent
 
     config_file, fd = Path(argv[0]), int(argv[1])

@@ -1,0 +1,191 @@
+"""``archiver export``: signed WACZ 1.1.1 packages of selected captures.
+
+The records are copied byte for byte (every record is its own gzip member, so a group
+of records is a byte range of its WARC file), with each source file's warcinfo record and
+the originals that included revisits refer to. The package holds a CDXJ index, an
+explicit pages.jsonl, the ledger entries of the captures with the latest checkpoint, and
+for an article's evidence packet a human-readable provenance report. datapackage.json is
+hashed and, when the archive has a key, signed in the WACZ signing spec's anonymous form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import uuid
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .catalog import CaptureRow, Catalog
+from .config import Config
+from .errors import UsageError
+from .index import Placed, cdxj_line
+from .keys import load_key
+from .ledger import Ledger
+from .capture import TLS_TYPE
+from .warcfile import iter_records
+
+WACZ_VERSION = "1.1.1"
+WARC_NAME = "data.warc.gz"
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    captures: int
+    pages: int
+    signed: bool
+
+
+def select(catalog: Catalog, urls: list[str], since: str | None) -> list[CaptureRow]:
+    """Captures of these URLs (as pages or as seeds) since a time, plus the originals
+    their revisits refer to."""
+    rows = [r for r in catalog.captures() if (not urls or r.url in urls or r.seed in urls)
+            and (since is None or r.fetched_at >= since)]
+    if not rows:
+        raise UsageError("nothing to export: no captures match" + (f" {', '.join(urls)}" if urls else ""))
+    by_id = {r.record_id: r for r in catalog.captures()}
+    chosen = {(r.warc, r.offset): r for r in rows}
+    for r in rows:
+        original = by_id.get(r.refers_to) if r.refers_to else None
+        if original is not None:
+            chosen.setdefault((original.warc, original.offset), original)
+    return sorted(chosen.values(), key=lambda r: (r.warc, r.offset))
+
+
+def group_spans(path: Path) -> tuple[tuple[int, int], dict[int, tuple[int, int]]]:
+    """(warcinfo span, closing metadata offset -> byte span of its whole group)."""
+    warcinfo = (0, 0)
+    spans: dict[int, tuple[int, int]] = {}
+    group_start = 0
+    for offset, length, record, _ in iter_records(path):
+        if record.rec_type == "warcinfo":
+            warcinfo = (offset, offset + length)
+            group_start = offset + length
+        elif record.rec_type == "metadata" and record.content_type == "application/json":
+            spans[offset] = (group_start, offset + length)
+            group_start = offset + length
+    return warcinfo, spans
+
+
+def write_warc(warc_dir: Path, rows: list[CaptureRow], out: Path) -> None:
+    with open(out, "wb") as f:
+        for name in sorted({r.warc for r in rows}):
+            source = warc_dir / name
+            warcinfo, spans = group_spans(source)
+            with open(source, "rb") as src:
+                for start, end in [warcinfo] + sorted(spans[r.metadata_offset] for r in rows if r.warc == name):
+                    src.seek(start)
+                    f.write(src.read(end - start))
+
+
+def cdxj_lines(path: Path) -> list[str]:
+    return sorted(cdxj_line(path.name, Placed(offset, length, record.rec_headers, record.http_headers))
+                  for offset, length, record, _ in iter_records(path) if record.rec_type in ("response", "revisit"))
+
+
+def pages(rows: list[CaptureRow], titles: dict[tuple[str, int], str]) -> str:
+    lines = [{"format": "json-pages-1.0", "id": "pages", "title": "Tracked articles"}]
+    for row in rows:
+        if row.chain and row.record != "failed" and row.status and 200 <= row.status < 300:
+            lines.append({"id": uuid.uuid5(uuid.NAMESPACE_URL, row.record_id).hex, "url": row.url,
+                          "ts": row.fetched_at, "title": titles.get((row.warc, row.offset)) or row.url})
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+
+
+def ledger_slice(ledger: Ledger, rows: list[CaptureRow]) -> str:
+    """The captures' ledger entries and the latest checkpoint (each entry carries its own
+    hash and its predecessor's, so it can be placed in the full ledger)."""
+    ids = {r.record_id for r in rows}
+    kept, checkpoint = [], None
+    for _, entry, raw in ledger.entries():
+        if not entry:
+            continue
+        if entry.get("type") == "checkpoint":
+            checkpoint = raw
+        elif any(rec.get("id") in ids for rec in entry.get("records", [])):
+            kept.append(raw)
+    return "".join(line + "\n" for line in kept + ([checkpoint] if checkpoint else []))
+
+
+def tls_certificates(warc: Path) -> dict[str, dict[str, Any]]:
+    """Response record id -> the TLS record written with it (version, cipher, SHA-256)."""
+    out = {}
+    for _, _, record, content in iter_records(warc):
+        if record.rec_type == "metadata" and record.content_type == TLS_TYPE:
+            fields = json.loads(content)
+            out[record.rec_headers.get_header("WARC-Concurrent-To")] = {
+                k: fields.get(k) for k in ("tls_version", "cipher", "certificate_sha256")}
+    return out
+
+
+def export_wacz(config: Config, out: Path, urls: list[str], since: str | None = None,
+                report: Callable[[list[CaptureRow], Path], str] | None = None,
+                now: datetime | None = None) -> Exported:
+    now = now or datetime.now(timezone.utc)
+    created = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    catalog = Catalog(config.storage.catalog)
+    try:
+        rows = select(catalog, urls, since)
+        titles = catalog.article_titles()
+    finally:
+        catalog.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        warc = Path(tmp) / WARC_NAME
+        write_warc(config.storage.warc_dir, rows, warc)
+        files: dict[str, bytes | Path] = {
+            f"archive/{WARC_NAME}": warc,
+            "indexes/index.cdx": "".join(line + "\n" for line in cdxj_lines(warc)).encode(),
+            "pages/pages.jsonl": pages(rows, titles).encode(),
+            "ledger/ledger.jsonl": ledger_slice(Ledger(config.evidence.ledger), rows).encode(),
+        }
+        if report is not None:
+            files["report/provenance.html"] = report(rows, warc).encode()
+        signed = _write_zip(out, files, config, created)
+    return Exported(out, len(rows), pages(rows, titles).count("\n") - 1, signed)
+
+
+def _write_zip(out: Path, files: dict[str, bytes | Path], config: Config, created: str) -> bool:
+    key = load_key(config.evidence.key)
+    resources = [_resource(name, data) for name, data in files.items()]
+    package = {"profile": "data-package", "wacz_version": WACZ_VERSION, "title": "archiver export",
+               "created": created, "software": f"archiver {__version__}", "resources": resources}
+    if key is not None:
+        package["archiver_public_key"] = key.public_b64
+    package_bytes = json.dumps(package, indent=2).encode()
+    package_hash = "sha256:" + hashlib.sha256(package_bytes).hexdigest()
+    digest: dict[str, Any] = {"path": "datapackage.json", "hash": package_hash}
+    if key is not None:
+        digest["signedData"] = {"hash": package_hash, "created": created, "software": "archiver",
+                                "version": __version__, "signature": key.sign(package_hash),
+                                "publicKey": key.public_b64}
+    tmp = out.with_name(out.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, data in files.items():
+            if isinstance(data, Path):
+                z.write(data, name)
+            else:
+                z.writestr(name, data)
+        z.writestr("datapackage.json", package_bytes)
+        z.writestr("datapackage-digest.json", json.dumps(digest, indent=2))
+    tmp.replace(out)
+    return key is not None
+
+
+def _resource(name: str, data: bytes | Path) -> dict[str, Any]:
+    digest, size = hashlib.sha256(), 0
+    if isinstance(data, Path):
+        with open(data, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+                size += len(chunk)
+    else:
+        digest.update(data)
+        size = len(data)
+    return {"name": name.rsplit("/", 1)[-1].lower(), "path": name, "hash": "sha256:" + digest.hexdigest(),
+            "bytes": size}
