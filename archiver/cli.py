@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import sys
 import tempfile
@@ -64,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head or less that quit early
         sys.stderr.close()
         return EXIT_OK
+    except (sqlite3.Error, OSError) as e:  # the disk or the catalog failed under us: one line, not a traceback
+        print(f"archiver: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def build_parser() -> argparse.ArgumentParser:

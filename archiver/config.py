@@ -287,8 +287,14 @@ def _checked(s: Setting, value: Any) -> Any:
         raise ConfigError(f"config: {s.key} must not be negative, got {value!r}")
     if s.name == "follow" and not set(value) <= {"read", "body"}:
         raise ConfigError(f"config: {s.key} may only name read and body, got {value!r}")
-    if s.name in ("concurrency", "per_host_concurrency") and value < 1:
+    if s.name in ("concurrency", "per_host_concurrency", "batch", "checkpoint_every") and value < 1:
         raise ConfigError(f"config: {s.key} must be at least 1, got {value!r}")
+    if s.name == "jitter" and value >= 1:
+        raise ConfigError(f"config: {s.key} must be below 1 (it is a fraction of the interval), got {value!r}")
+    if s.name == "tick" and value <= 0:
+        raise ConfigError(f"config: {s.key} must be above 0, got {value!r}")
+    if s.name in ("user_agent", "headers") and any(c in str(value) for c in "\r\n"):
+        raise ConfigError(f"config: {s.key} must not contain line breaks")
     return value
 
 

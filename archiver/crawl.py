@@ -28,7 +28,7 @@ from .archive import Archive, FetchResult, SnapshotSummary
 from .capture import Reached
 from .errors import UsageError
 from .article import Article
-from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, page_links
+from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, page_requisites
 from .fetch import REDIRECT_STATUSES, Exchange, Fetcher
 from .seeds import DEFAULT_PORTS, normalize_url, url_host
 from .tracking import PARSE_LIMIT, article_for, challenge_of, is_html, record_observation, update_history, write_feed
@@ -287,7 +287,7 @@ class Crawler:
             return css_links(body, ex.url, ctype)
         if not is_html(ctype, body):
             return []
-        requisites = [link for link in page_links(body, ex.url, ctype, self.cfg.cta_texts) if link.kind == REQUISITE]
+        requisites = page_requisites(body, ex.url, ctype)
         if article is None:
             return requisites
         # Cross-references as the article extractor sees them, so what is followed is

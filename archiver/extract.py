@@ -106,6 +106,12 @@ def page_links(body: bytes, url: str, content_type: str = "", cta_texts: tuple[s
     return _dedupe(cross_refs(doc, base, cta_texts) + requisites(doc, base))
 
 
+def page_requisites(body: bytes, url: str, content_type: str = "") -> list[Link]:
+    """Only the requisites of an HTML page (what the crawler fetches so it replays)."""
+    doc = parse_html(decode_text(body, content_type))
+    return _dedupe(requisites(doc, _base_url(doc, url))) if doc is not None else []
+
+
 def css_links(body: bytes, url: str, content_type: str = "") -> list[Link]:
     """url() and @import targets of a stylesheet, as requisites."""
     return _dedupe([Link(u, REQUISITE) for u in _css_urls(decode_text(body, content_type), url)])

@@ -148,7 +148,7 @@ class Runner:
         try:
             self.crawler.run(self.stop, grace=self.config.schedule.shutdown_grace)
         finally:
-            scheduler.shutdown(wait=False)
+            scheduler.shutdown(wait=True)  # a dispatch in progress finishes before close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.close()

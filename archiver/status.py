@@ -48,10 +48,17 @@ def archive_status(config: Config, now: datetime) -> dict[str, Any]:
                  for r in catalog.host_rows()]
     finally:
         catalog.close()
-    warcs = sorted(config.storage.warc_dir.glob("*.warc.gz*"))
+    sizes = [_size(p) for p in config.storage.warc_dir.glob("*.warc.gz*")]
     return {"tracked": len(tracked), "due_now": due + new,
             "running": sum(1 for url in tracked if locks.is_locked_elsewhere(url)),
-            "failing_hosts": hosts, "warc_files": len(warcs), "warc_bytes": sum(p.stat().st_size for p in warcs)}
+            "failing_hosts": hosts, "warc_files": len(sizes), "warc_bytes": sum(sizes)}
+
+
+def _size(path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # an .open file renamed by its writer just now
+        return path.with_name(path.name.removesuffix(".open")).stat().st_size
 
 
 def latest_captures(catalog) -> list:

@@ -43,6 +43,10 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     ('[capture]\nfollow = ["read", "nav"]\n', "[capture] follow may only name read and body"),
     ("[capture]\nconcurrency = 0\n", "[capture] concurrency must be at least 1"),
     ("[capture\n", "invalid TOML"),
+    ("[schedule]\njitter = 1.5\n", "[schedule] jitter must be below 1"),
+    ("[schedule]\nbatch = 0\n", "[schedule] batch must be at least 1"),
+    ('[capture]\nuser_agent = "a\\r\\nX-Evil: 1"\n', "[capture] user_agent must not contain line breaks"),
+    ('[schedule]\nadaptive = ["3h"]\n', "is not AGE=INTERVAL"),
 ])
 def test_bad_config_is_one_line_naming_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError, match=None) as e:
