@@ -86,7 +86,8 @@ def test_a_changed_byte_fails_verify(exported):
     rewrite_member(out, "archive/data.warc.gz", flip)
     result = run_cli("verify", str(out), cwd=config.root)
     assert result.returncode == 1 and "archive/data.warc.gz: hash or size differs" in result.stdout
-    assert "Validation failed" in wacz_validate(out).stdout  # (wacz exits 0 either way)
+    validated = wacz_validate(out)  # wacz prints its verdict and exits 0, or crashes on some damage
+    assert "Validation failed" in validated.stdout or validated.returncode != 0
 
 
 def test_a_forged_signature_fails_verify(exported, tmp_path):

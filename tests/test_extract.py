@@ -1,11 +1,13 @@
-"""Discovery of cross-references and requisites (pure functions, real corpus pages)."""
+"""What the crawler follows from a page: cross-references (READ boxes and editorial links,
+as the article extractor finds them) and requisites (pure functions, real corpus pages)."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
 from archiver.config import DEFAULT_CTA_TEXTS
-from archiver.extract import css_links, decode_body, page_links
+from archiver.article import extract_article
+from archiver.extract import css_links, decode_body, page_requisites
 
 from .conftest import CORPUS
 
@@ -15,9 +17,11 @@ FILLER = "This paragraph is long enough to be article text and not a caption. " 
 
 
 def refs(html: str | bytes, kind: str | None = None):
+    """READ targets, then editorial links, each in page order, as the crawler follows them."""
     data = html.encode() if isinstance(html, str) else html
-    return [(link.kind, link.url, link.text) for link in page_links(data, BASE, cta_texts=CTA)
-            if link.kind != "requisite" and (kind is None or link.kind == kind)]
+    a = extract_article(data, BASE, "text/html", CTA)
+    found = [("read", r.url, r.text) for r in a.read_refs] + [("body", r.url, r.text) for r in a.links]
+    return [f for f in found if kind is None or f[0] == kind]
 
 
 def article(inner: str, outside: str = "") -> str:
@@ -84,7 +88,7 @@ def test_requisites_cover_css_js_images_srcset_icons_fonts_and_inline_css():
     </head><body><img src="a.jpg" srcset="a-640.jpg 640w, a-1280.jpg 1280w">
     <img data-src="lazy.jpg"><picture><source srcset="p.webp 1x, p2.webp 2x"></picture>
     <div style="background-image:url(hero.jpg)"></div><video poster="poster.jpg"></video></body></html>"""
-    found = {link.url for link in page_links(html.encode(), BASE) if link.kind == "requisite"}
+    found = {link.url for link in page_requisites(html.encode(), BASE)}
     expected = {"s.css", "/favicon.ico", "/f.woff2", "app.js", "print.css", "bg.png", "a.jpg", "a-640.jpg",
                 "a-1280.jpg", "lazy.jpg", "p.webp", "p2.webp", "hero.jpg", "poster.jpg"}
     assert found == {u if u.startswith("/") and False else
@@ -115,8 +119,8 @@ def test_decode_body_caps_gzip_bombs():
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=3000))
 def test_discovery_never_raises_on_arbitrary_bytes(data):
-    page_links(data, BASE, "text/html", CTA)
-    page_links(b"<html><body><div>" + data + b"</div></body></html>", BASE, "", CTA)
+    page_requisites(data, BASE, "text/html")
+    page_requisites(b"<html><body><div>" + data + b"</div></body></html>", BASE, "")
     css_links(data, BASE)
     decode_body(data, "gzip, br")
 
@@ -124,4 +128,5 @@ def test_discovery_never_raises_on_arbitrary_bytes(data):
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=500))
 def test_discovery_never_raises_on_arbitrary_markup(text):
-    page_links(f"<p>READ: <a href='{text}'>{text}</a></p>".encode("utf-8", "surrogatepass"), BASE, "", CTA)
+    page_requisites(f"<p>READ: <img src='{text}'> <a href='{text}'>{text}</a></p>".encode("utf-8", "surrogatepass"),
+                    BASE, "")
