@@ -78,9 +78,9 @@ def url_host(url: str) -> str:
 
 def parse_seed_line(text: str, source: str = "", line: int = 0) -> Seed | None:
     """One seed line -> Seed, or None for blank and comment lines."""
-    body = text.split("#", 1)[0] if text.lstrip().startswith("#") else _strip_comment(text)
-    try:
-        words = shlex.split(body)
+    body = text if "#" not in text else "" if text.lstrip().startswith("#") else _strip_comment(text)
+    try:  # shlex only where quoting is used: 100,000 seed lines must load in a second or two
+        words = shlex.split(body) if any(q in body for q in "\"'\\") else body.split()
     except ValueError as e:
         raise ConfigError(f"{source}:{line}: {e}") from e
     if not words:
