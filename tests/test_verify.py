@@ -176,3 +176,16 @@ def test_catalog_row_pointing_elsewhere_is_reported(archive):
     db.close()
     code, report = verify(archive)
     assert code == 1 and any("points at no record" in p["message"] for p in report["problems"])
+
+
+def test_reordered_records_are_reported(archive):
+    path = warc_files(archive)[0]
+    spans = members(path)
+    data = path.read_bytes()
+    (a0, a1), (b0, b1) = spans[1], spans[2]  # the first request and its response
+    path.write_bytes(data[:a0] + data[b0:b1] + data[a0:a1] + data[b1:])
+    code, report = verify(archive)
+    assert code == 1
+    assert any("has moved to" in p["message"] for p in report["problems"])
+    assert any("points at no record" in p["message"] or "does not match" in p["message"]
+               for p in report["problems"])
