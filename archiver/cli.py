@@ -25,10 +25,10 @@ from .article import EXTRACTOR_VERSION
 from .config import load_config, parse_duration
 from .errors import ArchiverError, ConfigError, UsageError
 from .archive import Archive, FetchResult, SnapshotSummary, open_catalog
-from .pipeline import reindex, snapshot
+from .pipeline import history_of, reindex, snapshot
 from .report import change_event_json, change_text, diff_html, diff_json, diff_text, history_json, history_text
 from .seeds import normalize_url
-from .tracking import load_history, reextract, version_diff, write_feed
+from .tracking import reextract, version_diff, write_feed
 from .policy import schedule_of
 from .scheduler import Runner
 from .seeds import Seed, add_seed, remove_seed
@@ -285,11 +285,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     url = normalize_url(args.url)
-    catalog = open_catalog(config)
-    try:
-        history = load_history(catalog, url)
-    finally:
-        catalog.close()
+    history = history_of(config, url)
     if not history.versions and not history.suspects:
         raise UsageError(f"{url} has no captures in the catalog (capture it with: archiver snapshot {url})")
     base = config.replay.base
@@ -300,11 +296,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     url = normalize_url(args.url)
-    catalog = open_catalog(config)
-    try:
-        d = version_diff(url, load_history(catalog, url), args.old, args.new)
-    finally:
-        catalog.close()
+    d = version_diff(url, history_of(config, url), args.old, args.new)
     if args.format == "json":
         print(json.dumps(diff_json(d, config.replay.base), indent=1, ensure_ascii=False))
     elif args.format == "html":
@@ -474,11 +466,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def evidence_report(config, url: str, now: datetime):
     """The provenance report of an article's evidence packet, made from the exported WARC."""
     def render(rows, warc: Path) -> str:
-        catalog = open_catalog(config)
-        try:
-            history = load_history(catalog, url)
-        finally:
-            catalog.close()
+        history = history_of(config, url)
         if not history.versions and not history.suspects:
             raise UsageError(f"{url} is not a tracked article with captures")
         return provenance_html(url, history, rows, tls_certificates(warc), verify_archive(config).to_json(),

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Callable, Iterable
 
-from .archive import Archive, FetchResult, SnapshotSummary, repair_abandoned
+from .archive import Archive, FetchResult, SnapshotSummary, open_catalog, repair_abandoned
+from .history import History
 from .catalog import Catalog
 from .config import Config
 from .crawl import Batch, Crawler
@@ -18,10 +19,19 @@ from .index import warc_captures, write_cdxj
 from .ledger import Ledger
 from .locks import UrlLocks
 from .seeds import normalize_url
-from .tracking import observe_from_warcs, update_history
+from .tracking import load_history, observe_from_warcs, update_history
 from .warcfile import WARC_SUFFIX
 
 log = logging.getLogger("archiver")
+
+
+def history_of(config: Config, url: str) -> History:
+    """A tracked URL's versions and suspect captures (after any crash repair)."""
+    catalog = open_catalog(config)
+    try:
+        return load_history(catalog, url)
+    finally:
+        catalog.close()
 
 
 def relink_ledger(catalog: Catalog, ledger: Ledger) -> None:
