@@ -425,7 +425,8 @@ def setup_logging(log_format: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # APScheduler warns each tick a look for due URLs is still running; that is expected.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 
 class JsonFormatter(logging.Formatter):

@@ -85,20 +85,23 @@ class Runner:
         log.info("tracking %d URLs (%d new, %d no longer tracked)", len(self.tracked), added, removed)
 
     def dispatch(self) -> int:
-        """Hand every due URL (not already running here or elsewhere) to the crawler."""
+        """Hand due URLs (not already running here or elsewhere) to the crawler, keeping at
+        most two batches waiting in it: a backlog beyond that would only be queued in
+        memory, and would make every look at the schedule slower."""
         if self.stop.is_set():
             return 0
         self.sync_seeds()
         now = self.clock().timestamp()
         with self._running_lock:
-            due = self.dispatch_catalog.due(now, self.config.schedule.batch, self.running)
+            room = min(self.config.schedule.batch, 2 * self.config.schedule.batch - len(self.running))
+            due = self.dispatch_catalog.due(now, room, self.running) if room > 0 else []
             taken = [url for url in due if self.locks.acquire(url)]
             self.running.update(taken)
         if taken:
-            self.dispatch_catalog.mark_started(taken, now)
+            self.crawler.submit(taken)
             self.dispatched += len(taken)
             log.info("dispatching %d due URL(s)", len(taken))
-            self.crawler.submit(taken)
+            self.dispatch_catalog.mark_started(taken, now)
         return len(taken)
 
     # ---- crawler thread --------------------------------------------------------------------
@@ -128,10 +131,12 @@ class Runner:
     # ---- running -----------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Capture everything due now, then return (for cron and tests)."""
+        """Capture everything due now, a batch at a time, then return (for cron and tests)."""
         try:
-            count = self.dispatch()
-            self.crawler.run()
+            count = 0
+            while taken := self.dispatch():
+                count += taken
+                self.crawler.run()
             return count
         finally:
             self.close()

@@ -112,6 +112,15 @@ def test_due_urls_are_captured_once_per_interval_and_overdue_once_after_downtime
     assert due[site.url("/a/")] == (clock.now + timedelta(hours=1)).timestamp()
 
 
+def test_run_once_captures_everything_due_a_batch_at_a_time(site, tmp_path):
+    for i in range(5):
+        site.page(f"/p{i}/", f"<html><body><p>page {i}</p></body></html>")
+    config = make_archive(tmp_path / "a", requisites="false", depth="0", batch="2")
+    (config.seeds_dir / "example.txt").write_text("".join(f"{site.url(f'/p{i}/')} every=1h\n" for i in range(5)))
+    assert Runner(config, clock=Clock()).run_once() == 5
+    assert all(site.hits[f"/p{i}/"] == 1 for i in range(5))
+
+
 def test_removed_seed_is_no_longer_dispatched_and_added_one_is(tracked_site):
     site, config = tracked_site
     clock = Clock()
