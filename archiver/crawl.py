@@ -108,6 +108,7 @@ class Batch:
     seen: set[str] = field(default_factory=set)
     observed: set[str] = field(default_factory=set)
     pending: dict[str, int] = field(default_factory=dict)  # seed -> its URLs not yet stored
+    by_seed: dict[str, list[FetchResult]] = field(default_factory=dict)  # results, per seed
 
 
 class Crawler:
@@ -242,6 +243,7 @@ class Crawler:
                 if job.seed_chain and not follows and not self._retrying(job, ex):
                     self._observe(batch, job, ex, article, capture_id)
                 batch.summary.results.append(result)
+                batch.by_seed.setdefault(job.reached.seed, []).append(result)
                 self.on_result(result)
                 self._follow(batch, job, ex, links)
                 self._job_done(batch, job.reached.seed)

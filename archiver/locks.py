@@ -1,6 +1,11 @@
 """Per-URL locks across processes: a ``snapshot`` next to an ``archiver run`` never
-captures the same tracked URL at the same time. flock locks vanish with their process,
-so a killed process never leaves a URL locked."""
+captures the same tracked URL at the same time.
+
+One lock file, one byte-range lock per URL (at an offset taken from the URL's hash):
+POSIX record locks conflict between processes, vanish with their process (a killed
+process never leaves a URL locked), and cost no file descriptor per URL, so a service
+with thousands of URLs in flight cannot run out of them.
+"""
 
 from __future__ import annotations
 
@@ -9,46 +14,58 @@ import hashlib
 import os
 from pathlib import Path
 
+LOCK_FILE = "urls.lock"
+OFFSET_BITS = 40  # 2**40 slots: two URLs sharing one is a (harmless) false conflict
+
+
+def _offset(url: str) -> int:
+    return int.from_bytes(hashlib.sha1(url.encode()).digest()[:8], "big") >> (64 - OFFSET_BITS)
+
 
 class UrlLocks:
     def __init__(self, lock_dir: Path):
         self.lock_dir = lock_dir
-        self.held: dict[str, int] = {}
+        self.held: set[str] = set()
+        self._fd: int | None = None
 
-    def _path(self, url: str) -> Path:
-        return self.lock_dir / (hashlib.sha1(url.encode()).hexdigest() + ".lock")
+    def _file(self) -> int:
+        if self._fd is None:
+            self.lock_dir.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.lock_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        return self._fd
 
     def acquire(self, url: str, wait: bool = False) -> bool:
         """Take the URL's lock; False if another process holds it (and wait is False)."""
         if url in self.held:
             return False
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._path(url), os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
+            fcntl.lockf(self._file(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB), 1, _offset(url))
+        except (BlockingIOError, PermissionError):
             return False
-        self.held[url] = fd
+        self.held.add(url)
         return True
 
     def is_locked_elsewhere(self, url: str) -> bool:
-        if url in self.held or not self._path(url).exists():
+        """True if another process holds the URL's lock (this process's own locks do not count)."""
+        if url in self.held or not (self.lock_dir / LOCK_FILE).exists():
             return False
-        fd = os.open(self._path(url), os.O_RDONLY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
+            fcntl.lockf(self._file(), fcntl.LOCK_SH | fcntl.LOCK_NB, 1, _offset(url))
+        except (BlockingIOError, PermissionError):
             return True
-        finally:
-            os.close(fd)
+        fcntl.lockf(self._file(), fcntl.LOCK_UN, 1, _offset(url))
+        return False
 
     def release(self, url: str) -> None:
-        fd = self.held.pop(url, None)
-        if fd is not None:
-            os.close(fd)  # closing drops the flock
+        if url in self.held:
+            self.held.discard(url)
+            fcntl.lockf(self._file(), fcntl.LOCK_UN, 1, _offset(url))
 
     def release_all(self) -> None:
+        """Release every lock and close the file (closing drops all of this process's
+        locks on it: one UrlLocks per process)."""
         for url in list(self.held):
             self.release(url)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

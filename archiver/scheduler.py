@@ -96,7 +96,7 @@ class Runner:
             room = min(self.config.schedule.batch, 2 * self.config.schedule.batch - len(self.running))
             due = self.dispatch_catalog.due(now, room, self.running) if room > 0 else []
             taken = [url for url in due if self.locks.acquire(url)]
-            self.running.update(taken)
+            self.running.update(taken)  # from here on, every taken URL is released when its snapshot is stored
         if taken:
             self.crawler.submit(taken)
             self.dispatched += len(taken)
@@ -171,7 +171,7 @@ class Runner:
 
 
 def _result_of(batch: Batch, seed: str) -> str:
-    chain = [r for r in batch.summary.results if r.seed == seed and r.role in ("seed", "redirect")]
+    chain = [r for r in batch.by_seed.get(seed, []) if r.role in ("seed", "redirect")]
     if not chain:
         return "not captured"
     last = chain[-1]
@@ -182,8 +182,8 @@ def _host_outcomes(batch: Batch, seed: str) -> dict[str, str]:
     """The host of the seed's own chain: "" if its last answer was a real answer (404
     included), else the error. Requisites and cross-references elsewhere do not count."""
     outcomes: dict[str, str] = {}
-    for r in batch.summary.results:
-        if r.seed != seed or r.role not in ("seed", "redirect"):
+    for r in batch.by_seed.get(seed, []):
+        if r.role not in ("seed", "redirect"):
             continue
         failed = r.status is None or r.status >= 500 or r.status == 429
         outcomes[url_host(r.url)] = (r.error or f"HTTP {r.status}") if failed else ""
