@@ -73,10 +73,9 @@ class Archive:
         self.catalog = Catalog(config.storage.catalog)
         self.ledger = Ledger(config.evidence.ledger)
         self.key = load_key(config.evidence.key)
-        self.repaired = repair_abandoned(config, self.catalog)
+        repair_abandoned(config, self.catalog)
         recover_ledger(config, self.catalog, self.ledger, warc_date(clock()))
         self.since_checkpoint = 0
-        self.closed_warcs: list[str] = []
         self.cdxj: dict[str, list[str]] = {}  # index lines of the open WARC, written when it closes
         self.writer = WarcWriterPool(
             config.storage.warc_dir, config.storage.warc_prefix, config.storage.warc_max_bytes,
@@ -84,7 +83,6 @@ class Archive:
 
     def _indexed(self, path: Path) -> None:
         write_cdxj_lines(path.name, self.cdxj.pop(path.name, []), self.config.storage.index_dir)
-        self.closed_warcs.append(path.name)
 
     def store(self, batch: list[tuple[Exchange, Reached, list[Link]]]) -> list[tuple[FetchResult, int]]:
         """Write the exchanges' records and fsync once, then commit their catalog rows in

@@ -238,9 +238,6 @@ class Catalog:
             "JOIN captures c ON c.id = o.capture_id WHERE o.tracked_url = ? ORDER BY c.fetched_at, c.id",
             (tracked_url,))
 
-    def tracked_urls(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT tracked_url FROM observations ORDER BY tracked_url")]
-
     def chain_ends(self) -> list[sqlite3.Row]:
         """The last fetch of each tracked URL's own chain (redirect hops, retries) per snapshot."""
         return self._rows(
