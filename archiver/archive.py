@@ -25,7 +25,7 @@ from .config import Config
 from .extract import Link
 from .fetch import Exchange, utcnow
 from .history import History
-from .index import Placed, capture_row, cdxj_line, warc_captures, write_cdxj, write_cdxj_lines
+from .index import PendingIndex, Placed, capture_row, cdxj_line, warc_captures, write_cdxj
 from .tracking import observe_from_warcs, update_history
 from .keys import SigningKey, load_key
 from .ledger import Ledger
@@ -76,13 +76,13 @@ class Archive:
         repair_abandoned(config, self.catalog)
         recover_ledger(config, self.catalog, self.ledger, warc_date(clock()))
         self.since_checkpoint = 0
-        self.cdxj: dict[str, list[str]] = {}  # index lines of the open WARC, written when it closes
+        self.cdxj = PendingIndex(config.storage.index_dir)  # index lines of the open WARC, sorted when it closes
         self.writer = WarcWriterPool(
             config.storage.warc_dir, config.storage.warc_prefix, config.storage.warc_max_bytes,
             warcinfo_fields(config, self.key), clock, on_close=self._indexed)
 
     def _indexed(self, path: Path) -> None:
-        write_cdxj_lines(path.name, self.cdxj.pop(path.name, []), self.config.storage.index_dir)
+        self.cdxj.finish(path.name)
 
     def store(self, batch: list[tuple[Exchange, Reached, list[Link]]]) -> list[tuple[FetchResult, int]]:
         """Write the exchanges' records and fsync once, then commit their catalog rows in
@@ -126,7 +126,7 @@ class Archive:
         for record, where in zip(records, written):
             if record.rec_type in ("response", "revisit"):
                 response = Placed(where.offset, where.length, record.rec_headers, record.http_headers)
-                self.cdxj.setdefault(where.warc, []).append(cdxj_line(where.warc, response))
+                self.cdxj.add(where.warc, cdxj_line(where.warc, response))
         return capture_row(written[-1].warc, meta, metadata_content(ex, reached, links), response)
 
     def _original(self, ex: Exchange) -> Original | None:
@@ -137,6 +137,7 @@ class Archive:
 
     def close(self) -> None:
         self.writer.close()
+        self.cdxj.close()
         if self.since_checkpoint:
             self.checkpoint()
         self.catalog.close()

@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import surt
 from warcio.statusandheaders import StatusAndHeaders
@@ -112,6 +112,7 @@ def write_cdxj(warc_path: Path, index_dir: Path) -> Path:
     lines = [cdxj_line(warc_path.name, Placed(offset, length, record.rec_headers, record.http_headers))
              for offset, length, record, _ in iter_records(warc_path)
              if record.rec_type in ("response", "revisit")]
+    (index_dir / (warc_path.name + PendingIndex.SUFFIX)).unlink(missing_ok=True)  # a crashed writer's
     return write_cdxj_lines(warc_path.name, lines, index_dir)
 
 
@@ -120,9 +121,43 @@ def write_cdxj_lines(warc_name: str, lines: list[str], index_dir: Path) -> Path:
     index_dir.mkdir(parents=True, exist_ok=True)
     target = index_dir / (warc_name + ".cdxj")
     tmp = target.with_suffix(".tmp")
+    lines.sort()
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write("".join(line + "\n" for line in sorted(lines)))
+        f.writelines(line + "\n" for line in lines)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, target)
     return target
+
+
+class PendingIndex:
+    """CDXJ lines of the WARC files still being written, kept on disk (not in memory: a
+    long-running process writes hundreds of thousands) until the file closes."""
+
+    SUFFIX = ".cdxj.pending"  # pywb only loads *.cdx and *.cdxj
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = index_dir
+        self.files: dict[str, IO[str]] = {}
+
+    def add(self, warc_name: str, line: str) -> None:
+        if warc_name not in self.files:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            self.files[warc_name] = open(self.index_dir / (warc_name + self.SUFFIX), "w", encoding="utf-8")
+        self.files[warc_name].write(line + "\n")
+
+    def finish(self, warc_name: str) -> Path:
+        """The sorted index of a closed WARC file."""
+        pending = self.index_dir / (warc_name + self.SUFFIX)
+        f = self.files.pop(warc_name, None)
+        if f is not None:
+            f.close()
+        lines = pending.read_text(encoding="utf-8").splitlines() if pending.exists() else []
+        target = write_cdxj_lines(warc_name, lines, self.index_dir)
+        pending.unlink(missing_ok=True)
+        return target
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
