@@ -532,7 +532,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     warc_dir = directory.resolve() / "warcs"
     print(f"\nWARC files are in {warc_dir}\nReplay them with pywb (pip install 'archiver[replay]'):\n"
           f"  wb-manager init demo && wb-manager add demo {warc_dir}/*.warc.gz && wayback\n"
-          f"  then open http://localhost:8080/demo/  -- or drop a .warc.gz on https://replayweb.page")
+          f"  then open http://localhost:8080/demo/  -- or drop a .warc.gz on https://replayweb.page\n"
+          f"or, with pywb installed: archiver --config {directory.resolve()}/config.toml replay\n"
+          f"Check the archive (digests, ledger, signed checkpoints): "
+          f"archiver --config {directory.resolve()}/config.toml verify")
     [(url, history)] = second.histories.items()
     print(f"\nThe edit, as `archiver diff {url}` shows it:\n")
     print(diff_text(version_diff(url, history, None, None), color=sys.stdout.isatty()))
