@@ -169,6 +169,7 @@ class XrefRow:
 
 
 COLUMNS = [f.name for f in fields(CaptureRow)]
+DERIVED_FROM_OBSERVATIONS = ("observations", "versions", "changes")
 
 
 class Catalog:
@@ -269,9 +270,16 @@ class Catalog:
         return {(w, o): json.loads(a).get("title", "") for w, o, a in rows}
 
     def clear_observations(self) -> None:
-        with self._transaction():
-            for table in ("observations", "versions", "changes"):
-                self.db.execute(f"DELETE FROM {table}")
+        self._clear(DERIVED_FROM_OBSERVATIONS)
+
+    def observed_capture_ids(self) -> set[int]:
+        return {r[0] for r in self.db.execute("SELECT capture_id FROM observations")}
+
+    def last_observed(self) -> dict[str, str]:
+        """tracked URL -> time of its newest capture that was observed."""
+        return dict(self.db.execute(
+            "SELECT o.tracked_url, MAX(c.fetched_at) FROM observations o JOIN captures c ON c.id = o.capture_id "
+            "GROUP BY o.tracked_url").fetchall())
 
     # ---- scheduler state ------------------------------------------------------------------
 
@@ -306,6 +314,10 @@ class Catalog:
 
     def schedule_rows(self) -> list[sqlite3.Row]:
         return self._rows("SELECT * FROM schedule ORDER BY url")
+
+    def added_at(self, url: str) -> float | None:
+        row = self.db.execute("SELECT added FROM schedule WHERE url = ?", (url,)).fetchone()
+        return row[0] if row else None
 
     def last_change(self, url: str) -> str | None:
         row = self.db.execute("SELECT MAX(first_seen) FROM versions WHERE tracked_url = ?", (url,)).fetchone()
@@ -373,12 +385,12 @@ class Catalog:
         return caps, refs
 
     def clear_captured(self) -> None:
+        self._clear(("ledgered", *DERIVED_FROM_OBSERVATIONS, "xrefs", "captures"))
+
+    def _clear(self, tables: tuple[str, ...]) -> None:
         with self._transaction():
-            self.db.execute("DELETE FROM ledgered")
-            for table in ("observations", "versions", "changes"):
+            for table in tables:
                 self.db.execute(f"DELETE FROM {table}")
-            self.db.execute("DELETE FROM xrefs")
-            self.db.execute("DELETE FROM captures")
 
     def _transaction(self) -> "_Tx":
         return _Tx(self.db)

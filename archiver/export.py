@@ -45,11 +45,12 @@ class Exported:
 def select(catalog: Catalog, urls: list[str], since: str | None) -> list[CaptureRow]:
     """Captures of these URLs (as pages or as seeds) since a time, plus the originals
     their revisits refer to."""
-    rows = [r for r in catalog.captures() if (not urls or r.url in urls or r.seed in urls)
+    everything = catalog.captures()
+    rows = [r for r in everything if (not urls or r.url in urls or r.seed in urls)
             and (since is None or r.fetched_at >= since)]
     if not rows:
         raise UsageError("nothing to export: no captures match" + (f" {', '.join(urls)}" if urls else ""))
-    by_id = {r.record_id: r for r in catalog.captures()}
+    by_id = {r.record_id: r for r in everything}
     chosen = {(r.warc, r.offset): r for r in rows}
     for r in rows:
         original = by_id.get(r.refers_to) if r.refers_to else None

@@ -125,8 +125,8 @@ class Runner:
         changed = self.archive.catalog.last_change(url)
         if changed:
             return datetime.strptime(changed, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-        row = self.archive.catalog.db.execute("SELECT added FROM schedule WHERE url = ?", (url,)).fetchone()
-        return datetime.fromtimestamp(row[0], timezone.utc) if row else self.clock()
+        added = self.archive.catalog.added_at(url)
+        return datetime.fromtimestamp(added, timezone.utc) if added is not None else self.clock()
 
     # ---- running -----------------------------------------------------------------------------
 

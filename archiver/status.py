@@ -21,9 +21,7 @@ def tracking_list(config: Config) -> list[dict[str, Any]]:
     catalog = open_catalog(config)
     try:
         state = {r["url"]: r for r in catalog.schedule_rows()}
-        last = dict(catalog.db.execute(
-            "SELECT o.tracked_url, MAX(c.fetched_at) FROM observations o JOIN captures c ON c.id = o.capture_id "
-            "GROUP BY o.tracked_url").fetchall())
+        last = catalog.last_observed()
     finally:
         catalog.close()
     rows = []
@@ -40,9 +38,9 @@ def archive_status(config: Config, now: datetime) -> dict[str, Any]:
     locks = UrlLocks(config.storage.lock_dir)
     catalog = open_catalog(config)
     try:
-        due = sum(1 for r in catalog.schedule_rows() if r["url"] in tracked and r["next_due"] <= now.timestamp())
-        new = sum(1 for url in tracked if not catalog.db.execute(
-            "SELECT 1 FROM schedule WHERE url = ?", (url,)).fetchone())
+        scheduled = {r["url"]: r["next_due"] for r in catalog.schedule_rows()}
+        due = sum(1 for url, at in scheduled.items() if url in tracked and at <= now.timestamp())
+        new = sum(1 for url in tracked if url not in scheduled)  # due at the first look of archiver run
         hosts = [{"host": r["host"], "failures": r["failures"], "last_error": r["last_error"],
                   "backoff_until": _iso(r["backoff_until"]) if r["backoff_until"] > now.timestamp() else None}
                  for r in catalog.host_rows()]

@@ -89,7 +89,7 @@ def observe_from_warcs(catalog: Catalog, config: Config, only_missing: bool = Tr
     """Extract an observation for every chain-end capture (without one, if only_missing)
     from the WARC payloads; returns the tracked URLs touched."""
     touched = set()
-    have = {r[0] for r in catalog.db.execute("SELECT capture_id FROM observations")} if only_missing else set()
+    have = catalog.observed_capture_ids() if only_missing else set()
     for row in catalog.chain_ends():
         if row["id"] in have:
             continue
