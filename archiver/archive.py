@@ -10,7 +10,7 @@ import json
 import logging
 import platform
 import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -29,7 +29,7 @@ from .index import PendingIndex, Placed, capture_row, cdxj_line, warc_captures, 
 from .tracking import observe_from_warcs, update_history
 from .keys import SigningKey, load_key
 from .ledger import Ledger
-from .warcfile import WarcWriterPool, Written, find_abandoned, group_records, repair_open_file, warc_date
+from .warcfile import Record, WarcWriterPool, Written, find_abandoned, group_records, repair_open_file, warc_date
 
 log = logging.getLogger("archiver")
 
@@ -47,9 +47,8 @@ class FetchResult:
     seed: str = ""
 
     def to_json(self) -> dict:
-        out = asdict(self)
-        out.pop("seed")
-        return out
+        return {"url": self.url, "status": self.status, "role": self.role, "record": self.record,
+                "warc": self.warc, "offset": self.offset, "error": self.error}
 
 
 @dataclass
@@ -145,8 +144,8 @@ class Archive:
 
 def warcinfo_fields(config: Config, key: SigningKey | None) -> dict[str, str]:
     fields = {
-        "software": f"archiver/{__version__} (warcio/{version('warcio')}, requests/{version('requests')}, "
-                    f"Python/{platform.python_version()})",
+        "software": f"archiver/{__version__} (Python/{platform.python_version()} http.client, "
+                    f"warcio/{version('warcio')} for reading)",
         "hostname": socket.gethostname(),
         "operator": config.capture.operator or "(not configured)",
         "robots": config.capture.robots,
@@ -160,14 +159,14 @@ def warcinfo_fields(config: Config, key: SigningKey | None) -> dict[str, str]:
     return fields
 
 
-def record_summary(record: ArcWarcRecord, where: Written) -> dict[str, Any]:
+def record_summary(record: Record | ArcWarcRecord, where: Written) -> dict[str, Any]:
     h = record.rec_headers
     return {"id": h.get_header("WARC-Record-ID"), "type": record.rec_type, "offset": where.offset,
             "length": where.length, "block_digest": h.get_header("WARC-Block-Digest") or "",
             "payload_digest": h.get_header("WARC-Payload-Digest") or ""}
 
 
-def capture_entry(url: str, warc: str, time: str, records: list[ArcWarcRecord], written: list[Written],
+def capture_entry(url: str, warc: str, time: str, records: list[Record] | list[ArcWarcRecord], written: list[Written],
                   recovered: bool = False) -> dict[str, Any]:
     entry: dict[str, Any] = {"type": "capture", "time": time, "url": url, "warc": warc,
                              "records": [record_summary(r, w) for r, w in zip(records, written)]}

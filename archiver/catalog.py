@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import astuple, dataclass, fields
+import operator
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterator
 
@@ -169,6 +170,8 @@ class XrefRow:
 
 
 COLUMNS = [f.name for f in fields(CaptureRow)]
+capture_values = operator.attrgetter(*COLUMNS)  # dataclasses.astuple deep-copies: 40 µs a row
+xref_values = operator.attrgetter(*(f.name for f in fields(XrefRow)))
 DERIVED_FROM_OBSERVATIONS = ("observations", "versions", "changes")
 
 
@@ -201,14 +204,14 @@ class Catalog:
             for row, xrefs in rows:
                 cur = self.db.execute(
                     f"INSERT OR IGNORE INTO captures ({', '.join(COLUMNS)}) "
-                    f"VALUES ({', '.join('?' * len(COLUMNS))})", astuple(row))
+                    f"VALUES ({', '.join('?' * len(COLUMNS))})", capture_values(row))
                 if cur.rowcount == 0:
                     ids.append(None)
                     continue
                 ids.append(cur.lastrowid)
                 self.db.executemany(
                     "INSERT INTO xrefs (capture_id, target, kind, text, position) VALUES (?, ?, ?, ?, ?)",
-                    [(cur.lastrowid, *astuple(x)) for x in xrefs])
+                    [(cur.lastrowid, *xref_values(x)) for x in xrefs])
         return ids
 
     def find_original(self, url: str, payload_digest: str) -> tuple[str, str, str] | None:
@@ -412,4 +415,4 @@ class _Tx:
 
 def iter_rows(rows: list[CaptureRow]) -> Iterator[dict]:
     for row in rows:
-        yield dict(zip(COLUMNS, astuple(row)))
+        yield dict(zip(COLUMNS, capture_values(row)))

@@ -9,12 +9,16 @@ caller may commit it to the catalog. Every group ends with a metadata record, wh
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import hashlib
 import io
 import logging
 import os
+import random
 import socket
 import time
+import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +29,6 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
-from warcio.warcwriter import WARCWriter
 
 from .errors import WarcError
 
@@ -45,36 +48,117 @@ class Written:
 
 
 # Bodies that are already compressed gain nothing from deflate but cost ~20 s per GB at
-# warcio's level 9; they are stored in plain gzip members (still valid gzip, and fast).
+# level 9; they are stored in plain gzip members (still valid gzip, and fast).
 PRECOMPRESSED_TYPES = ("image/", "video/", "audio/", "font/", "application/font", "application/zip",
                        "application/gzip", "application/x-gzip", "application/pdf", "application/octet-stream")
 TEXT_LEVEL, STORED_LEVEL = 6, 0
+WARC_VERSION = b"WARC/1.1\r\n"
+RECORD_END = b"\r\n\r\n"
+HTTP_CONTENT_TYPES = {"request": "application/http; msgtype=request",
+                      "response": "application/http; msgtype=response",
+                      "revisit": "application/http; msgtype=response"}
 
 
-class GzipMember:
-    """A file-like that writes one gzip member at the given level (one per record)."""
+class WarcHeaders(dict):
+    """WARC header fields in write order, read with ``get_header`` like warcio's headers."""
 
-    def __init__(self, out: IO[bytes], level: int):
-        self.out = out
-        self.compressor = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
-
-    def write(self, data: bytes) -> None:
-        self.out.write(self.compressor.compress(data))
-
-    def flush(self) -> None:
-        pass  # warcio flushes after every record; the member ends in finish()
-
-    def finish(self) -> None:
-        self.out.write(self.compressor.flush())
+    def get_header(self, name: str, default: str | None = None) -> str | None:
+        return self.get(name, default)
 
 
-def compression_level(record: ArcWarcRecord) -> int:
-    http = record.http_headers
-    if record.rec_type != "response" or http is None:
-        return TEXT_LEVEL
-    ctype = (http.get_header("Content-Type") or "").lower()
-    encoded = (http.get_header("Content-Encoding") or "identity").lower() != "identity"
-    return STORED_LEVEL if encoded or ctype.startswith(PRECOMPRESSED_TYPES) else TEXT_LEVEL
+@dataclass
+class Record:
+    """One WARC record to write: its header fields and its block, which is an HTTP head
+    (request, response, revisit) followed by the payload, streamed from a file or bytes.
+
+    Digests are computed by whoever builds the record (a response's while it is
+    downloaded); the writer only adds Content-Length and WARC-Warcinfo-ID.
+    """
+    rec_type: str
+    rec_headers: WarcHeaders
+    http_head: bytes = b""
+    http_headers: StatusAndHeaders | None = None  # the parsed HTTP head, for the catalog and index
+    payload: IO[bytes] | bytes = b""
+    payload_length: int = 0
+    level: int = TEXT_LEVEL  # deflate level of the record's gzip member
+
+    @property
+    def length(self) -> int:
+        return len(self.http_head) + self.payload_length
+
+    def chunks(self) -> Iterator[bytes]:
+        """The block: HTTP head, then the payload in pieces of at most 1 MB."""
+        yield self.http_head
+        if isinstance(self.payload, bytes):
+            yield self.payload
+            return
+        self.payload.seek(0)
+        left = self.payload_length
+        while left > 0 and (chunk := self.payload.read(min(left, 1 << 20))):
+            left -= len(chunk)
+            yield chunk
+
+
+def _compressor(level: int, size: int) -> "zlib._Compress":
+    """A gzip-member compressor sized to the record: deflate's window and hash tables cost
+    more to set up than a small record costs to compress."""
+    bits = max(9, min(15, size.bit_length())) if level else 9
+    return zlib.compressobj(level, zlib.DEFLATED, 16 + bits, max(1, min(8, bits - 6)) if level else 1)
+
+
+def record_head(record: Record) -> bytes:
+    fields = record.rec_headers
+    lines = [f"{k}: {v}\r\n" for k, v in fields.items()]
+    if "Content-Type" not in fields and record.rec_type in HTTP_CONTENT_TYPES:
+        lines.append(f"Content-Type: {HTTP_CONTENT_TYPES[record.rec_type]}\r\n")
+    lines.append(f"Content-Length: {record.length}\r\n\r\n")
+    return WARC_VERSION + "".join(lines).encode("utf-8")
+
+
+def _write_member(out: IO[bytes], record: Record) -> int:
+    """Write one record as one gzip member; return the member's length in bytes."""
+    head = record_head(record)
+    compressor = _compressor(record.level, len(head) + record.length)
+    written = 0
+    pieces = [compressor.compress(head)]
+    for chunk in record.chunks():
+        pieces.append(compressor.compress(chunk))
+        if len(chunk) >= 1 << 20:  # a large payload goes out as it is read
+            data = b"".join(pieces)
+            out.write(data)
+            written += len(data)
+            pieces = []
+    pieces += [compressor.compress(RECORD_END), compressor.flush()]
+    data = b"".join(pieces)
+    out.write(data)
+    return written + len(data)
+
+
+def warcinfo_record(filename: str, fields: dict[str, str], date: str) -> Record:
+    body = "".join(f"{k}: {v}\r\n" for k, v in fields.items()).encode("utf-8")
+    headers = WarcHeaders({"WARC-Type": "warcinfo", "WARC-Record-ID": new_record_id(), "WARC-Date": date,
+                           "WARC-Filename": filename, "Content-Type": "application/warc-fields",
+                           "WARC-Block-Digest": sha1_digest(body)})
+    return Record("warcinfo", headers, payload=body, payload_length=len(body))
+
+
+def sha1_label(digest: "hashlib._Hash") -> str:
+    """A digest as WARC writes it: ``sha1:`` + base32 (what pywb matches revisits on)."""
+    return "sha1:" + base64.b32encode(digest.digest()).decode("ascii")
+
+
+def sha1_digest(data: bytes) -> str:
+    return sha1_label(hashlib.sha1(data))
+
+
+_ids = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))  # forked writers never share ids
+
+
+def new_record_id() -> str:
+    """A random (version 4) UUID URN; from a generator seeded by the OS, as uuid4 is but
+    without a system call per record."""
+    return f"<urn:uuid:{uuid.UUID(int=_ids.getrandbits(128), version=4)}>"
 
 
 class OpenWarc:
@@ -85,24 +169,23 @@ class OpenWarc:
         self.final_name = path.name[: -len(OPEN_SUFFIX)]
         self.file = open(path, "xb")
         fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self.writer = WARCWriter(self.file, gzip=False, warc_version="WARC/1.1")
-        record = self.writer.create_warcinfo_record(self.final_name, warcinfo)
-        record.rec_headers.replace_header("WARC-Date", warc_date(clock()))
-        self.warcinfo_id = record.rec_headers.get_header("WARC-Record-ID")
-        self._write_member(record)
+        self.offset = 0
+        record = warcinfo_record(self.final_name, warcinfo, warc_date(clock()))
+        self.warcinfo_id = record.rec_headers["WARC-Record-ID"]
+        self.offset += _write_member(self.file, record)
         self.last_write = time.monotonic()
 
     def size(self) -> int:
-        return self.file.tell()
+        return self.offset
 
-    def write(self, records: list[ArcWarcRecord]) -> list[Written]:
+    def write(self, records: list[Record]) -> list[Written]:
         """Append records, each its own gzip member; the caller syncs."""
         out = []
         for record in records:
-            record.rec_headers.replace_header("WARC-Warcinfo-ID", self.warcinfo_id)
-            start = self.file.tell()
-            self._write_member(record)
-            out.append(Written(self.final_name, start, self.file.tell() - start))
+            record.rec_headers["WARC-Warcinfo-ID"] = self.warcinfo_id
+            length = _write_member(self.file, record)
+            out.append(Written(self.final_name, self.offset, length))
+            self.offset += length
         self.last_write = time.monotonic()
         return out
 
@@ -119,13 +202,9 @@ class OpenWarc:
         try:
             self.file.truncate(size)
             self.file.seek(size)
+            self.offset = size
         except OSError:
             pass
-
-    def _write_member(self, record: ArcWarcRecord) -> None:
-        member = GzipMember(self.file, compression_level(record))
-        self.writer._write_warc_record(member, record)  # warcio's own per-record writer, our gzip level
-        member.finish()
 
     def close(self) -> Path:
         self.sync()
@@ -150,7 +229,7 @@ class WarcWriterPool:
         self.serial = 0
         self.host = _safe_host()
 
-    def write_groups(self, groups: list[list[ArcWarcRecord]]) -> list[list[Written]]:
+    def write_groups(self, groups: list[list[Record]]) -> list[list[Written]]:
         """Write record groups to one file, then fsync once: every group returned is on
         disk. The file is rotated before the groups (a batch may run a little past
         max_bytes, a record never spans files). A failed write is cut back off the file."""
