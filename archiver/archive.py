@@ -66,14 +66,15 @@ class SnapshotSummary:
 class Archive:
     """An archive folder opened for writing: repairs crashed files, then captures."""
 
-    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow, repair: bool = True):
         self.config = config
         self.clock = clock
         self.catalog = Catalog(config.storage.catalog)
         self.ledger = Ledger(config.evidence.ledger)
         self.key = load_key(config.evidence.key)
-        repair_abandoned(config, self.catalog)
-        recover_ledger(config, self.catalog, self.ledger, warc_date(clock()))
+        if repair:
+            repair_abandoned(config, self.catalog)
+            recover_ledger(config, self.catalog, self.ledger, warc_date(clock()))
         self.since_checkpoint = 0
         self.cdxj = PendingIndex(config.storage.index_dir)  # index lines of the open WARC, sorted when it closes
         self.writer = WarcWriterPool(
@@ -86,7 +87,9 @@ class Archive:
     def store(self, batch: list[tuple[Exchange, Reached, list[Link]]]) -> list[tuple[FetchResult, int]]:
         """Write the exchanges' records and fsync once, then commit their catalog rows in
         one transaction; return what to report (and each capture's id)."""
-        groups = [exchange_records(ex, reached, links, self._original(ex)) for ex, reached, links in batch]
+        originals = self._originals([ex for ex, _, _ in batch])
+        groups = [exchange_records(ex, reached, links, originals.get((ex.url, ex.payload_digest)))
+                  for ex, reached, links in batch]
         placed = self.writer.write_groups(groups)
         rows = [self._row(ex, reached, links, records, written)
                 for (ex, reached, links), records, written in zip(batch, groups, placed)]
@@ -128,11 +131,11 @@ class Archive:
                 self.cdxj.add(where.warc, cdxj_line(where.warc, response))
         return capture_row(written[-1].warc, meta, metadata_content(ex, reached, links), response)
 
-    def _original(self, ex: Exchange) -> Original | None:
-        if ex.response_head is None or ex.truncated:
-            return None
-        found = self.catalog.find_original(ex.url, ex.payload_digest)
-        return Original(*found) if found else None
+    def _originals(self, exchanges: list[Exchange]) -> dict[tuple[str, str], Original]:
+        """Earlier responses with the same (URL, payload digest): these exchanges are
+        written as revisits of them."""
+        keys = [(ex.url, ex.payload_digest) for ex in exchanges if ex.response_head is not None and not ex.truncated]
+        return {key: Original(*found) for key, found in self.catalog.find_originals(keys).items()}
 
     def close(self) -> None:
         self.writer.close()
@@ -140,6 +143,7 @@ class Archive:
         if self.since_checkpoint:
             self.checkpoint()
         self.catalog.close()
+        self.ledger.close()
 
 
 def warcinfo_fields(config: Config, key: SigningKey | None) -> dict[str, str]:

@@ -8,12 +8,13 @@ WAL mode and a busy timeout let a ``snapshot`` and an ``archiver run`` write at 
 
 from __future__ import annotations
 
+import fcntl
 import json
-import sqlite3
 import operator
+import sqlite3
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 from .errors import ArchiverError
 
@@ -189,9 +190,11 @@ class Catalog:
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as e:
             raise ArchiverError(f"catalog {path}: {e}") from e
+        self.write_lock = open(path.with_name(path.name + ".lock"), "a+b")
 
     def close(self) -> None:
         self.db.close()
+        self.write_lock.close()
 
     def add_capture(self, row: CaptureRow, xrefs: list[XrefRow]) -> int | None:
         return self.add_captures([(row, xrefs)])[0]
@@ -214,12 +217,22 @@ class Catalog:
                     [(cur.lastrowid, *xref_values(x)) for x in xrefs])
         return ids
 
-    def find_original(self, url: str, payload_digest: str) -> tuple[str, str, str] | None:
-        """(record id, url, date) of the first stored response with this URL and payload."""
-        return self.db.execute(
-            "SELECT record_id, url, fetched_at FROM captures WHERE url = ? AND payload_digest = ? "
-            "AND record = 'response' AND truncated = '' ORDER BY fetched_at LIMIT 1",
-            (url, payload_digest)).fetchone()
+    def find_originals(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str, str]]:
+        """For (url, payload digest) pairs: (record id, url, date) of the first stored
+        response with that URL and payload, where there is one. One query per 500 URLs."""
+        urls = sorted({url for url, _ in keys})
+        wanted = set(keys)
+        found: dict[tuple[str, str], tuple[str, str, str]] = {}
+        for i in range(0, len(urls), 500):
+            chunk = urls[i:i + 500]
+            rows = self.db.execute(
+                f"SELECT url, payload_digest, record_id, fetched_at FROM captures WHERE url IN "
+                f"({', '.join('?' * len(chunk))}) AND record = 'response' AND truncated = '' "
+                f"ORDER BY fetched_at DESC", chunk)
+            for url, digest, record_id, fetched_at in rows:  # the earliest comes last and wins
+                if (url, digest) in wanted:
+                    found[(url, digest)] = (record_id, url, fetched_at)
+        return found
 
     def captures(self, url: str | None = None) -> list[CaptureRow]:
         where, args = ("WHERE url = ? OR seed = ?", (url, url)) if url else ("", ())
@@ -396,21 +409,31 @@ class Catalog:
                 self.db.execute(f"DELETE FROM {table}")
 
     def _transaction(self) -> "_Tx":
-        return _Tx(self.db)
+        return _Tx(self.db, self.write_lock)
 
 
 class _Tx:
-    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK: takes the write lock up front, so concurrent
-    writers queue on the busy timeout instead of failing on a lock upgrade."""
+    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK under an flock on ``<catalog>.lock``. Writers
+    in other processes (capture workers, a snapshot next to ``archiver run``) queue on
+    the flock and wake the moment it is released; SQLite's own busy handler would poll,
+    sleeping 1 to 100 ms a time."""
 
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    def __init__(self, db: sqlite3.Connection, lock: IO[bytes]):
+        self.db, self.lock = db, lock
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
+            raise
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
 
 
 def iter_rows(rows: list[CaptureRow]) -> Iterator[dict]:

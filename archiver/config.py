@@ -52,6 +52,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "per_host_delay", 1.0, "Seconds between two requests to the same host (0 turns politeness off)."),
     Setting("capture", "per_host_concurrency", 1, "Requests in flight at once to one host."),
     Setting("capture", "concurrency", 4, "Requests in flight at once across all hosts."),
+    Setting("capture", "processes", 0, "Processes sharing a snapshot of several seeds (0 = one per CPU core); only with per_host_delay = 0, as politeness is kept per process. Concurrency limits are shared out among them."),
     Setting("capture", "follow", ["read", "body"], "Cross-references to follow from a seed: read (READ boxes), body (editorial links)."),
     Setting("capture", "depth", 1, "How many cross-reference hops to follow from a seed (0 = the seed alone)."),
     Setting("capture", "requisites", True, "Fetch page requisites (CSS, JS, images, fonts, icons) of every captured page."),
@@ -108,6 +109,7 @@ class CaptureConfig:
     per_host_delay: float
     per_host_concurrency: int
     concurrency: int
+    processes: int
     follow: tuple[str, ...]
     depth: int
     requisites: bool

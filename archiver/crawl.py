@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from .archive import Archive, FetchResult, SnapshotSummary
 from .capture import Reached
+from .config import CaptureConfig
 from .errors import UsageError
 from .article import Article
 from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, page_requisites
@@ -116,9 +117,13 @@ class Crawler:
 
     def __init__(self, archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None,
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
-                 on_seed_done: Callable[[Batch, str], None] = lambda b, s: None):
+                 on_seed_done: Callable[[Batch, str], None] = lambda b, s: None,
+                 claim: Callable[[str], bool] = lambda url: True, cfg: CaptureConfig | None = None):
+        """``claim(url)`` says whether this crawler may fetch a URL that is not one of its
+        seeds: it is False when another process capturing the same snapshot has it."""
         self.archive = archive
-        self.cfg = archive.config.capture
+        self.cfg = cfg or archive.config.capture
+        self.claim = claim
         self.on_result, self.on_batch_done, self.on_seed_done = on_result, on_batch_done, on_seed_done
         self.fetcher = Fetcher(self.cfg, archive.clock)
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
@@ -128,12 +133,16 @@ class Crawler:
         self._wakeup: Future = Future()
         self._lock = threading.Lock()
         self._resolved: set[tuple[str, str]] = set()  # (snapshot, host) already resolved
+        self.pool: ThreadPoolExecutor | None = None
+        self.in_flight: dict[Future, Job] = {}
+        self.stopping = False
 
     # ---- feeding (any thread) ----------------------------------------------------------
 
-    def submit(self, seeds: list[str]) -> None:
-        """Queue normalised seed URLs as one new batch and wake the crawl loop."""
-        self.inbox.put(seeds)
+    def submit(self, seeds: list[str], snapshot_id: str = "", others: frozenset[str] = frozenset()) -> None:
+        """Queue normalised seed URLs as one new batch and wake the crawl loop. ``others``
+        are seeds of the same snapshot that another process captures: never fetched here."""
+        self.inbox.put((seeds, snapshot_id or uuid.uuid4().hex, others))
         self.wake()
 
     def wake(self) -> None:
@@ -146,30 +155,34 @@ class Crawler:
     def run(self, stop: threading.Event | None = None, grace: float = 10.0) -> None:
         """Crawl until idle (stop is None) or until stop is set; then let in-flight
         fetches finish for up to ``grace`` seconds and drop the rest."""
-        pool = ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="fetch")
-        in_flight: dict[Future, Job] = {}
+        self.pool = ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="fetch")
         try:
             while True:
                 self._arm_wakeup()  # before draining the inbox, so no submit is missed
                 self._take_inbox()
                 if stop is not None and stop.is_set():
                     break
-                while len(in_flight) < self.cfg.concurrency and (job := self.slots.take()):
-                    in_flight[pool.submit(self._fetch, job)] = job
-                if stop is None and not in_flight and not self.slots.pending() and self.inbox.empty():
+                self._dispatch()
+                if stop is None and not self.in_flight and not self.slots.pending() and self.inbox.empty():
                     break
-                self._wait_and_store(in_flight, self._timeout(in_flight))
-            self._finish_in_flight(in_flight, grace)
+                self._wait_and_store(self._timeout())
+            self.stopping = True
+            self._finish_in_flight(grace)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         self.fetcher.close()
 
-    def _timeout(self, in_flight: dict[Future, Job]) -> float | None:
+    def _dispatch(self) -> None:
+        """Start queued fetches while there is room."""
+        while len(self.in_flight) < self.cfg.concurrency and (job := self.slots.take()):
+            self.in_flight[self.pool.submit(self._fetch, job)] = job
+
+    def _timeout(self) -> float | None:
         idle_close = self.archive.config.storage.warc_idle_close if self.archive.writer.current else None
-        candidates = [t for t in (self.slots.seconds_until_ready() if len(in_flight) < self.cfg.concurrency else None,
-                                  idle_close) if t is not None]
+        candidates = [t for t in (self.slots.seconds_until_ready() if len(self.in_flight) < self.cfg.concurrency
+                                  else None, idle_close) if t is not None]
         return min(candidates) if candidates else None
 
     def _arm_wakeup(self) -> None:
@@ -177,36 +190,35 @@ class Crawler:
             if self._wakeup.done():
                 self._wakeup = Future()
 
-    def _wait_and_store(self, in_flight: dict[Future, Job], timeout: float | None) -> None:
-        done, _ = wait([*in_flight, self._wakeup], timeout=timeout, return_when=FIRST_COMPLETED)
+    def _wait_and_store(self, timeout: float | None) -> None:
+        done, _ = wait([*self.in_flight, self._wakeup], timeout=timeout, return_when=FIRST_COMPLETED)
         results = []
-        for future in done:
-            if future in in_flight:
-                job = in_flight.pop(future)
-                self.slots.done(job)
-                results.append((job, future.result()))
+        for future in [f for f in self.in_flight if f.done()]:  # all that are done by now: one batch
+            job = self.in_flight.pop(future)
+            self.slots.done(job)
+            results.append((job, future.result()))
         if results:
             self._handle(results)
         self.archive.writer.close_if_idle(self.archive.config.storage.warc_idle_close)
 
-    def _finish_in_flight(self, in_flight: dict[Future, Job], grace: float) -> None:
+    def _finish_in_flight(self, grace: float) -> None:
         deadline = time.monotonic() + grace
-        while in_flight and time.monotonic() < deadline:
+        while self.in_flight and time.monotonic() < deadline:
             self._arm_wakeup()
-            self._wait_and_store(in_flight, max(0.0, deadline - time.monotonic()))
-        for future, job in in_flight.items():
+            self._wait_and_store(max(0.0, deadline - time.monotonic()))
+        for future, job in self.in_flight.items():
             log.warning("abandoned in-flight fetch of %s at shutdown", job.url)
 
     def _take_inbox(self) -> None:
         while not self.inbox.empty():
-            seeds = self.inbox.get()
-            batch = Batch(uuid.uuid4().hex, seeds)
+            seeds, snapshot_id, others = self.inbox.get()
+            batch = Batch(snapshot_id, seeds, seen=set(others))
             self.batches[batch.id] = batch
             for seed in seeds:
                 batch.summary.seeds_ok[seed] = False
                 batch.pending[seed] = 0
                 self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id, chain=True), is_page=True,
-                                         seed_chain=True))
+                                         seed_chain=True), claimed=True)
             if not seeds:
                 self._finish_batch(batch)
 
@@ -233,9 +245,14 @@ class Crawler:
     # ---- storing and following -------------------------------------------------------
 
     def _handle(self, results: list[tuple[Job, Exchange]]) -> None:
-        """Store the exchanges that came back together, then report and follow them."""
+        """Parse the exchanges that came back together and start fetching what they lead
+        to; then store them in one batch, and only then report them."""
         try:
             prepared = [self._prepare(job, ex) for job, ex in results]
+            for (job, ex), (_, links, _) in zip(results, prepared):
+                self._follow(self.batches[job.reached.snapshot], job, ex, links)
+            if not self.stopping:
+                self._dispatch()  # the fetch threads work while this thread stores
             stored = self.archive.store([(ex, job.reached, links)
                                          for (job, ex), (_, links, _) in zip(results, prepared)])
             for (job, ex), (article, links, follows), (result, capture_id) in zip(results, prepared, stored):
@@ -244,9 +261,8 @@ class Crawler:
                     self._observe(batch, job, ex, article, capture_id)
                 batch.summary.results.append(result)
                 batch.by_seed.setdefault(job.reached.seed, []).append(result)
-                self.on_result(result)
-                self._follow(batch, job, ex, links)
                 self._job_done(batch, job.reached.seed)
+                self.on_result(result)  # last: once reported, the seed's bookkeeping is done too
         finally:
             for _, ex in results:
                 ex.close()
@@ -347,10 +363,12 @@ class Crawler:
         if not self._enqueue(batch, hop) and job.seed_chain:
             batch.summary.seeds_ok[job.reached.seed] = True  # a loop: the chain's responses are captured
 
-    def _enqueue(self, batch: Batch, job: Job) -> bool:
+    def _enqueue(self, batch: Batch, job: Job, claimed: bool = False) -> bool:
         if job.url in batch.seen:
             return False
         batch.seen.add(job.url)
+        if not claimed and not self.claim(job.url):
+            return False
         batch.pending[job.reached.seed] += 1
         self.slots.add(job)
         return True

@@ -15,7 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 from .errors import ArchiverError
 from .keys import SigningKey, verify_signature
@@ -39,26 +39,51 @@ def checkpoint_message(count: int, head: str, time: str) -> str:
 class Ledger:
     def __init__(self, path: Path):
         self.path = path
+        self._file: IO[bytes] | None = None
+        self._known: tuple[int, int, str] | None = None  # (file size, seq, hash) after our last append
 
     def append(self, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Chain and append entries (each a dict with "type", "time" and its fields);
         fsynced before returning them with their seq and hash."""
         if not payloads:
             return []
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            seq, prev = self._head(f)
+        f = self._open()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            seq, prev = self._locked_head(f)
             entries = []
             for payload in payloads:
                 seq += 1
                 entry = {**payload, "seq": seq, "prev": prev}
                 entry["hash"] = prev = entry_hash(entry)
                 entries.append(entry)
+            f.seek(0, os.SEEK_END)
             f.write("".join(canonical(e) + "\n" for e in entries).encode())
             f.flush()
             os.fsync(f.fileno())
+            self._known = (f.tell(), seq, prev)
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
         return entries
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _open(self) -> IO[bytes]:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a+b")
+        return self._file
+
+    def _locked_head(self, f: IO[bytes]) -> tuple[int, str]:
+        """The head, read back from the file unless it has not grown since our own last
+        append (another process may have appended meanwhile)."""
+        size = os.fstat(f.fileno()).st_size
+        if self._known is not None and self._known[0] == size:
+            return self._known[1], self._known[2]
+        return self._head(f)
 
     def checkpoint(self, key: SigningKey | None, time: str) -> dict[str, Any]:
         """Append a checkpoint over everything before it; signed when there is a key."""

@@ -17,6 +17,7 @@ from .config import Config
 from .crawl import Batch, Crawler
 from .index import warc_captures, write_cdxj
 from .ledger import Ledger
+from .parallel import parallel_snapshot, process_count
 from .locks import UrlLocks
 from .seeds import normalize_url
 from .tracking import load_history, observe_from_warcs, update_history
@@ -53,19 +54,28 @@ def snapshot(archive: Archive, urls: Iterable[str],
     """Capture each URL, its cross-references and requisites, once; close the WARC file."""
     seeds = list(dict.fromkeys(normalize_url(u) for u in urls))
     locks = UrlLocks(archive.config.storage.lock_dir)
-    done: list[Batch] = []
-    crawler = Crawler(archive, on_result, on_batch_done=done.append)
     try:
         for seed in sorted(seeds):  # one order for every process: no deadlock between two snapshots
             if not locks.acquire(seed):
                 log.info("waiting: another process is capturing %s", seed)
                 locks.acquire(seed, wait=True)
+        processes = process_count(archive.config, len(seeds))
+        if processes > 1:
+            return parallel_snapshot(archive, seeds, processes, on_result)
+        return _crawl(archive, seeds, on_result)
+    finally:
+        locks.release_all()
+
+
+def _crawl(archive: Archive, seeds: list[str], on_result: Callable[[FetchResult], None]) -> SnapshotSummary:
+    done: list[Batch] = []
+    crawler = Crawler(archive, on_result, on_batch_done=done.append)
+    try:
         crawler.submit(seeds)
         crawler.run()
     finally:
         crawler.close()
         archive.writer.close()
-        locks.release_all()
     [batch] = done
     return batch.summary
 

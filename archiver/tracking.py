@@ -9,6 +9,7 @@ stored in the catalog. ``reextract`` re-runs the extractor over the WARC payload
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -137,7 +138,7 @@ def write_feed(catalog: Catalog, config: Config, now: str) -> Path | None:
         return None
     events = [change_event_json(r) for r in catalog.latest_changes(config.report.feed_entries)]
     target = config.report.feed
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # several processes may write it
     tmp.write_text(atom_feed(events, now), encoding="utf-8")
     tmp.replace(target)
     return target

@@ -20,6 +20,7 @@ import socket
 import time
 import uuid
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -259,14 +260,28 @@ class WarcWriterPool:
     def _open_new(self) -> OpenWarc:
         self.warc_dir.mkdir(parents=True, exist_ok=True)
         stamp = self.clock().strftime("%Y%m%d%H%M%S%f")[:17]
-        while True:
-            self.serial += 1
-            name = f"{self.prefix}-{stamp}-{os.getpid()}{self.serial:05d}-{self.host}{WARC_SUFFIX}"
-            if not (self.warc_dir / name).exists():
-                try:
-                    return OpenWarc(self.warc_dir / (name + OPEN_SUFFIX), self.warcinfo, self.clock)
-                except FileExistsError:
-                    continue
+        with creation_lock(self.warc_dir):
+            while True:
+                self.serial += 1
+                name = f"{self.prefix}-{stamp}-{os.getpid()}{self.serial:05d}-{self.host}{WARC_SUFFIX}"
+                if not (self.warc_dir / name).exists():
+                    try:
+                        return OpenWarc(self.warc_dir / (name + OPEN_SUFFIX), self.warcinfo, self.clock)
+                    except FileExistsError:
+                        continue
+
+
+CREATION_LOCK = ".creating.lock"
+
+
+@contextmanager
+def creation_lock(warc_dir: Path) -> Iterator[None]:
+    """Held while a writer creates and locks a new ``.open`` file, and while files are
+    tested for abandonment: a file just created, not yet locked, is never taken for one a
+    crashed process left."""
+    with open(warc_dir / CREATION_LOCK, "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def warc_date(when: datetime) -> str:
@@ -338,14 +353,15 @@ def group_records(path: Path, row) -> tuple[list[ArcWarcRecord], list[Written]]:
 def find_abandoned(warc_dir: Path) -> list[Path]:
     """``.open`` files whose writer is gone (their lock can be taken)."""
     abandoned = []
-    for path in sorted(warc_dir.glob("*" + WARC_SUFFIX + OPEN_SUFFIX)):
-        with open(path, "rb") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a live process is still writing it
-            fcntl.flock(f, fcntl.LOCK_UN)
-        abandoned.append(path)
+    with creation_lock(warc_dir):
+        for path in sorted(warc_dir.glob("*" + WARC_SUFFIX + OPEN_SUFFIX)):
+            with open(path, "rb") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live process is still writing it
+                fcntl.flock(f, fcntl.LOCK_UN)
+            abandoned.append(path)
     return abandoned
 
 

@@ -80,3 +80,13 @@ def test_public_dict_leaves_secrets_out(tmp_path):
     public = config.public_dict()
     assert "proxy" not in public["capture"] and "cookies_file" not in public["capture"]
     assert public["capture"]["headers"] == {"X-A": "b"}
+
+
+def test_the_repository_is_an_archive_with_default_config_and_example_seeds():
+    """config.toml and seeds/example.txt at the repository root are what ``archiver init`` writes."""
+    from archiver.workdir import EXAMPLE_SEEDS
+
+    root = README.parent
+    assert (root / "config.toml").read_text() == default_config_text()
+    assert (root / "seeds" / "example.txt").read_text() == EXAMPLE_SEEDS
+    assert load_config(root / "config.toml").capture.per_host_delay == 1.0

@@ -59,7 +59,7 @@ def test_kill_during_a_stalled_body_then_next_command_repairs(tmp_path):
     try:
         site.page("/first/", "<html><body><p>first page, captured whole</p></body></html>")
         site.routes["/big"] = stalling_handler(stalled, release)
-        config = make_archive(tmp_path / "a", concurrency="1")
+        config = make_archive(tmp_path / "a", concurrency="1", processes="1")  # one writer, one torn file
         proc = start_snapshot(config, site.url("/first/"), site.url("/big"))
         assert stalled.wait(STALL_TIMEOUT), proc.stderr.read() if proc.poll() is not None else "no stall"
         proc.send_signal(signal.SIGKILL)
@@ -83,7 +83,7 @@ def test_torn_tail_record_is_cut_back_to_the_last_whole_group(site, tmp_path):
     at points inside the last group and check repair keeps exactly the whole groups."""
     for i in range(3):
         site.page(f"/p{i}", f"<html><body>{'page %d ' % i * 500}</body></html>")
-    source = make_archive(tmp_path / "src")
+    source = make_archive(tmp_path / "src", processes="1")  # one file holding every group
     run_snapshot(source, *[site.url(f"/p{i}") for i in range(3)])
     [path] = warc_files(source)
     groups = warc_captures(path)
@@ -114,7 +114,7 @@ def test_two_processes_write_the_same_archive_at_once(tmp_path):
         site.page("/a/", "<html><body><p>a</p></body></html>")
         site.page("/b/", "<html><body><p>b</p></body></html>")
         site.routes["/slow"] = stalling_handler(stalled, release)
-        config = make_archive(tmp_path / "a", concurrency="1")
+        config = make_archive(tmp_path / "a", concurrency="1", processes="1")  # one writer, one torn file
         first = start_snapshot(config, site.url("/a/"), site.url("/slow"))
         assert stalled.wait(STALL_TIMEOUT)
         # The first process holds an .open file; a second one must neither touch it nor fail.

@@ -188,9 +188,23 @@ def test_add_remove_list_commands(tmp_path):
 
 # ---- a real archiver run process ---------------------------------------------------------------
 
-def start_run(config) -> subprocess.Popen:
+def start_run(config, json_results: bool = False) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "archiver.cli", "--config", str(config.root / "config.toml"),
-                             "run", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "run", "--quiet", *(["--json"] if json_results else [])],
+                            stdout=subprocess.PIPE if json_results else subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def reported(proc: subprocess.Popen, url: str) -> threading.Event:
+    """Set once ``archiver run --json`` has reported url: it is stored and its schedule updated."""
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            if json.loads(line).get("url") == url:
+                seen.set()
+    threading.Thread(target=read, daemon=True).start()
+    return seen
 
 
 class HitCounter:
@@ -267,9 +281,10 @@ def test_kill_9_mid_capture_then_restart_resumes_and_repairs(site, tmp_path):
     site.routes["/slow/"] = stall
     config = make_archive(tmp_path / "a", requisites="false", depth="0", tick="0.2", concurrency="1")
     (config.seeds_dir / "example.txt").write_text(f"{site.url('/fast/')} every=1h\n{site.url('/slow/')} every=1h\n")
-    proc = start_run(config)
+    proc = start_run(config, json_results=True)
+    fast_done = reported(proc, site.url("/fast/"))
     try:
-        assert stalled.wait(30) and fast.wait_for(1, 30)
+        assert stalled.wait(30) and fast_done.wait(30)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
     finally:

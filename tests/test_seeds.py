@@ -46,3 +46,21 @@ def test_normalize_url(raw, expected):
 def test_invalid_urls_are_usage_errors(raw):
     with pytest.raises(UsageError):
         normalize_url(raw)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from archiver.seeds import ALREADY_NORMAL, _normalized  # noqa: E402
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["http", "https"]), st.from_regex(r"[a-z0-9-]{1,5}(\.[a-z0-9-]{1,5}){0,3}", fullmatch=True),
+       st.sampled_from(["", ":81", ":8080", ":65535", ":65536", ":99999"]), st.text("aZ09._~/-", max_size=20))
+def test_urls_taken_as_already_normal_are_what_full_normalisation_gives(scheme, host, port, path):
+    url = f"{scheme}://{host}{port}/{path}"
+    assert ALREADY_NORMAL.fullmatch(url)
+    if port in (":65536", ":99999"):  # not a port: both paths refuse it
+        with pytest.raises(UsageError):
+            normalize_url(url)
+    else:
+        assert _normalized(url, url) == normalize_url(url) == url

@@ -1,0 +1,174 @@
+"""One snapshot of many seeds captured by several processes at once.
+
+Python runs one thread at a time, and on a fast network a capture is bound by the CPU
+(building records, digests, deflate, the catalog, article extraction), not by the
+network. So a snapshot of several seeds is shared out among worker processes, one per
+CPU core. Each worker is a whole crawler on its share of the seeds, writing its own WARC
+file; they share the catalog (SQLite WAL), the ledger (flock) and a claim folder. No URL
+is fetched twice in the snapshot: a worker never fetches another worker's seed, and
+fetches a cross-reference or requisite only if it is the first to create its claim file.
+
+Only with per_host_delay = 0: the politeness delay is kept per process, so with a delay
+one process captures (and the network, not the CPU, is what bounds it anyway).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import shutil
+import signal
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from .archive import Archive, FetchResult, SnapshotSummary, repair_abandoned
+from .config import Config
+from .crawl import Crawler
+from .errors import ArchiverError
+
+log = logging.getLogger("archiver")
+
+MAX_PROCESSES = 8
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def process_count(config: Config, seeds: int) -> int:
+    """How many processes capture a snapshot of this many seeds."""
+    cap = config.capture
+    if cap.per_host_delay > 0 or seeds < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    wanted = cap.processes or min(os.cpu_count() or 1, MAX_PROCESSES)
+    return max(1, min(wanted, seeds))
+
+
+class Claims:
+    """First come, first served across processes: creating a file with O_EXCL is atomic."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def claim(self, url: str) -> bool:
+        name = hashlib.sha1(url.encode()).hexdigest()
+        try:
+            os.close(os.open(self.folder / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            return False
+        return True
+
+
+def parallel_snapshot(archive: Archive, seeds: list[str], processes: int,
+                      on_result: Callable[[FetchResult], None]) -> SnapshotSummary:
+    """Capture the seeds with ``processes`` forked workers; report each result as it is
+    stored. A worker that fails or dies is reported after the others have finished, and
+    its open WARC file is repaired (what it had stored stays stored)."""
+    config = archive.config
+    snapshot_id = uuid.uuid4().hex
+    claims = config.storage.lock_dir / f"claims-{snapshot_id}"
+    claims.mkdir(parents=True)
+    context = multiprocessing.get_context("fork")
+    workers: dict[multiprocessing.connection.Connection, tuple[multiprocessing.Process, list[str]]] = {}
+    summary = SnapshotSummary()
+    failures: list[str] = []
+    try:
+        for i in range(processes):
+            part = seeds[i::processes]
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_worker, name=f"archiver-capture-{i + 1}", daemon=True,
+                                      args=(config, part, frozenset(seeds) - set(part), snapshot_id, claims,
+                                            processes, os.getpid(), send))
+            process.start()
+            send.close()
+            workers[receive] = (process, part)
+        while workers:
+            for conn in multiprocessing.connection.wait(list(workers)):
+                process, part = workers[conn]
+                done = _receive(conn, summary, on_result, failures, process.name)
+                if done:
+                    del workers[conn]
+                    conn.close()
+                    process.join()
+    finally:
+        for process, _ in workers.values():
+            process.kill()
+            process.join()
+        shutil.rmtree(claims, ignore_errors=True)
+    if failures:
+        repair_abandoned(config, archive.catalog)
+        raise ArchiverError("; ".join(failures))
+    summary.warcs = sorted({r.warc for r in summary.results})
+    return summary
+
+
+def _receive(conn, summary: SnapshotSummary, on_result: Callable[[FetchResult], None],
+             failures: list[str], name: str) -> bool:
+    """Take one message from a worker; True when that worker has finished."""
+    try:
+        kind, payload = conn.recv()
+    except EOFError:
+        failures.append(f"capture process {name} died before finishing its seeds")
+        return True
+    if kind == "result":
+        summary.results.append(payload)
+        on_result(payload)
+        return False
+    if kind == "done":
+        seeds_ok, histories = payload
+        summary.seeds_ok.update(seeds_ok)
+        summary.histories.update(histories)
+    else:
+        failures.append(f"capture process {name}: {payload}")
+    return True
+
+
+def _worker(config: Config, seeds: list[str], others: frozenset[str], snapshot_id: str, claims: Path,
+            processes: int, parent: int, conn: multiprocessing.connection.Connection) -> None:
+    """In a forked process: crawl this share of the seeds, send each result as it is
+    stored, then the seeds' outcomes. Never returns into the parent's code."""
+    code = 0
+    try:
+        _die_with_parent(parent)
+        cap = config.capture
+        share = replace(cap, concurrency=max(1, cap.concurrency // processes),
+                        per_host_concurrency=max(1, cap.per_host_concurrency // processes))
+        archive = Archive(config, repair=False)  # the parent repaired before forking
+        crawler = Crawler(archive, on_result=lambda r: conn.send(("result", r)),
+                          claim=Claims(claims).claim, cfg=share)
+        done = []
+        crawler.on_batch_done = done.append
+        try:
+            crawler.submit(seeds, snapshot_id, others)
+            crawler.run()
+        finally:
+            crawler.close()
+            archive.close()
+        [batch] = done
+        conn.send(("done", (batch.summary.seeds_ok, batch.summary.histories)))
+    except BaseException as e:  # noqa: BLE001 - reported by the parent, in one line
+        code = 1
+        try:
+            conn.send(("error", f"{type(e).__name__}: {e}"))
+        except OSError:
+            pass
+    finally:
+        conn.close()
+        os._exit(code)  # skip the parent's atexit handlers and inherited objects
+
+
+def _die_with_parent(parent: int) -> None:
+    """On Linux, have the kernel kill this worker if the snapshot process dies (kill -9
+    included), as the capture it was part of is over: its open WARC file is repaired by
+    the next command, as after any crash. Elsewhere a worker stops at its next result,
+    when the pipe to the parent is broken."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)

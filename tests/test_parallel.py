@@ -1,0 +1,116 @@
+"""A snapshot of several seeds shared out among capture processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from archiver.parallel import process_count
+from archiver.verify import verify_archive
+
+from .conftest import make_archive, run_cli, warc_files, warcio_check
+from .site import Site
+from .test_crash import assert_catalog_matches_warcs, stalling_handler, start_snapshot
+
+
+def article(n: int, total: int) -> str:
+    """An article with shared and own requisites, a READ box to the next article and a
+    body link to the one after."""
+    a, b = n % total + 1, (n + 1) % total + 1
+    return (f'<html><head><link rel="stylesheet" href="/static/site.css"><script src="/static/app.js"></script>'
+            f'</head><body><nav><a href="/">Home</a></nav><article><h1>Article {n}</h1>'
+            f'<div class="entry-content"><p>{"Words of the article body. " * 20}</p>'
+            f'<p><span class="ctaText">READ</span> <a href="/a/{a}/"><span class="postTitle">Article {a}</span></a></p>'
+            f'<p>{"More of the article body here. " * 20} See <a href="/a/{b}/">article {b}</a>.</p>'
+            f'<img src="/img/{n}.png"></div></article></body></html>')
+
+
+def test_seeds_shared_out_among_processes_fetch_each_url_once(site, tmp_path):
+    total = 12
+    site.page("/static/site.css", "body { background: url(/static/bg.png) }", "text/css")
+    site.page("/static/app.js", "var x = 1;", "application/javascript")
+    site.page("/static/bg.png", b"\x89PNG" + b"b" * 200, "image/png")
+    for n in range(1, total + 1):
+        site.page(f"/a/{n}/", article(n, total))
+        site.page(f"/img/{n}.png", b"\x89PNG" + bytes([n]) * 300, "image/png")
+    site.page("/only-linked/", "<html><body><p>not a seed</p></body></html>")
+    site.page("/a/1/", article(1, total).replace("</div>", '<p>Also see <a href="/only-linked/">this page</a>.</p></div>'))
+    config = make_archive(tmp_path / "a", processes="3", concurrency="6", per_host_concurrency="6")
+    assert process_count(config, total) == 3
+
+    result = run_cli("--config", str(config.root / "config.toml"), "snapshot", "--json",
+                     *[site.url(f"/a/{n}/") for n in range(1, total + 1)])
+
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(warc_files(config)) == 3  # one per process
+    expected = {f"/a/{n}/" for n in range(1, total + 1)} | {f"/img/{n}.png" for n in range(1, total + 1)} \
+        | {"/static/site.css", "/static/app.js", "/static/bg.png", "/only-linked/"}
+    assert set(site.hits) == expected and set(site.hits.values()) == {1}  # every URL once, across processes
+    assert sorted(line["url"] for line in lines) == sorted(site.url(p) for p in expected)
+    assert {line["role"] for line in lines if line["url"].endswith("/a/1/")} == {"seed"}  # never fetched as a cross-reference
+    assert not list((config.root / "locks").glob("claims-*"))
+    for path in warc_files(config):
+        assert warcio_check(path).returncode == 0
+    assert_catalog_matches_warcs(config)
+    assert verify_archive(config).ok
+
+
+def test_one_process_when_politeness_is_on(tmp_path):
+    assert process_count(make_archive(tmp_path / "a", per_host_delay="0.5", processes="4"), 10) == 1
+    assert process_count(make_archive(tmp_path / "b", processes="4"), 1) == 1
+    assert process_count(make_archive(tmp_path / "c", processes="4"), 10) == 4
+
+
+@pytest.mark.slow
+def test_a_killed_capture_process_fails_the_snapshot_in_one_line_and_its_file_is_repaired(tmp_path):
+    """kill -9 of one worker: the others finish, the snapshot exits 1 naming the failure,
+    and the dead worker's open WARC file is repaired, keeping what it had stored."""
+    site = Site()
+    stalled, release = threading.Event(), threading.Event()
+    try:
+        site.page("/first/", "<html><body><p>first</p></body></html>")
+        site.page("/second/", "<html><body><p>second</p></body></html>")
+        stalling = stalling_handler(stalled, release)
+        clients = []
+        site.routes["/big"] = lambda h: (clients.append(h.client_address[1]), stalling(h))
+        config = make_archive(tmp_path / "a", processes="2", concurrency="2", per_host_concurrency="2",
+                              requisites="false")
+        # Seeds are dealt round-robin: the first worker gets /first/ and /second/, the
+        # second /big alone, where it stalls.
+        proc = start_snapshot(config, site.url("/first/"), site.url("/big"), site.url("/second/"))
+        assert stalled.wait(30)
+        victim = worker_connected_from(proc.pid, clients[0])
+        os.kill(victim, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, err
+        assert "capture process archiver-capture-" in err.decode() and "died" in err.decode()
+        assert not list(config.storage.warc_dir.glob("*.open"))
+        for path in warc_files(config):
+            assert warcio_check(path).returncode == 0
+        urls = {row[0] for row in assert_catalog_matches_warcs(config)}
+        assert {site.url("/first/"), site.url("/second/")} <= urls, (err, site.hits)
+    finally:
+        release.set()
+        site.stop()
+
+
+def worker_connected_from(parent: int, client_port: int) -> int:
+    """Of parent's children, the one holding the client end of the TCP connection that
+    comes from this local port: the capture process the server saw."""
+    inode = ""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == client_port:
+            inode = fields[9]
+    children = [int(p) for p in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+    for pid in children:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            if os.readlink(fd) == f"socket:[{inode}]":
+                return pid
+    raise AssertionError(f"no child of {parent} holds the connection from port {client_port}")
