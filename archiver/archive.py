@@ -12,7 +12,6 @@ import platform
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
 
@@ -148,8 +147,7 @@ class Archive:
 
 def warcinfo_fields(config: Config, key: SigningKey | None) -> dict[str, str]:
     fields = {
-        "software": f"archiver/{__version__} (Python/{platform.python_version()} http.client, "
-                    f"warcio/{version('warcio')} for reading)",
+        "software": f"archiver/{__version__} (Python/{platform.python_version()}, http.client)",
         "hostname": socket.gethostname(),
         "operator": config.capture.operator or "(not configured)",
         "robots": config.capture.robots,

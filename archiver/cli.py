@@ -25,19 +25,14 @@ from .article import EXTRACTOR_VERSION
 from .config import load_config, parse_duration
 from .errors import ArchiverError, ConfigError, UsageError
 from .archive import Archive, FetchResult, SnapshotSummary, open_catalog
+# Commands that need the scheduler, pywb, verification or export import them when run:
+# every capture pays for what it imports at start-up.
 from .pipeline import history_of, reindex, snapshot
 from .report import change_event_json, change_text, diff_html, diff_json, diff_text, history_json, history_text
 from .seeds import normalize_url
 from .tracking import reextract, version_diff, write_feed
-from .policy import schedule_of
-from .scheduler import Runner
 from .seeds import Seed, add_seed, remove_seed
-from .status import archive_status, latest_captures, tracking_list
-from .keys import generate_key
-from .export import export_wacz, tls_certificates
-from .replay import COLLECTION, Collection, running_pywb
 from .report import provenance_html, replay_url
-from .verify import verify_archive, verify_wacz
 from .warcfile import warc_date
 from .seeds import load_seeds
 
@@ -345,6 +340,7 @@ def cmd_reextract(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    from .policy import schedule_of
     config = load_config(args.config)
     if args.every and args.cron:
         raise UsageError("give --every or --cron, not both")
@@ -369,6 +365,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from .status import tracking_list
     config = load_config(args.config)
     rows = tracking_list(config)
     if args.json:
@@ -385,6 +382,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .scheduler import Runner
     config = load_config(args.config)
     setup_logging(config.schedule.log_format)
     runner = Runner(config, on_result=_progress(args))
@@ -404,6 +402,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .status import archive_status
     config = load_config(args.config)
     status = archive_status(config, datetime.now(timezone.utc))
     if args.json:
@@ -439,6 +438,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from .keys import generate_key
     config = load_config(args.config)
     key = generate_key(config.evidence.key)
     print(f"created {config.evidence.key} (private, mode 0600) and {config.evidence.key}.pub")
@@ -447,6 +447,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_wacz
     config = load_config(args.config)
     now = datetime.now(timezone.utc)
     since = parse_since(args.since, now) if args.since else None
@@ -466,6 +467,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def evidence_report(config, url: str, now: datetime):
     """The provenance report of an article's evidence packet, made from the exported WARC."""
+    from .export import tls_certificates
+    from .verify import verify_archive
     def render(rows, warc: Path) -> str:
         history = history_of(config, url)
         if not history.versions and not history.suspects:
@@ -476,6 +479,7 @@ def evidence_report(config, url: str, now: datetime):
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify_archive, verify_wacz
     config = load_config(args.config)
     report = verify_wacz(args.wacz) if args.wacz else verify_archive(config)
     if args.json:
@@ -495,6 +499,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import COLLECTION, Collection, running_pywb
+    from .status import latest_captures
     config = load_config(args.config)
     try:
         import pywb  # noqa: F401 - only to say clearly when the extra is missing
