@@ -37,6 +37,14 @@ from .warcfile import warc_date
 
 log = logging.getLogger("archiver")
 
+# Fetched exchanges are stored in batches: each batch costs one fsync of the WARC file,
+# one of the ledger and two catalog transactions, whatever its size. A batch is stored
+# when it is this large, when it holds this many body bytes (or fills the current WARC
+# file: files are rotated between batches), when its first exchange has waited this
+# long, or when nothing else is in flight.
+STORE_BATCH = 64
+STORE_BATCH_BYTES = 16_000_000
+STORE_LATENCY = 0.25  # seconds
 RETRY_STATUSES = (429, 503)
 RETRY_BASE_SECONDS = 2.0
 MAX_RETRY_AFTER = 120.0  # a longer Retry-After is not waited for within one snapshot
@@ -136,6 +144,9 @@ class Crawler:
         self.pool: ThreadPoolExecutor | None = None
         self.in_flight: dict[Future, Job] = {}
         self.stopping = False
+        self.unstored: list[tuple[Job, Exchange, tuple[Article | None, list[Link], bool]]] = []
+        self.unstored_bytes = 0
+        self.unstored_since = 0.0
 
     # ---- feeding (any thread) ----------------------------------------------------------
 
@@ -170,6 +181,7 @@ class Crawler:
             self._finish_in_flight(grace)
         finally:
             self.pool.shutdown(wait=False, cancel_futures=True)
+            self._store_unstored()  # what was fetched is stored, even when the loop failed
 
     def close(self) -> None:
         self.fetcher.close()
@@ -181,8 +193,9 @@ class Crawler:
 
     def _timeout(self) -> float | None:
         idle_close = self.archive.config.storage.warc_idle_close if self.archive.writer.current else None
+        store_due = max(0.0, self.unstored_since + STORE_LATENCY - time.monotonic()) if self.unstored else None
         candidates = [t for t in (self.slots.seconds_until_ready() if len(self.in_flight) < self.cfg.concurrency
-                                  else None, idle_close) if t is not None]
+                                  else None, idle_close, store_due) if t is not None]
         return min(candidates) if candidates else None
 
     def _arm_wakeup(self) -> None:
@@ -193,12 +206,16 @@ class Crawler:
     def _wait_and_store(self, timeout: float | None) -> None:
         done, _ = wait([*self.in_flight, self._wakeup], timeout=timeout, return_when=FIRST_COMPLETED)
         results = []
-        for future in [f for f in self.in_flight if f.done()]:  # all that are done by now: one batch
+        for future in [f for f in self.in_flight if f.done()]:
             job = self.in_flight.pop(future)
             self.slots.done(job)
             results.append((job, future.result()))
         if results:
-            self._handle(results)
+            self._take(results)
+        if self.unstored and (not self.in_flight or len(self.unstored) >= STORE_BATCH
+                              or self.unstored_bytes >= min(STORE_BATCH_BYTES, self.archive.writer.room())
+                              or time.monotonic() - self.unstored_since >= STORE_LATENCY):
+            self._store_unstored()
         self.archive.writer.close_if_idle(self.archive.config.storage.warc_idle_close)
 
     def _finish_in_flight(self, grace: float) -> None:
@@ -244,18 +261,28 @@ class Crawler:
 
     # ---- storing and following -------------------------------------------------------
 
-    def _handle(self, results: list[tuple[Job, Exchange]]) -> None:
-        """Parse the exchanges that came back together and start fetching what they lead
-        to; then store them in one batch, and only then report them."""
+    def _take(self, results: list[tuple[Job, Exchange]]) -> None:
+        """Parse exchanges that came back and start fetching what they lead to; they are
+        stored later, in a batch (see STORE_BATCH)."""
+        if not self.unstored:
+            self.unstored_since = time.monotonic()
+        for job, ex in results:
+            prepared = self._prepare(job, ex)
+            self._follow(self.batches[job.reached.snapshot], job, ex, prepared[1])
+            self.unstored.append((job, ex, prepared))
+            self.unstored_bytes += ex.body_length
+        if not self.stopping:
+            self._dispatch()  # the fetch threads work while this thread stores
+
+    def _store_unstored(self) -> None:
+        """Store the exchanges taken so far in one batch (one fsync, one transaction), and
+        only then report them."""
+        taken, self.unstored, self.unstored_bytes = self.unstored, [], 0
+        if not taken:
+            return
         try:
-            prepared = [self._prepare(job, ex) for job, ex in results]
-            for (job, ex), (_, links, _) in zip(results, prepared):
-                self._follow(self.batches[job.reached.snapshot], job, ex, links)
-            if not self.stopping:
-                self._dispatch()  # the fetch threads work while this thread stores
-            stored = self.archive.store([(ex, job.reached, links)
-                                         for (job, ex), (_, links, _) in zip(results, prepared)])
-            for (job, ex), (article, links, follows), (result, capture_id) in zip(results, prepared, stored):
+            stored = self.archive.store([(ex, job.reached, links) for job, ex, (_, links, _) in taken])
+            for (job, ex, (article, _, follows)), (result, capture_id) in zip(taken, stored):
                 batch = self.batches[job.reached.snapshot]
                 if job.seed_chain and not follows and not self._retrying(job, ex):
                     self._observe(batch, job, ex, article, capture_id)
@@ -264,7 +291,7 @@ class Crawler:
                 self._job_done(batch, job.reached.seed)
                 self.on_result(result)  # last: once reported, the seed's bookkeeping is done too
         finally:
-            for _, ex in results:
+            for _, ex, _ in taken:
                 ex.close()
 
     def _prepare(self, job: Job, ex: Exchange) -> tuple[Article | None, list[Link], bool]:

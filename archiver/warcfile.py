@@ -247,6 +247,10 @@ class WarcWriterPool:
             raise WarcError(f"cannot write {self.current.path.name}: {e.strerror or e}") from e
         return out
 
+    def room(self) -> int:
+        """Bytes the current file may still take before it is rotated."""
+        return self.max_bytes - (self.current.size() if self.current is not None else 0)
+
     def close_if_idle(self, idle_seconds: float) -> None:
         if self.current is not None and time.monotonic() - self.current.last_write >= idle_seconds:
             self.close()

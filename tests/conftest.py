@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,16 @@ def warcio_check(path: Path) -> subprocess.CompletedProcess:
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "archiver.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def reported(proc: subprocess.Popen, url: str) -> threading.Event:
+    """Set once a ``--json`` snapshot or run has reported url on stdout: it is stored,
+    and its seed's bookkeeping (schedule, history) done."""
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            if json.loads(line).get("url") == url:
+                seen.set()
+    threading.Thread(target=read, daemon=True).start()
+    return seen

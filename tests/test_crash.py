@@ -16,7 +16,7 @@ from archiver.index import warc_captures
 from archiver.archive import open_catalog
 from archiver.warcfile import repair_open_file
 
-from .conftest import make_archive, run_cli, run_snapshot, warc_files, warcio_check
+from .conftest import reported, make_archive, run_cli, run_snapshot, warc_files, warcio_check
 from .site import Site
 
 STALL_TIMEOUT = 30
@@ -37,9 +37,10 @@ def stalling_handler(stalled: threading.Event, release: threading.Event):
 
 
 def start_snapshot(config, *urls) -> subprocess.Popen:
+    """``archiver snapshot --json``: read its stdout (see ``reported``) or it may block."""
     return subprocess.Popen([sys.executable, "-m", "archiver.cli", "--config", str(config.root / "config.toml"),
-                             "snapshot", "--quiet", *urls],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "snapshot", "--quiet", "--json", *urls],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def assert_catalog_matches_warcs(config):
@@ -61,7 +62,9 @@ def test_kill_during_a_stalled_body_then_next_command_repairs(tmp_path):
         site.routes["/big"] = stalling_handler(stalled, release)
         config = make_archive(tmp_path / "a", concurrency="1", processes="1")  # one writer, one torn file
         proc = start_snapshot(config, site.url("/first/"), site.url("/big"))
+        first_stored = reported(proc, site.url("/first/"))
         assert stalled.wait(STALL_TIMEOUT), proc.stderr.read() if proc.poll() is not None else "no stall"
+        assert first_stored.wait(STALL_TIMEOUT)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         [left_open] = list(config.storage.warc_dir.glob("*.warc.gz.open"))
@@ -116,7 +119,8 @@ def test_two_processes_write_the_same_archive_at_once(tmp_path):
         site.routes["/slow"] = stalling_handler(stalled, release)
         config = make_archive(tmp_path / "a", concurrency="1", processes="1")  # one writer, one torn file
         first = start_snapshot(config, site.url("/a/"), site.url("/slow"))
-        assert stalled.wait(STALL_TIMEOUT)
+        a_stored = reported(first, site.url("/a/"))
+        assert stalled.wait(STALL_TIMEOUT) and a_stored.wait(STALL_TIMEOUT)
         # The first process holds an .open file; a second one must neither touch it nor fail.
         second = run_cli("--config", str(config.root / "config.toml"), "snapshot", "--json", site.url("/b/"))
         assert second.returncode == 0, second.stderr

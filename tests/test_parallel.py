@@ -89,7 +89,7 @@ def test_a_killed_capture_process_fails_the_snapshot_in_one_line_and_its_file_is
         os.kill(victim, signal.SIGKILL)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, err
-        assert "capture process archiver-capture-" in err.decode() and "died" in err.decode()
+        assert "capture process archiver-capture-" in err and "died" in err
         assert not list(config.storage.warc_dir.glob("*.open"))
         for path in warc_files(config):
             assert warcio_check(path).returncode == 0

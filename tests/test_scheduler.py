@@ -21,7 +21,7 @@ from archiver.policy import Schedule, adaptive_interval, next_due, schedule_of
 from archiver.scheduler import Runner
 from archiver.seeds import Seed
 
-from .conftest import make_archive, run_cli, warc_files, warcio_check
+from .conftest import reported, make_archive, run_cli, warc_files, warcio_check
 from .site import Site, send
 
 T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
@@ -193,18 +193,6 @@ def start_run(config, json_results: bool = False) -> subprocess.Popen:
                              "run", "--quiet", *(["--json"] if json_results else [])],
                             stdout=subprocess.PIPE if json_results else subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-
-
-def reported(proc: subprocess.Popen, url: str) -> threading.Event:
-    """Set once ``archiver run --json`` has reported url: it is stored and its schedule updated."""
-    seen = threading.Event()
-
-    def read() -> None:
-        for line in proc.stdout:
-            if json.loads(line).get("url") == url:
-                seen.set()
-    threading.Thread(target=read, daemon=True).start()
-    return seen
 
 
 class HitCounter:
