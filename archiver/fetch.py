@@ -23,6 +23,7 @@ import ssl
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +43,7 @@ CHUNK = 65536
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 ENCODING_DER = 2  # _ssl.ENCODING_DER, for the certificate objects of the chain
 RENAMED_HEADER_PREFIX = "X-Archive-Orig-"
+MIN_IDLE = 16  # kept-alive connections held at least (more with a higher concurrency)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # A kept-alive connection the server has meanwhile closed fails like this before any
 # response byte arrives; the request is then sent once more on a new connection.
@@ -123,13 +125,18 @@ class Fetcher:
         self.cookies = _load_cookies(cfg.cookies_file) if cfg.cookies_file else None
         self.proxy = _proxy(cfg.proxy) if cfg.proxy else None
         self.tls_context = _tls_context(cfg)
-        self.idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+        # Kept-alive connections, least recently used origin first; at most max_idle in all,
+        # so a crawl across thousands of hosts does not keep a socket open to each.
+        self.idle: OrderedDict[tuple[str, str, int], list[http.client.HTTPConnection]] = OrderedDict()
+        self.idle_count = 0
+        self.max_idle = max(MIN_IDLE, 2 * cfg.concurrency)
         self.lock = threading.Lock()
 
     def close(self) -> None:
         with self.lock:
             connections = [c for conns in self.idle.values() for c in conns]
             self.idle.clear()
+            self.idle_count = 0
         for conn in connections:
             conn.close()
 
@@ -228,15 +235,34 @@ class Fetcher:
     def _take(self, origin: tuple[str, str, int]) -> http.client.HTTPConnection | None:
         with self.lock:
             conns = self.idle.get(origin)
-            return conns.pop() if conns else None
+            if not conns:
+                return None
+            self.idle_count -= 1
+            conn = conns.pop()
+            if not conns:
+                del self.idle[origin]
+            return conn
 
     def _keep(self, origin: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+        """Keep a connection for the origin's next request; close the least recently used
+        idle ones beyond max_idle."""
+        evicted = []
         with self.lock:
             conns = self.idle.setdefault(origin, [])
-            if len(conns) < max(self.cfg.per_host_concurrency, 1):
+            self.idle.move_to_end(origin)
+            if len(conns) >= max(self.cfg.per_host_concurrency, 1):
+                evicted.append(conn)
+            else:
                 conns.append(conn)
-                return
-        conn.close()
+                self.idle_count += 1
+            while self.idle_count > self.max_idle:
+                oldest, old_conns = next(iter(self.idle.items()))
+                evicted.append(old_conns.pop(0))
+                self.idle_count -= 1
+                if not old_conns:
+                    del self.idle[oldest]
+        for c in evicted:
+            c.close()
 
     # ---- the response -----------------------------------------------------------------
 

@@ -148,3 +148,32 @@ def test_retry_delay_reads_seconds_and_http_dates():
     assert retry_delay("", 0, now) == 2 and retry_delay("", 2, now) == 8
     assert retry_delay("99999", 0, now) == MAX_RETRY_AFTER
     assert retry_delay("garbage", 1, now) == 4
+
+
+def test_kept_alive_connections_are_reused_and_bounded_across_many_hosts(tmp_path):
+    """One connection per origin is reused; past max_idle the least recently used idle
+    ones are closed, so a crawl across thousands of hosts keeps few sockets open."""
+    from archiver.fetch import Fetcher
+
+    sites = [Site() for _ in range(5)]
+    try:
+        for s in sites:
+            s.page("/", "<html><body>x</body></html>")
+        fetcher = Fetcher(make_archive(tmp_path / "a").capture)
+        fetcher.max_idle = 3
+        connects = []
+        connect = fetcher._connect
+        fetcher._connect = lambda target: connects.append(target.port) or connect(target)
+        ports = [s.server.server_address[1] for s in sites]
+        for s in sites + sites[-2:]:
+            ex = fetcher.fetch(s.url("/"))
+            assert ex.status == 200 and not ex.error
+            ex.close()
+        assert connects == ports  # the last two origins were fetched again on kept connections
+        assert fetcher.idle_count == 3
+        assert [origin[2] for origin in fetcher.idle] == [ports[2], ports[3], ports[4]]
+        fetcher.close()
+        assert fetcher.idle_count == 0 and not fetcher.idle
+    finally:
+        for s in sites:
+            s.stop()
