@@ -6,12 +6,15 @@ catalog rows, so ``reindex`` rebuilds exactly what ``snapshot`` stored.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterable
 
 from warcio.statusandheaders import StatusAndHeaders
 
@@ -151,12 +154,17 @@ def write_cdxj(warc_path: Path, index_dir: Path) -> Path:
 
 def write_cdxj_lines(warc_name: str, lines: list[str], index_dir: Path) -> Path:
     """``index_dir/<name>.cdxj``, sorted, written atomically."""
+    return write_cdxj_stream(warc_name, (line + "\n" for line in sorted(lines)), index_dir)
+
+
+def write_cdxj_stream(warc_name: str, sorted_lines: Iterable[str], index_dir: Path) -> Path:
+    """``index_dir/<name>.cdxj`` from lines already sorted (each ending in a newline),
+    written atomically."""
     index_dir.mkdir(parents=True, exist_ok=True)
     target = index_dir / (warc_name + ".cdxj")
     tmp = target.with_suffix(".tmp")
-    lines.sort()
     with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(line + "\n" for line in lines)
+        f.writelines(sorted_lines)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, target)
@@ -179,14 +187,28 @@ class PendingIndex:
             self.files[warc_name] = open(self.index_dir / (warc_name + self.SUFFIX), "w", encoding="utf-8")
         self.files[warc_name].write(line + "\n")
 
+    RUN_LINES = 20_000  # sorted in memory at a time: a few MB, however large the WARC file
+
     def finish(self, warc_name: str) -> Path:
-        """The sorted index of a closed WARC file."""
+        """The sorted index of a closed WARC file: runs of lines sorted in memory, then
+        merged, so a file of 100,000 captures does not hold its whole index in memory."""
         pending = self.index_dir / (warc_name + self.SUFFIX)
         f = self.files.pop(warc_name, None)
         if f is not None:
             f.close()
-        lines = pending.read_text(encoding="utf-8").splitlines() if pending.exists() else []
-        target = write_cdxj_lines(warc_name, lines, self.index_dir)
+        runs: list[IO[str]] = []
+        try:
+            if pending.exists():
+                with open(pending, encoding="utf-8") as lines:
+                    while chunk := list(itertools.islice(lines, self.RUN_LINES)):
+                        run = tempfile.TemporaryFile("w+", encoding="utf-8", dir=self.index_dir)
+                        run.writelines(sorted(chunk))
+                        run.seek(0)
+                        runs.append(run)
+            target = write_cdxj_stream(warc_name, heapq.merge(*runs), self.index_dir)
+        finally:
+            for run in runs:
+                run.close()
         pending.unlink(missing_ok=True)
         return target
 

@@ -62,3 +62,16 @@ def test_surt_key_of_common_urls():
                      ("http://example.com/", "com,example)/"),
                      ("https://sub.example.co.uk:8443/x/y-z_1.jpg", "uk,co,example,sub:8443)/x/y-z_1.jpg")]:
         assert surt_key(url) == key == surt.surt(url)
+
+
+def test_pending_index_is_sorted_in_runs_and_merged(tmp_path):
+    from archiver.index import PendingIndex
+
+    index = PendingIndex(tmp_path)
+    index.RUN_LINES = 7
+    lines = [f"com,example)/{n:03d} 2026 {{}}" for n in range(50)]
+    for line in reversed(lines):
+        index.add("x.warc.gz", line)
+    target = index.finish("x.warc.gz")
+    assert target.read_text().splitlines() == sorted(lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.warc.gz.cdxj"]
