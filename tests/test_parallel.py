@@ -73,6 +73,7 @@ def test_a_killed_capture_process_fails_the_snapshot_in_one_line_and_its_file_is
     and the dead worker's open WARC file is repaired, keeping what it had stored."""
     site = Site()
     stalled, release = threading.Event(), threading.Event()
+    proc = None
     try:
         site.page("/first/", "<html><body><p>first</p></body></html>")
         site.page("/second/", "<html><body><p>second</p></body></html>")
@@ -85,7 +86,7 @@ def test_a_killed_capture_process_fails_the_snapshot_in_one_line_and_its_file_is
         # second /big alone, where it stalls.
         proc = start_snapshot(config, site.url("/first/"), site.url("/big"), site.url("/second/"))
         assert stalled.wait(30)
-        victim = worker_connected_from(proc.pid, clients[0])
+        victim = worker_connected_from(proc.pid, clients[0], site.server.server_address[1])
         os.kill(victim, signal.SIGKILL)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, err
@@ -97,16 +98,21 @@ def test_a_killed_capture_process_fails_the_snapshot_in_one_line_and_its_file_is
         assert {site.url("/first/"), site.url("/second/")} <= urls, (err, site.hits)
     finally:
         release.set()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if proc is not None:
+            proc.communicate()  # closes its pipes
         site.stop()
 
 
-def worker_connected_from(parent: int, client_port: int) -> int:
-    """Of parent's children, the one holding the client end of the TCP connection that
-    comes from this local port: the capture process the server saw."""
+def worker_connected_from(parent: int, client_port: int, server_port: int) -> int:
+    """Of parent's children, the one holding the client end of the live TCP connection
+    from client_port to server_port: the capture process the server saw."""
     inode = ""
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[1].split(":")[1], 16) == client_port:
+        local, remote = (int(f.split(":")[1], 16) for f in fields[1:3])
+        if (local, remote) == (client_port, server_port) and fields[9] != "0":  # 0: TIME_WAIT, no owner
             inode = fields[9]
     children = [int(p) for p in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
     for pid in children:
