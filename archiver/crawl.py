@@ -204,7 +204,7 @@ class Crawler:
                 self._wakeup = Future()
 
     def _wait_and_store(self, timeout: float | None) -> None:
-        done, _ = wait([*self.in_flight, self._wakeup], timeout=timeout, return_when=FIRST_COMPLETED)
+        wait([*self.in_flight, self._wakeup], timeout=timeout, return_when=FIRST_COMPLETED)
         results = []
         for future in [f for f in self.in_flight if f.done()]:
             job = self.in_flight.pop(future)

@@ -34,6 +34,7 @@ from warcio.statusandheaders import StatusAndHeaders
 
 from .config import CaptureConfig
 from .errors import ConfigError
+from .seeds import DEFAULT_PORTS
 from .warcfile import sha1_label
 
 # Encodings we can undo with a size cap for link discovery; the stored bytes are never decoded.
@@ -44,7 +45,6 @@ REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 ENCODING_DER = 2  # _ssl.ENCODING_DER, for the certificate objects of the chain
 RENAMED_HEADER_PREFIX = "X-Archive-Orig-"
 MIN_IDLE = 16  # kept-alive connections held at least (more with a higher concurrency)
-DEFAULT_PORTS = {"http": 80, "https": 443}
 # A kept-alive connection the server has meanwhile closed fails like this before any
 # response byte arrives; the request is then sent once more on a new connection.
 STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)

@@ -19,6 +19,7 @@ from typing import IO, Any, Iterable
 from warcio.statusandheaders import StatusAndHeaders
 
 from .catalog import CaptureRow, XrefRow
+from .seeds import DEFAULT_PORTS
 from .warcfile import iter_records
 
 
@@ -108,7 +109,6 @@ def cdxj_line(warc: str, placed: Placed) -> str:
 SIMPLE_URL = re.compile(r"https?://([a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::([1-9][0-9]{0,4}))?(/[A-Za-z0-9._/-]*)?")
 UNSAFE_PATH = re.compile(r"//|/\.\.?(?:/|$)")
 WWW_PREFIX = re.compile(r"www\d*\.")
-DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def surt_key(url: str) -> str:
@@ -120,7 +120,7 @@ def surt_key(url: str) -> str:
 
         return surt.surt(url)
     port = m.group(2)
-    if port == DEFAULT_PORTS[url[:url.index(":")]]:
+    if port and int(port) == DEFAULT_PORTS[url[:url.index(":")]]:
         port = None
     host = host[WWW_PREFIX.match(host).end():] if WWW_PREFIX.match(host) else host
     path = (m.group(3) or "/").lower()
