@@ -147,7 +147,7 @@ class Archive:
 
 def warcinfo_fields(config: Config, key: SigningKey | None) -> dict[str, str]:
     fields = {
-        "software": f"archiver/{__version__} (Python/{platform.python_version()}, http.client)",
+        "software": f"archiver/{__version__} (Python/{platform.python_version()})",
         "hostname": socket.gethostname(),
         "operator": config.capture.operator or "(not configured)",
         "robots": config.capture.robots,

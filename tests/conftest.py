@@ -16,6 +16,7 @@ from archiver.pipeline import snapshot
 from archiver.workdir import init_archive
 
 from .site import Site
+from .tls import TlsSite, make_ca_and_leaf
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
@@ -25,6 +26,15 @@ def site():
     s = Site()
     yield s
     s.stop()
+
+
+@pytest.fixture
+def tls_site(tmp_path):
+    """(an https://localhost site, the CA file that trusts it, its leaf certificate in DER)."""
+    ca, chain, key, leaf_der = make_ca_and_leaf(tmp_path)
+    site = TlsSite(chain, key)
+    yield site, ca, leaf_der
+    site.stop()
 
 
 def make_archive(root: Path, **overrides: str) -> Config:

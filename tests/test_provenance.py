@@ -6,20 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-import pytest
-
 from .conftest import make_archive, run_snapshot, warc_files, warcio_check
 from .site import redirect
 from .test_warc_records import all_records
-from .tls import TlsSite, make_ca_and_leaf
-
-
-@pytest.fixture
-def tls_site(tmp_path):
-    ca, chain, key, leaf_der = make_ca_and_leaf(tmp_path)
-    site = TlsSite(chain, key)
-    yield site, ca, leaf_der
-    site.stop()
 
 
 def test_tls_certificate_of_every_hop_is_recorded_with_its_response(tls_site, tmp_path):

@@ -1,0 +1,287 @@
+"""The HTTP/1.1 wire, read by archiver's own client (http1.py): odd and hostile responses
+sent byte by byte from a raw socket server, requests through a proxy, cookies_file."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+from dataclasses import dataclass
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from archiver.fetch import Fetcher
+
+from .conftest import make_archive, run_snapshot, warc_files, warcio_check
+
+
+@dataclass
+class Reply:
+    data: bytes
+    close: bool = True  # close the connection after sending
+
+
+class RawServer:
+    """127.0.0.1:0, answering each request head it reads with the next scripted reply,
+    as bytes no HTTP server library would send. Records every request head received."""
+
+    def __init__(self, *replies: Reply):
+        self.replies = list(replies)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def stop(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            while (head := _read_head(conn)) and self.replies:
+                self.requests.append(head)
+                reply = self.replies.pop(0)
+                conn.sendall(reply.data)
+                if reply.close:
+                    return
+
+
+def _read_head(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = conn.recv(65536)
+        if not more:
+            return b""
+        data += more
+    return data
+
+
+def body_of(ex) -> bytes:
+    """The exchange's body; its spool file closed."""
+    try:
+        return ex.read_body(1 << 20)
+    finally:
+        ex.close()
+
+
+@pytest.fixture
+def fetcher(tmp_path):
+    config = make_archive(tmp_path / "a", timeout="2.0")
+    f = Fetcher(config.capture)
+    yield f
+    f.close()
+
+
+def test_odd_response_head_is_kept_byte_for_byte_and_read(tmp_path):
+    head = (b"HTTP/1.1 200 Fine\n"            # bare LF line endings
+            b"Content-Type:text/html\n"        # no space after the colon
+            b"X-Folded: one\n\ttwo\n"           # an obs-folded value
+            b"this line has no colon\n"
+            b"Content-Length: 5\n\n")
+    server = RawServer(Reply(head + b"hello"))
+    config = make_archive(tmp_path / "a")
+    try:
+        summary = run_snapshot(config, server.base + "/odd")
+    finally:
+        server.stop()
+    [result] = summary.results
+    assert (result.status, result.record) == (200, "response")
+    [path] = warc_files(config)
+    assert warcio_check(path).returncode == 0
+    with open(path, "rb") as f:
+        blocks = {r.rec_type: r.raw_stream.read() for r in ArchiveIterator(f, no_record_parse=True)
+                  if r.rec_type in ("request", "response")}
+    assert blocks["response"] == head + b"hello"
+    assert blocks["request"] == server.requests[0]  # the request record is what the server read
+
+
+def test_folded_and_unspaced_headers_are_parsed(fetcher):
+    server = RawServer(Reply(b"HTTP/1.1 200 OK\r\nContent-Type:text/plain\r\nX-Folded: one\r\n two\r\n"
+                         b"Content-Length: 2\r\n\r\nok"))
+    ex = fetcher.fetch(server.base + "/")
+    server.stop()
+    assert ex.header("Content-Type") == "text/plain" and ex.header("X-Folded") == "one two"
+    assert body_of(ex) == b"ok" and not ex.error
+
+
+def test_informational_responses_are_dropped_before_the_final_one(fetcher):
+    server = RawServer(Reply(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+                         b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody"))
+    ex = fetcher.fetch(server.base + "/")
+    server.stop()
+    assert ex.status == 200 and ex.response_head_bytes == b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"
+    assert body_of(ex) == b"body"
+
+
+def test_chunked_body_with_extensions_and_trailer_is_dechunked_and_the_connection_reused(fetcher):
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+    server = RawServer(Reply(chunked, close=False), Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    first, second = fetcher.fetch(server.base + "/1"), fetcher.fetch(server.base + "/2")
+    server.stop()
+    assert body_of(first) == b"hello world" and not first.error
+    assert first.response_head_bytes == b"HTTP/1.1 200 OK\r\nX-Archive-Orig-Transfer-Encoding: chunked\r\n\r\n"
+    assert first.header("X-Archive-Orig-Transfer-Encoding") == "chunked" and not first.header("Transfer-Encoding")
+    assert body_of(second) == b"ok" and server.connections == 1
+
+
+def test_body_shorter_than_content_length_is_kept_and_marked_cut(fetcher):
+    server = RawServer(Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this"))
+    ex = fetcher.fetch(server.base + "/")
+    server.stop()
+    assert ex.status == 200 and body_of(ex) == b"only this"
+    assert ex.truncated == "disconnect"
+    assert ex.error == "body incomplete: connection closed mid-body (BodyCut)"
+
+
+@pytest.mark.parametrize("reply, error", [
+    (b"", "connection closed without a response (NoResponse)"),
+    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "ResponseError: not an HTTP/1.x status line: 'SSH-2.0-OpenSSH_9.6'"),
+    (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000, "ResponseError: response head over 64 KB"),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", "ResponseError: connection closed in the response head"),
+])
+def test_what_is_not_a_response_is_a_one_line_error(fetcher, reply, error):
+    server = RawServer(Reply(reply))
+    ex = fetcher.fetch(server.base + "/")
+    server.stop()
+    assert ex.status is None and ex.error == error
+
+
+def test_bad_chunk_size_keeps_what_came_before_it(fetcher):
+    server = RawServer(Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n-5\r\nxx"))
+    ex = fetcher.fetch(server.base + "/")
+    server.stop()
+    assert body_of(ex) == b"abc" and ex.truncated == "disconnect"
+    assert ex.error == "body incomplete: ResponseError: bad chunk size b'-5'"
+
+
+def test_body_without_length_is_read_to_the_end_of_the_connection(fetcher):
+    server = RawServer(Reply(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nto the end"))
+    ex = fetcher.fetch(server.base + "/")
+    server.stop()
+    assert body_of(ex) == b"to the end" and not ex.error and not ex.truncated
+
+
+def test_kept_alive_connection_closed_by_the_server_is_retried_once_on_a_new_one(fetcher):
+    # The server closes after its first reply although the reply allowed keep-alive.
+    server = RawServer(Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"),
+                   Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"))
+    first, second = fetcher.fetch(server.base + "/1"), fetcher.fetch(server.base + "/2")
+    server.stop()
+    assert (body_of(first), body_of(second)) == (b"a", b"b") and not second.error
+    assert server.connections == 2
+
+
+def test_request_target_with_a_space_or_line_break_is_refused_before_sending(fetcher):
+    ex = fetcher.fetch("http://127.0.0.1:9/a b")
+    assert ex.request_head is None and ex.error.startswith("invalid URL: a space, control or non-ASCII")
+
+
+# ---- proxy and cookies -------------------------------------------------------------------
+
+class TunnelProxy(RawServer):
+    """An HTTP proxy: CONNECT opens a tunnel to the named local port (after checking the
+    credentials); a plain request is answered by the proxy itself, as a record of what it got."""
+
+    def __init__(self, credentials: str):
+        super().__init__()
+        self.authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            head = _read_head(conn)
+            self.requests.append(head)
+            if f"Proxy-Authorization: {self.authorization}\r\n".encode() not in head:
+                conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            elif head.startswith(b"CONNECT "):
+                port = int(head.split(b" ", 2)[1].rsplit(b":", 1)[1])
+                with socket.create_connection(("127.0.0.1", port)) as upstream:
+                    conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    _pipe_both_ways(conn, upstream)
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nproxied!")
+
+
+def _pipe_both_ways(a: socket.socket, b: socket.socket) -> None:
+    def copy(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+    other = threading.Thread(target=copy, args=(b, a), daemon=True)
+    other.start()
+    copy(a, b)
+    other.join()
+
+
+def test_https_through_an_authenticating_proxy_tunnel(tls_site, tmp_path):
+    site, ca, leaf_der = tls_site
+    site.page("/t/", "<html><body><p>tunnelled</p></body></html>")
+    proxy = TunnelProxy("user:secret")
+    config = make_archive(tmp_path / "a", ca_bundle=f'"{ca}"', proxy=f'"http://user:secret@{proxy.base[7:]}"')
+    fetcher = Fetcher(config.capture)
+    ex = fetcher.fetch(site.url("/t/"))
+    fetcher.close()
+    proxy.stop()
+    assert ex.status == 200 and body_of(ex) == site.sent["/t/"]
+    assert ex.tls is not None and ex.tls.certificate_der == leaf_der
+    port = site.server.server_address[1]
+    assert proxy.requests[0].startswith(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n".encode())
+    assert b"Proxy-Authorization" not in ex.request_head  # it went to the proxy, not the site
+
+
+def test_plain_http_through_the_proxy_sends_the_absolute_url_and_a_refused_tunnel_is_an_error(tls_site, tmp_path):
+    site, ca, _ = tls_site
+    proxy = TunnelProxy("user:secret")
+    good = make_archive(tmp_path / "a", proxy=f'"http://user:secret@{proxy.base[7:]}"')
+    bad = make_archive(tmp_path / "b", ca_bundle=f'"{ca}"', proxy=f'"http://user:wrong@{proxy.base[7:]}"')
+    plain, tunnel = Fetcher(good.capture), Fetcher(bad.capture)
+    ex = plain.fetch("http://news.example/a?b=1#frag")
+    refused = tunnel.fetch(site.url("/t/"))
+    plain.close()
+    tunnel.close()
+    proxy.stop()
+    assert body_of(ex) == b"proxied!"
+    assert ex.request_head.startswith(b"GET http://news.example/a?b=1 HTTP/1.1\r\nHost: news.example\r\n")
+    assert ex.request_head == proxy.requests[0]
+    assert refused.status is None
+    assert refused.error == f"OSError: proxy refused the tunnel to localhost:{site.server.server_address[1]}: " \
+                            "407 Proxy Authentication Required"
+
+
+def test_cookies_file_is_sent_to_its_domain_with_session_cookies_and_expired_ones_named(site, tmp_path, caplog):
+    site.page("/c/", "<html></html>")
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n"
+                       "127.0.0.1\tFALSE\t/\tFALSE\t0\tconsent\tyes\n"           # 0: a session cookie
+                       "127.0.0.1\tFALSE\t/\tFALSE\t4102444800\tlang\ten\n"
+                       "127.0.0.1\tFALSE\t/\tFALSE\t1\tstale\tx\n"               # expired in 1970
+                       "other.example\tFALSE\t/\tFALSE\t0\tsecret\tno\n")
+    config = make_archive(tmp_path / "a", cookies_file=f'"{cookies}"')
+    fetcher = Fetcher(config.capture)
+    body_of(fetcher.fetch(site.url("/c/")))
+    fetcher.close()
+    [seen] = site.seen
+    [cookie] = [value for name, value in seen.headers if name == "Cookie"]
+    assert sorted(cookie.split("; ")) == ["consent=yes", "lang=en"]
+    assert "1 expired cookie(s) will not be sent: stale (127.0.0.1)" in caplog.text
