@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from warcio.recordloader import ArcWarcRecord
 
@@ -26,9 +26,11 @@ from .fetch import Exchange, utcnow
 from .history import History
 from .index import PendingIndex, Placed, capture_row, cdxj_line, warc_captures, write_cdxj
 from .tracking import observe_from_warcs, update_history
-from .keys import SigningKey, load_key
 from .ledger import Ledger
 from .warcfile import Record, WarcWriterPool, Written, find_abandoned, group_records, repair_open_file, warc_date
+
+if TYPE_CHECKING:
+    from .keys import SigningKey
 
 log = logging.getLogger("archiver")
 
@@ -70,7 +72,7 @@ class Archive:
         self.clock = clock
         self.catalog = Catalog(config.storage.catalog)
         self.ledger = Ledger(config.evidence.ledger)
-        self.key = load_key(config.evidence.key)
+        self.key = signing_key(config.evidence.key)
         if repair:
             repair_abandoned(config, self.catalog)
             recover_ledger(config, self.catalog, self.ledger, warc_date(clock()))
@@ -143,6 +145,16 @@ class Archive:
             self.checkpoint()
         self.catalog.close()
         self.ledger.close()
+
+
+def signing_key(path: Path) -> SigningKey | None:
+    """The archive's key, or None when it has none; cryptography (11 ms to import) is
+    loaded only for an archive that signs."""
+    if not path.exists():
+        return None
+    from .keys import load_key
+
+    return load_key(path)
 
 
 def warcinfo_fields(config: Config, key: SigningKey | None) -> dict[str, str]:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Iterable
 
-import ftfy
 
 from .article import Article, Ref
 
@@ -35,6 +34,8 @@ _TRANSLATE = str.maketrans({
 _RELATIVE_TIME = re.compile(r"\b(?:about |an? |\d+ )(?:second|minute|hour|day|week|month|year)s? ago\b|\bjust now\b", re.I)
 _COUNTER = re.compile(r"\b\d[\d,.\s]*[km]?\s*(?:views?|shares?|comments?|reads?|likes?|visits?)\b", re.I)
 _MOJIBAKE_HINT = re.compile("[\u00c2\u00c3\u00c5\u00ce\u00d0\u00d8\u00d9\u00e0\u00e2\u00e3][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]")
+_DIGIT = re.compile(r"\d")
+_WORD_CHAR = re.compile(r"[^\W_]")
 _LONE_A_CIRCUMFLEX = re.compile(r"\u00c2(?=\s|$)")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"'(\[]?[A-ZÀ-ÖØ-ÞА-ЯЁ0-9])")
 
@@ -42,6 +43,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"'(\[]?[A-ZÀ-ÖØ-ÞА-ЯЁ0-
 def normalize(text: str) -> str:
     text = text.translate(_INVISIBLE)
     if _MOJIBAKE_HINT.search(text):
+        import ftfy  # 30 ms to import, for the few pages that need it
+
         text = ftfy.fix_encoding(text)  # UTF-8 read as Latin-1/cp1252 somewhere upstream
     # A no-break space read that way is "Â" + space once whitespace is collapsed; a real
     # "Â" starts a word.
@@ -59,9 +62,20 @@ def normalized_paragraphs(paragraphs: Iterable[str]) -> tuple[str, ...]:
 def _is_noise(paragraph: str) -> bool:
     """Empty of words, or a short line around a relative time or counter ("Updated 5
     minutes ago", "1,234 views"). Inside prose, times and counts are editorial."""
+    if not _may_hold_time_or_counter(paragraph):  # most paragraphs: decided at a third of the cost
+        return not _WORD_CHAR.search(paragraph)
     masked = _COUNTER.sub("<count>", _RELATIVE_TIME.sub("<time>", paragraph))
     rest = re.sub(r"<time>|<count>|[\W_]+", " ", masked).split()
     return not rest or (("<time>" in masked or "<count>" in masked) and len(rest) <= 3)
+
+
+def _may_hold_time_or_counter(paragraph: str) -> bool:
+    """What _RELATIVE_TIME or _COUNTER (or the masks _is_noise puts in their place) need
+    to match; substring tests are much cheaper than either."""
+    if _DIGIT.search(paragraph):
+        return True
+    low = paragraph.casefold()  # as re.IGNORECASE compares: "juſt now" matches
+    return "ago" in low or "just now" in low or "<time>" in low or "<count>" in low
 
 
 @dataclass(frozen=True)

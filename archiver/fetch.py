@@ -144,7 +144,9 @@ class Fetcher:
         self.headers = [(k, v) for k, v in self.headers if k.lower() not in names] + list(cfg.headers)
         self.cookies = _load_cookies(cfg.cookies_file) if cfg.cookies_file else None
         self.proxy = _proxy(cfg.proxy) if cfg.proxy else None
-        self.tls_context = _tls_context(cfg)
+        # Loading the default CA bundle costs 17 ms, so it waits for the first https URL;
+        # a configured ca_bundle is loaded now, so a bad one is a config error at start.
+        self._tls: ssl.SSLContext | None = _tls_context(cfg) if cfg.ca_bundle else None
         # Kept-alive connections, least recently used origin first; at most max_idle in all,
         # so a crawl across thousands of hosts does not keep a socket open to each.
         self.idle: OrderedDict[tuple[str, str, int], list[Connection]] = OrderedDict()
@@ -243,11 +245,17 @@ class Fetcher:
             if target.scheme == "https":
                 if self.proxy is not None:
                     self._tunnel(sock, target)
-                sock = self.tls_context.wrap_socket(sock, server_hostname=target.host)
+                sock = self._tls_context().wrap_socket(sock, server_hostname=target.host)
             return Connection(sock, ip, _tls_info(sock))
         except BaseException:
             sock.close()
             raise
+
+    def _tls_context(self) -> ssl.SSLContext:
+        with self.lock:
+            if self._tls is None:
+                self._tls = _tls_context(self.cfg)
+            return self._tls
 
     def _tunnel(self, sock: socket.socket, target: Target) -> None:
         assert self.proxy is not None

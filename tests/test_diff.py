@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from archiver.article import Article, Ref
+from archiver import diff
 from archiver.diff import diff_articles, diff_body, normalize
 from archiver.history import FIXED_AFTER, CaptureRef, Observation, ReadBoxes, build_history
 
@@ -39,6 +42,20 @@ def test_soft_hyphens_nbsp_and_quotes_are_not_edits(paras, rng):
 @given(words)
 def test_normalize_is_idempotent(text):
     assert normalize(normalize(text)) == normalize(text)
+
+
+def _is_noise_without_fast_path(paragraph: str) -> bool:
+    masked = diff._COUNTER.sub("<count>", diff._RELATIVE_TIME.sub("<time>", paragraph))
+    rest = re.sub(r"<time>|<count>|[\W_]+", " ", masked).split()
+    return not rest or (("<time>" in masked or "<count>" in masked) and len(rest) <= 3)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(["5", "1,234", " ", "views", "minutes", "ago", "just now", "an hour", "_", "—",
+                                 "<time>", "<count>", "Ünïcode", "٣", "word", "likes", ".", "Updated", "JUſT NOW", "AGO"]))
+       .map("".join) | st.text())
+def test_noise_fast_path_decides_as_the_full_test(paragraph):
+    assert diff._is_noise(paragraph) == _is_noise_without_fast_path(paragraph)
 
 
 def test_relative_times_and_counters_are_noise():
