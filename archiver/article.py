@@ -81,6 +81,17 @@ def extract_article(body: bytes, url: str, content_type: str = "",
 
 _STRING = etree.XPath("string()", smart_strings=False)
 _LENGTH = etree.XPath("string-length(normalize-space(string()))")  # in libxml2: no Python string
+# Compiled once: an XPath given as a string to .xpath() is compiled at every call.
+_CODE = etree.XPath("//script | //style | //noscript | //template")
+_DESCRIPTIONS = etree.XPath("//meta[@content][@name='description' or @property='og:description' "
+                            "or @name='twitter:description' or @property='twitter:description']/@content")
+_LD_SCRIPTS = etree.XPath("//script[contains(@type,'ld+json')]")
+_CANONICAL = etree.XPath("//link[@href][contains(concat(' ', normalize-space(@rel), ' '), ' canonical ')]")
+_ITEMPROPS = etree.XPath("//*[@itemprop]")
+_TIMES = etree.XPath(".//time[@datetime]")
+_TEXT_STARTING = etree.XPath("//text()[contains(., $start)]")
+_CTA_TEXT = etree.XPath("descendant-or-self::*[contains(@class,'ctaText')]")
+_POST_TITLE = etree.XPath(".//*[contains(@class,'postTitle')]")
 
 
 HTML_TYPES = {"", "text/html", "application/xhtml+xml", "application/xml", "text/xml", "application/octet-stream"}
@@ -117,7 +128,7 @@ def _length(node: etree._Element) -> float:
 
 def _drop_code(doc: etree._Element) -> None:
     """Scripts and styles hold no article text but would count as text below."""
-    for node in doc.xpath("//script | //style | //noscript | //template"):
+    for node in _CODE(doc):
         _remove(node)
 
 
@@ -184,14 +195,13 @@ def _meta_tags(doc: etree._Element) -> dict[str, str]:
 
 
 def _descriptions(doc: etree._Element) -> tuple[str, ...]:
-    found = doc.xpath("//meta[@content][@name='description' or @property='og:description' "
-                      "or @name='twitter:description' or @property='twitter:description']/@content")
+    found = _DESCRIPTIONS(doc)
     return tuple(dict.fromkeys(" ".join(str(d).split()) for d in found))
 
 
 def _ld_article(doc: etree._Element) -> dict[str, Any]:
     """The first JSON-LD object of an article type (*Article, *Posting), else of a page type."""
-    found = [obj for script in doc.xpath("//script[contains(@type,'ld+json')]")
+    found = [obj for script in _LD_SCRIPTS(doc)
              for obj in _ld_objects(_ld_load(script.text or ""))]
     for obj in found:
         if any(t.endswith(("article", "posting")) for t in _ld_types(obj)):
@@ -306,8 +316,9 @@ def _names_site(part: str, site: str, host: str) -> bool:
 
 # ---- byline, dates, canonical URL --------------------------------------------------------
 
-BYLINE_XPATH = (".//*[@itemprop='author' or @rel='author' or contains(@class,'uthor') or contains(@class,'yline') "
-                "or contains(@id,'uthor') or contains(@id,'yline') or contains(@class,'writer')]")
+BYLINE_XPATH = etree.XPath(".//*[@itemprop='author' or @rel='author' or contains(@class,'uthor') "
+                           "or contains(@class,'yline') or contains(@id,'uthor') or contains(@id,'yline') "
+                           "or contains(@class,'writer')]")
 BYLINE_NAMES = re.compile(r"byline|author|writer", re.I)
 NOT_BYLINE_NAMES = re.compile(r"comment|related|sidebar|widget|teaser|promo|popular|recirc|avatar|image|photo|"
                               r"\bbio|description", re.I)
@@ -324,6 +335,7 @@ DATE_META = {
                "dcterms.modified", "last-modified", "lastmod"),
 }
 DATE_LD = {PUBLISHED: "datePublished", MODIFIED: "dateModified"}
+_DATE_ITEMPROP = {which: etree.XPath(f".//*[@itemprop='{name}']") for which, name in DATE_LD.items()}
 ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?$")
 
 
@@ -339,7 +351,7 @@ def _byline(scopes: list[etree._Element], meta: _Meta) -> str:
 
 
 def _byline_in(scope: etree._Element) -> str:
-    for node in scope.xpath(BYLINE_XPATH):
+    for node in BYLINE_XPATH(scope):
         names = _names(node)
         if node.tag in ("meta", "link", "body", "html") or NOT_BYLINE_NAMES.search(names):
             continue
@@ -382,16 +394,16 @@ def _date(scopes: list[etree._Element], meta: _Meta, which: str) -> str:
 
 
 def _date_in(scope: etree._Element, which: str) -> str:
-    for node in scope.xpath(f".//*[@itemprop='{DATE_LD[which]}']"):
+    for node in _DATE_ITEMPROP[which](scope):
         value = node.get("content") or node.get("datetime") or _text(node)
         if value.strip():
             return " ".join(value.split())
-    times = scope.xpath(".//time[@datetime]") if which == PUBLISHED else []
+    times = _TIMES(scope) if which == PUBLISHED else []
     return " ".join(times[0].get("datetime").split()) if times else ""
 
 
 def _canonical(doc: etree._Element, meta: _Meta, base: str) -> str:
-    links = doc.xpath("//link[@href][contains(concat(' ', normalize-space(@rel), ' '), ' canonical ')]")
+    links = _CANONICAL(doc)
     href = links[0].get("href") if links else meta.first("og:url")
     return _absolute(base, href) or ""
 
@@ -455,7 +467,7 @@ def _listing(parts: list[etree._Element]) -> bool:
 
 
 def _marked_bodies(doc: etree._Element) -> list[etree._Element]:
-    marked = [m for m in doc.xpath("//*[@itemprop]")
+    marked = [m for m in _ITEMPROPS(doc)
               if "articleBody" in (m.get("itemprop") or "").split() and m.tag not in ("meta", "link")]
     outer = [m for m in marked if not any(a in marked for a in m.iterancestors())]
     return outer if sum(_length(m) for m in outer) > 200 else []
@@ -582,7 +594,7 @@ def _described(doc: etree._Element, first_root: etree._Element, described: str) 
     wanted = described.casefold().rstrip(".…")
     if len(wanted) < 40:
         return ""
-    for found in doc.xpath("//text()[contains(., $start)]", start=described[:20]):  # cheaper than normalize-space
+    for found in _TEXT_STARTING(doc, start=described[:20]):  # cheaper than normalize-space
         owner = found.getparent()
         el = owner.getparent() if found.is_tail and owner is not None else owner
         if el is None or not _precedes(el, first_root) or any(a.tag == "head" for a in el.iterancestors()):
@@ -607,8 +619,8 @@ def _precedes(a: etree._Element, b: etree._Element) -> bool:
 
 # ---- walking the body -------------------------------------------------------------------
 
-IRP_MARKERS = (".//*[contains(@class,'ctaText') or contains(@class,'postTitle') "
-               "or starts-with(@class,'IRPP_') or contains(@class,' IRPP_')]")
+IRP_MARKERS = etree.XPath(".//*[contains(@class,'ctaText') or contains(@class,'postTitle') "
+                          "or starts-with(@class,'IRPP_') or contains(@class,' IRPP_')]")
 AD_LABEL = re.compile(r"^(?:advertisement|advertising|anzeige|werbung|publicidad|publicité|pubblicità|sponsored|"
                       r"ad|reklama|реклама)\W*$", re.I)
 COUNTER = re.compile(
@@ -717,7 +729,7 @@ def _link_list(text: str, links: list[Ref]) -> bool:
 def _read_boxes(root: etree._Element, base: str) -> dict[etree._Element, list[Ref]]:
     """Inline Related Posts boxes under root: the outermost element that holds only the box."""
     boxes: dict[etree._Element, list[Ref]] = {}
-    for marker in root.xpath(IRP_MARKERS):
+    for marker in IRP_MARKERS(root):
         box = _box_of(marker, root)
         if box is not None and box not in boxes and not any(b in boxes for b in box.iterancestors()):
             boxes[box] = _box_refs(box, base)
@@ -733,7 +745,7 @@ def _box_of(marker: etree._Element, root: etree._Element) -> etree._Element | No
     else:
         anchors = list(marker.iterancestors("a"))[:1]
         box = anchors[0] if anchors else marker.getparent()
-        if box is None or not box.xpath("descendant-or-self::*[contains(@class,'ctaText')]"):
+        if box is None or not _CTA_TEXT(box):
             return None
     text = _text(box)
     parent = box.getparent()
@@ -746,7 +758,7 @@ def _box_refs(box: etree._Element, base: str) -> list[Ref]:
     refs = []
     for a in box.iter("a"):
         target = _absolute(base, a.get("href"))
-        titles = a.xpath(".//*[contains(@class,'postTitle')]") or box.xpath(".//*[contains(@class,'postTitle')]")
+        titles = _POST_TITLE(a) or _POST_TITLE(box)
         if target:
             refs.append(Ref(target, _text(titles[0]) if titles else _text(a)))
     return refs

@@ -27,6 +27,7 @@ READ, BODY, REQUISITE = "read", "body", "requisite"
 
 EXCLUDED_TAGS = {"nav", "aside", "footer", "header", "form", "menu", "noscript", "script", "style", "template"}
 CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]+)\1\s*\)|@import\s+(['"])([^'"]+)\3""", re.I)
+STYLED = etree.XPath("//*[@style]")
 REQUISITE_LINK_RELS = {"stylesheet", "icon", "shortcut", "apple-touch-icon", "apple-touch-icon-precomposed",
                        "preload", "modulepreload", "manifest", "mask-icon"}
 
@@ -163,7 +164,7 @@ def requisites(doc: etree._Element, base: str) -> list[Link]:
         urls += _srcset(el.get("srcset")) + _srcset(el.get("data-srcset"))
     for el in doc.iter("object"):
         urls.append(el.get("data"))
-    for el in doc.xpath("//*[@style]"):
+    for el in STYLED(doc):
         urls += _css_urls(el.get("style"), base, resolve=False)
     for style in doc.iter("style"):
         urls += _css_urls(style.text or "", base, resolve=False)
