@@ -229,8 +229,9 @@ class Fetcher:
             raise
 
     def _exchange(self, conn: Connection, head: bytes) -> http1.Response:
-        if conn.sock.gettimeout() != self.cfg.timeout:  # a body's deadline may have shortened it
+        if conn.sock.gettimeout() != self.cfg.timeout:  # the last deadline may have shortened it
             conn.sock.settimeout(self.cfg.timeout)
+        conn.reader.deadline = time.monotonic() + self.cfg.total_timeout
         conn.sock.sendall(head)
         return http1.parse_head(conn.reader.read_head())
 
@@ -323,34 +324,24 @@ class Fetcher:
         return not ex.truncated
 
     def _stream_body(self, conn: Connection, response: http1.Response, spool: IO[bytes], digests: tuple) -> str:
-        """Copy the body as it arrives; stop at max_bytes ("length") or total_timeout
-        ("time"). Each wait for more is bounded by what is left of the deadline, so a
-        server dripping bytes cannot hold a fetch."""
-        deadline = time.monotonic() + self.cfg.total_timeout
-        pieces = http1.body_pieces(conn.reader, response)
+        """Copy the body as it arrives; stop at max_bytes ("length") or at the response's
+        deadline, total_timeout after it was sent ("time")."""
         kept = 0
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
+        try:
+            for chunk in http1.body_pieces(conn.reader, response):
+                room = self.cfg.max_bytes - kept
+                piece = chunk[:room]
+                spool.write(piece)
+                for d in digests:
+                    d.update(piece)
+                kept += len(piece)
+                if len(chunk) > room:
+                    return "length"
+        except TimeoutError:
+            if time.monotonic() >= conn.reader.deadline:
                 return "time"
-            if left < self.cfg.timeout:
-                conn.sock.settimeout(max(left, 0.01))
-            try:
-                chunk = next(pieces, b"")
-            except TimeoutError:
-                if time.monotonic() >= deadline:
-                    return "time"
-                raise
-            if not chunk:
-                return ""
-            room = self.cfg.max_bytes - kept
-            piece = chunk[:room]
-            spool.write(piece)
-            for d in digests:
-                d.update(piece)
-            kept += len(piece)
-            if len(chunk) > room:
-                return "length"
+            raise
+        return ""
 
 
 def request_head_bytes(target: str, headers: list[tuple[str, str]], method: str = "GET") -> bytes:

@@ -11,8 +11,10 @@ what went out.
 
 from __future__ import annotations
 
+import math
 import re
 import socket
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -57,13 +59,21 @@ class Response:
 
 
 class Reader:
-    """Bytes from one socket, with what was read past the current response kept for the next."""
+    """Bytes from one socket, with what was read past the current response kept for the
+    next, and a deadline for the whole response: each wait for more bytes is bounded by
+    what is left of it, so a server dripping bytes cannot hold a fetch."""
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.pending = b""
+        self.deadline = math.inf  # time.monotonic() value
 
     def recv(self) -> bytes:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the response took longer than allowed")
+        if left < (self.sock.gettimeout() or math.inf):
+            self.sock.settimeout(left)
         return self.sock.recv(RECV_SIZE)
 
     def read(self, limit: int) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -20,6 +21,7 @@ from .conftest import make_archive, run_snapshot, warc_files, warcio_check
 class Reply:
     data: bytes
     close: bool = True  # close the connection after sending
+    drip: float = 0.0   # seconds between bytes: a server that sends slowly
 
 
 class RawServer:
@@ -54,9 +56,21 @@ class RawServer:
             while (head := _read_head(conn)) and self.replies:
                 self.requests.append(head)
                 reply = self.replies.pop(0)
-                conn.sendall(reply.data)
+                try:
+                    _send(conn, reply)
+                except OSError:  # the client gave up on a dripping reply
+                    return
                 if reply.close:
                     return
+
+
+def _send(conn: socket.socket, reply: Reply) -> None:
+    if not reply.drip:
+        conn.sendall(reply.data)
+        return
+    for i in range(len(reply.data)):
+        conn.sendall(reply.data[i:i + 1])
+        time.sleep(reply.drip)
 
 
 def _read_head(conn: socket.socket) -> bytes:
@@ -158,6 +172,20 @@ def test_what_is_not_a_response_is_a_one_line_error(fetcher, reply, error):
     ex = fetcher.fetch(server.base + "/")
     server.stop()
     assert ex.status is None and ex.error == error
+
+
+def test_dripping_response_head_is_cut_at_total_timeout(tmp_path):
+    # Each byte comes well within `timeout`, but the whole head would take 20 s.
+    server = RawServer(Reply(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"z" * 200 + b"\r\n\r\n", drip=0.1))
+    config = make_archive(tmp_path / "a", timeout="1.0", total_timeout="0.5")
+    fetcher = Fetcher(config.capture)
+    started = time.monotonic()
+    ex = fetcher.fetch(server.base + "/")
+    elapsed = time.monotonic() - started
+    fetcher.close()
+    server.stop()
+    assert ex.status is None and ex.error == "timed out (TimeoutError)"
+    assert 0.5 <= elapsed < 1.5
 
 
 def test_bad_chunk_size_keeps_what_came_before_it(fetcher):
