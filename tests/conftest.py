@@ -76,8 +76,11 @@ def reported(proc: subprocess.Popen, url: str) -> threading.Event:
     seen = threading.Event()
 
     def read() -> None:
-        for line in proc.stdout:
-            if json.loads(line).get("url") == url:
-                seen.set()
+        try:
+            for line in proc.stdout:
+                if json.loads(line).get("url") == url:
+                    seen.set()
+        except (ValueError, OSError):  # the test's communicate() closed stdout once it had waited
+            pass
     threading.Thread(target=read, daemon=True).start()
     return seen
