@@ -119,7 +119,7 @@ class Batch:
     seen: set[str] = field(default_factory=set)
     observed: set[str] = field(default_factory=set)
     pending: dict[str, int] = field(default_factory=dict)  # seed -> its URLs not yet stored
-    by_seed: dict[str, list[FetchResult]] = field(default_factory=dict)  # results, per seed
+    by_seed: dict[str, list[FetchResult]] = field(default_factory=dict)  # results per seed, until it is done
 
 
 class Crawler:
@@ -128,10 +128,15 @@ class Crawler:
     def __init__(self, archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None,
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
                  on_seed_done: Callable[[Batch, str], None] = lambda b, s: None,
-                 claim: Callable[[str], bool] = lambda url: True, cfg: CaptureConfig | None = None):
+                 claim: Callable[[str], bool] = lambda url: True, cfg: CaptureConfig | None = None,
+                 summaries: bool = True):
         """``claim(url)`` says whether this crawler may fetch a URL that is not one of its
-        seeds: it is False when another process capturing the same snapshot has it."""
+        seeds: it is False when another process capturing the same snapshot has it.
+        ``summaries=False`` (archiver run, which takes each seed from on_seed_done) keeps
+        no batch summary: a batch lasts until its slowest seed is stored, and its summary
+        would hold every other seed's results and history until then."""
         self.archive = archive
+        self.summaries = summaries
         self.cfg = cfg or archive.config.capture
         self.claim = claim
         self.on_result, self.on_batch_done, self.on_seed_done = on_result, on_batch_done, on_seed_done
@@ -288,7 +293,8 @@ class Crawler:
                 batch = self.batches[job.reached.snapshot]
                 if job.seed_chain and not follows and not self._retrying(job, ex):
                     self._observe(batch, job, ex, article, capture_id)
-                batch.summary.results.append(result)
+                if self.summaries:
+                    batch.summary.results.append(result)
                 batch.by_seed.setdefault(job.reached.seed, []).append(result)
                 self._job_done(batch, job.reached.seed)
                 self.on_result(result)  # last: once reported, the seed's bookkeeping is done too
@@ -412,8 +418,11 @@ class Crawler:
     def _finish_seed(self, batch: Batch, seed: str) -> None:
         """Every URL the seed reached is stored: its history can be brought up to date."""
         if seed in batch.observed:
-            batch.summary.histories[seed] = update_history(self.archive.catalog, seed)
+            history = update_history(self.archive.catalog, seed)
+            if self.summaries:
+                batch.summary.histories[seed] = history
         self.on_seed_done(batch, seed)
+        batch.by_seed.pop(seed, None)  # kept for on_seed_done only
 
     def _finish_batch(self, batch: Batch) -> None:
         del self.batches[batch.id]

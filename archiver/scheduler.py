@@ -56,7 +56,7 @@ class Runner:
         self.config, self.clock = config, clock
         self.rng = rng or random.Random()
         self.archive = Archive(config, clock)
-        self.crawler = Crawler(self.archive, on_result, on_seed_done=self._seed_done)
+        self.crawler = Crawler(self.archive, on_result, on_seed_done=self._seed_done, summaries=False)
         self.locks = UrlLocks(config.storage.lock_dir)
         self.dispatch_catalog = Catalog(config.storage.catalog)  # the dispatcher thread's own connection
         self.stop = threading.Event()

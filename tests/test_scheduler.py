@@ -121,6 +121,25 @@ def test_run_once_captures_everything_due_a_batch_at_a_time(site, tmp_path):
     assert all(site.hits[f"/p{i}/"] == 1 for i in range(5))
 
 
+def test_a_batch_keeps_nothing_of_the_seeds_it_has_done(site, tmp_path):
+    """A batch lasts until its slowest seed is stored: the results and histories of its
+    other seeds are not kept until then (RSS grew ~2 kB per capture at 100,000 URLs)."""
+    for i in range(5):
+        site.page(f"/p{i}/", f"<html><body><p>page {i}</p></body></html>")
+    config = make_archive(tmp_path / "a", requisites="false", depth="0")
+    (config.seeds_dir / "example.txt").write_text("".join(f"{site.url(f'/p{i}/')} every=1h\n" for i in range(5)))
+    runner = Runner(config, clock=Clock())
+    held = []
+    seed_done = runner.crawler.on_seed_done
+
+    def on_seed_done(batch, seed) -> None:
+        seed_done(batch, seed)
+        held.append((len(batch.summary.results), len(batch.summary.histories), len(batch.by_seed)))
+    runner.crawler.on_seed_done = on_seed_done
+    assert runner.run_once() == 5
+    assert held == [(0, 0, 1)] * 5  # by_seed: only the seed being reported
+
+
 def test_removed_seed_is_no_longer_dispatched_and_added_one_is(tracked_site):
     site, config = tracked_site
     clock = Clock()
