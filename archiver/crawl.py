@@ -64,7 +64,9 @@ class Job:
 
 class HostSlots:
     """Per-host politeness: at most ``limit`` requests in flight per host and ``delay``
-    seconds between the end of one request and the start of the next."""
+    seconds between the end of one request and the start of the next. Hosts take turns:
+    the host just served goes to the back of the line, so a host late in the order is not
+    starved by the ones before it (a scheduler batch lasts until its last host is served)."""
 
     def __init__(self, delay: float, limit: int, clock: Callable[[], float] = time.monotonic):
         self.delay, self.limit, self.clock = delay, limit, clock
@@ -84,17 +86,23 @@ class HostSlots:
         return max(self.ready_at.get(host, 0.0), self.held_until.get(host, 0.0))
 
     def pending(self) -> bool:
-        return any(self.queues.values())
+        return bool(self.queues)  # only hosts with queued jobs are kept
 
     def take(self) -> Job | None:
         now = self.clock()
         for host, jobs in self.queues.items():
-            if jobs and self.busy.get(host, 0) < self.limit and self._free_at(host) <= now:
-                self.busy[host] = self.busy.get(host, 0) + 1
-                if self.delay:
-                    self.ready_at[host] = float("inf") if self.limit == 1 else now + self.delay
-                return jobs.popleft()
-        return None
+            if self.busy.get(host, 0) < self.limit and self._free_at(host) <= now:
+                break
+        else:
+            return None
+        self.busy[host] = self.busy.get(host, 0) + 1
+        if self.delay:
+            self.ready_at[host] = float("inf") if self.limit == 1 else now + self.delay
+        job = jobs.popleft()
+        del self.queues[host]
+        if jobs:
+            self.queues[host] = jobs  # to the back of the line
+        return job
 
     def done(self, job: Job) -> None:
         host = url_host(job.url)
@@ -105,8 +113,7 @@ class HostSlots:
     def seconds_until_ready(self) -> float | None:
         """Until a queued job may start; None when no queued host is free."""
         now = self.clock()
-        waits = [max(0.0, self._free_at(h) - now) for h, q in self.queues.items()
-                 if q and self.busy.get(h, 0) < self.limit]
+        waits = [max(0.0, self._free_at(h) - now) for h in self.queues if self.busy.get(h, 0) < self.limit]
         return min(waits) if waits else None
 
 

@@ -19,6 +19,10 @@ Per run, both tools capture the same site into a fresh folder:
             starting from the index page (level 0 = index, level 1 = articles; READ
             targets are articles, so level 1 already holds them).
 
+Before the runs, the archiver package under test is compiled to bytecode (compileall), as
+pip does when it installs a package; without it, a machine with PYTHONDONTWRITEBYTECODE=1
+compiles every module from source at each start.
+
 Measured per tool: wall time, articles/s, URLs/s, CPU seconds (user+sys of the child,
 from os.wait4), CPU ms per article, peak RSS (ru_maxrss), CPU used by the server during
 the run, and from the WARC files: distinct response URLs, their HTTP statuses and

@@ -41,6 +41,19 @@ def test_host_slots_without_delay_allow_the_per_host_limit():
     assert [slots.take(), slots.take(), slots.take()] == [jobs[0], jobs[1], None]
 
 
+def test_hosts_take_turns_so_none_is_starved():
+    slots = HostSlots(delay=0.0, limit=1, clock=lambda: 0.0)
+    for n in range(3):
+        for host in "abcd":
+            slots.add(job(f"http://{host}.example/{n}"))
+    served = []
+    while (j := slots.take()) is not None:  # each fetch ends before the next starts
+        served.append(j.url)
+        slots.done(j)
+    assert served == [f"http://{host}.example/{n}" for n in range(3) for host in "abcd"]
+    assert not slots.pending()
+
+
 @pytest.mark.slow
 def test_snapshot_is_polite_per_host_and_concurrent_across_hosts(tmp_path):
     sites = [Site(host="127.0.0.1"), Site(host="127.0.0.2")]
