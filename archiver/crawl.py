@@ -136,8 +136,9 @@ class Crawler:
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
                  on_seed_done: Callable[[Batch, str], None] = lambda b, s: None,
                  claim: Callable[[str], bool] = lambda url: True, cfg: CaptureConfig | None = None,
-                 summaries: bool = True):
-        """``claim(url)`` says whether this crawler may fetch a URL that is not one of its
+                 summaries: bool = True, on_stored: Callable[[], None] = lambda: None):
+        """``on_stored()`` follows the ``on_result`` calls of each stored batch.
+        ``claim(url)`` says whether this crawler may fetch a URL that is not one of its
         seeds: it is False when another process capturing the same snapshot has it.
         ``summaries=False`` (archiver run, which takes each seed from on_seed_done) keeps
         no batch summary: a batch lasts until its slowest seed is stored, and its summary
@@ -147,6 +148,7 @@ class Crawler:
         self.cfg = cfg or archive.config.capture
         self.claim = claim
         self.on_result, self.on_batch_done, self.on_seed_done = on_result, on_batch_done, on_seed_done
+        self.on_stored = on_stored
         self.fetcher = Fetcher(self.cfg, archive.clock)
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
@@ -308,6 +310,7 @@ class Crawler:
         finally:
             for _, ex, _ in taken:
                 ex.close()
+        self.on_stored()
 
     def _prepare(self, job: Job, ex: Exchange) -> tuple[Article | None, list[Link], bool]:
         """(the article of a page, links found, whether a redirect will be followed). Parsing

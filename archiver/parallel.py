@@ -113,9 +113,10 @@ def _receive(conn, summary: SnapshotSummary, on_result: Callable[[FetchResult], 
     except EOFError:
         failures.append(f"capture process {name} died before finishing its seeds")
         return True
-    if kind == "result":
-        summary.results.append(payload)
-        on_result(payload)
+    if kind == "results":
+        for result in payload:
+            summary.results.append(result)
+            on_result(result)
         return False
     if kind == "done":
         seeds_ok, histories = payload
@@ -128,8 +129,8 @@ def _receive(conn, summary: SnapshotSummary, on_result: Callable[[FetchResult], 
 
 def _worker(config: Config, seeds: list[str], others: frozenset[str], snapshot_id: str, claims: Path,
             processes: int, parent: int, conn: multiprocessing.connection.Connection) -> None:
-    """In a forked process: crawl this share of the seeds, send each result as it is
-    stored, then the seeds' outcomes. Never returns into the parent's code."""
+    """In a forked process: crawl this share of the seeds, send the results of each
+    batch once it is stored, then the seeds' outcomes. Never returns into the parent's code."""
     code = 0
     try:
         _die_with_parent(parent)
@@ -137,7 +138,8 @@ def _worker(config: Config, seeds: list[str], others: frozenset[str], snapshot_i
         share = replace(cap, concurrency=max(1, cap.concurrency // processes),
                         per_host_concurrency=max(1, cap.per_host_concurrency // processes))
         archive = Archive(config, repair=False)  # the parent repaired before forking
-        crawler = Crawler(archive, on_result=lambda r: conn.send(("result", r)),
+        stored: list[FetchResult] = []  # sent once per stored batch: a message per URL costs more
+        crawler = Crawler(archive, on_result=stored.append, on_stored=lambda: _send_results(conn, stored),
                           claim=Claims(claims).claim, cfg=share)
         done = []
         crawler.on_batch_done = done.append
@@ -158,6 +160,12 @@ def _worker(config: Config, seeds: list[str], others: frozenset[str], snapshot_i
     finally:
         conn.close()
         os._exit(code)  # skip the parent's atexit handlers and inherited objects
+
+
+def _send_results(conn: multiprocessing.connection.Connection, results: list[FetchResult]) -> None:
+    if results:
+        conn.send(("results", results[:]))
+        results.clear()
 
 
 def _die_with_parent(parent: int) -> None:
