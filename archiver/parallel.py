@@ -15,6 +15,7 @@ one process captures (and the network, not the CPU, is what bounds it anyway).
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import logging
 import multiprocessing
@@ -47,11 +48,26 @@ def process_count(config: Config, seeds: int) -> int:
     return max(1, min(wanted, seeds))
 
 
+CLAIMS_PREFIX = "claims-"
+OWNER_FILE = ".owner"  # flock-ed by the snapshot that made the folder, for as long as it runs
+
+
 class Claims:
     """First come, first served across processes: creating a file with O_EXCL is atomic."""
 
     def __init__(self, folder: Path):
         self.folder = folder
+
+    @classmethod
+    def create(cls, lock_dir: Path, snapshot_id: str) -> tuple[Claims, int]:
+        """A new claim folder, and the descriptor of its owner lock (held until closed;
+        forked workers share it, so it is held while any of them runs)."""
+        making = lock_dir / f".making-{snapshot_id}"  # renamed once locked: a claims- folder always has its lock
+        making.mkdir(parents=True)
+        fd = os.open(making / OWNER_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        folder = making.rename(lock_dir / f"{CLAIMS_PREFIX}{snapshot_id}")
+        return cls(folder), fd
 
     def claim(self, url: str) -> bool:
         name = hashlib.sha1(url.encode()).hexdigest()
@@ -69,8 +85,8 @@ def parallel_snapshot(archive: Archive, seeds: list[str], processes: int,
     its open WARC file is repaired (what it had stored stays stored)."""
     config = archive.config
     snapshot_id = uuid.uuid4().hex
-    claims = config.storage.lock_dir / f"claims-{snapshot_id}"
-    claims.mkdir(parents=True)
+    remove_stale_claims(config.storage.lock_dir)
+    claims, owner = Claims.create(config.storage.lock_dir, snapshot_id)
     context = multiprocessing.get_context("fork")
     workers: dict[multiprocessing.connection.Connection, tuple[multiprocessing.Process, list[str]]] = {}
     summary = SnapshotSummary()
@@ -80,8 +96,8 @@ def parallel_snapshot(archive: Archive, seeds: list[str], processes: int,
             part = seeds[i::processes]
             receive, send = context.Pipe(duplex=False)
             process = context.Process(target=_worker, name=f"archiver-capture-{i + 1}", daemon=True,
-                                      args=(config, part, frozenset(seeds) - set(part), snapshot_id, claims,
-                                            processes, os.getpid(), send))
+                                      args=(config, part, frozenset(seeds) - set(part), snapshot_id,
+                                            claims.folder, processes, os.getpid(), send))
             process.start()
             send.close()
             workers[receive] = (process, part)
@@ -97,12 +113,35 @@ def parallel_snapshot(archive: Archive, seeds: list[str], processes: int,
         for process, _ in workers.values():
             process.kill()
             process.join()
-        shutil.rmtree(claims, ignore_errors=True)
+        shutil.rmtree(claims.folder, ignore_errors=True)
+        os.close(owner)
     if failures:
         repair_abandoned(config, archive.catalog)
         raise ArchiverError("; ".join(failures))
     summary.warcs = sorted({r.warc for r in summary.results})
     return summary
+
+
+def remove_stale_claims(lock_dir: Path) -> None:
+    """Claim folders of snapshots that were killed (kill -9 leaves them): their owner
+    lock is free."""
+    for folder in lock_dir.glob(f"{CLAIMS_PREFIX}*"):
+        try:
+            fd = os.open(folder / OWNER_FILE, os.O_RDWR)
+        except FileNotFoundError:  # made by a version without owner files
+            fd = None
+        except OSError:
+            continue
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # its snapshot is running
+        finally:
+            if fd is not None:
+                os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("removed %s, left by a snapshot that did not finish", folder.name)
 
 
 def _receive(conn, summary: SnapshotSummary, on_result: Callable[[FetchResult], None],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.parallel import process_count
+from archiver.parallel import Claims, process_count, remove_stale_claims
 from archiver.verify import verify_archive
 
 from .conftest import make_archive, run_cli, warc_files, warcio_check
@@ -59,6 +59,18 @@ def test_seeds_shared_out_among_processes_fetch_each_url_once(site, tmp_path):
         assert warcio_check(path).returncode == 0
     assert_catalog_matches_warcs(config)
     assert verify_archive(config).ok
+
+
+def test_claim_folders_of_killed_snapshots_are_removed_and_running_ones_kept(tmp_path):
+    lock_dir = tmp_path / "locks"
+    running, owner = Claims.create(lock_dir, "running")
+    dead, dead_owner = Claims.create(lock_dir, "dead")
+    assert dead.claim("http://e.example/a") and not dead.claim("http://e.example/a")
+    os.close(dead_owner)  # as the kernel does when a snapshot process is killed
+    remove_stale_claims(lock_dir)
+    os.close(owner)
+    assert sorted(p.name for p in lock_dir.iterdir()) == ["claims-running"]
+    assert running.claim("http://e.example/a")
 
 
 def test_one_process_when_politeness_is_on(tmp_path):
