@@ -19,6 +19,7 @@ import base64
 import hashlib
 import logging
 import re
+import select
 import socket
 import ssl
 import tempfile
@@ -172,14 +173,14 @@ class Fetcher:
         ex = Exchange(url, started, request_head=head)
         try:
             conn, response = self._send(target, head)
-        except (OSError, http1.ResponseError) as e:
+        except (OSError, UnicodeError, http1.ResponseError) as e:  # UnicodeError: a host name IDNA refuses
             ex.error = describe_error(e)
             return ex
         complete = False
         try:
             complete = self._read_response(conn, response, ex)
         finally:
-            if complete and not response.will_close and not conn.reader.pending:
+            if complete and not response.will_close and not conn.reader.buffered:
                 self._keep(target.origin, conn)
             else:
                 conn.close()
@@ -221,6 +222,9 @@ class Fetcher:
                 return conn, self._exchange(conn, head)
             except STALE_CONNECTION:
                 conn.close()
+            except BaseException:
+                conn.close()
+                raise
         conn = self._connect(target)
         try:
             return conn, self._exchange(conn, head)
@@ -265,20 +269,28 @@ class Fetcher:
         if self.proxy.authorization:
             headers.append(("Proxy-Authorization", self.proxy.authorization))
         sock.sendall(request_head_bytes(authority, headers, method="CONNECT"))
-        response = http1.parse_head(http1.Reader(sock).read_head())
-        if response.status != 200:
+        reader = http1.Reader(sock)
+        reader.deadline = time.monotonic() + self.cfg.total_timeout
+        response = http1.parse_head(reader.read_head())
+        if not 200 <= response.status < 300:
             raise OSError(f"proxy refused the tunnel to {authority}: {response.status} {response.reason}")
 
     def _take(self, origin: tuple[str, str, int]) -> Connection | None:
-        with self.lock:
-            conns = self.idle.get(origin)
-            if not conns:
-                return None
-            self.idle_count -= 1
-            conn = conns.pop()
-            if not conns:
-                del self.idle[origin]
-            return conn
+        """An idle connection to the origin on which nothing has arrived since its last
+        response: bytes there (the rest of an overlong body, a 408 before the server hangs
+        up) would be read as the next response. Others are closed."""
+        while True:
+            with self.lock:
+                conns = self.idle.get(origin)
+                if not conns:
+                    return None
+                self.idle_count -= 1
+                conn = conns.pop()
+                if not conns:
+                    del self.idle[origin]
+            if not _readable(conn.sock):
+                return conn
+            conn.close()
 
     def _keep(self, origin: tuple[str, str, int], conn: Connection) -> None:
         """Keep a connection for the origin's next request; close the least recently used
@@ -344,12 +356,22 @@ class Fetcher:
         return ""
 
 
+def _readable(sock: socket.socket) -> bool:
+    """Bytes, an end of file or an error wait on an idle connection."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    poller = select.poll()  # not select(): it fails on descriptors past 1023
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def request_head_bytes(target: str, headers: list[tuple[str, str]], method: str = "GET") -> bytes:
-    """The request line and headers, as sent and as the request record stores them."""
+    """The request line and headers, as sent and as the request record stores them. Header
+    values are sent as UTF-8, as browsers send cookies (the target is ASCII, see _target)."""
     lines = [f"{method} {target} HTTP/1.1"] + [f"{name}: {value}" for name, value in headers]
     if any("\r" in line or "\n" in line for line in lines):
         raise ValueError("a line break inside a request header")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
 def stored_head(response: http1.Response) -> tuple[StatusAndHeaders, bytes]:

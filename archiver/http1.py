@@ -24,6 +24,8 @@ MAX_LINE = 4096   # a chunk-size or trailer line
 HEAD_END = re.compile(rb"\r?\n\r?\n")
 INFORMATIONAL = re.compile(rb"HTTP/1\.[01] 1(?!01)[0-9][0-9]")  # 1xx but 101, which ends HTTP
 CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+FIELD = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*:(.*)")  # a field name is a token (RFC 9110 5.1)
+DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²", which int() refuses
 
 
 class ResponseError(Exception):
@@ -61,12 +63,20 @@ class Response:
 class Reader:
     """Bytes from one socket, with what was read past the current response kept for the
     next, and a deadline for the whole response: each wait for more bytes is bounded by
-    what is left of it, so a server dripping bytes cannot hold a fetch."""
+    what is left of it, so a server dripping bytes cannot hold a fetch. The buffer is a
+    bytearray read through an offset, so neither tiny chunks nor a head sent a byte at a
+    time make the copying quadratic."""
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.pending = b""
+        self.buffer = bytearray()
+        self.pos = 0
         self.deadline = math.inf  # time.monotonic() value
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not read yet."""
+        return len(self.buffer) - self.pos
 
     def recv(self) -> bytes:
         left = self.deadline - time.monotonic()
@@ -76,46 +86,67 @@ class Reader:
             self.sock.settimeout(left)
         return self.sock.recv(RECV_SIZE)
 
+    def _fill(self) -> bool:
+        """Receive more after what is buffered; False at EOF."""
+        del self.buffer[:self.pos]  # cheap: a bytearray drops its head by moving its start
+        self.pos = 0
+        more = self.recv()
+        self.buffer += more
+        return bool(more)
+
+    def _take(self, end: int) -> bytes:
+        with memoryview(self.buffer) as view:
+            taken = bytes(view[self.pos:end])
+        self.pos = end
+        return taken
+
     def read(self, limit: int) -> bytes:
         """Up to limit bytes: what is buffered, else what one receive brings; b"" at EOF."""
-        data = self.pending or self.recv()
-        self.pending = data[limit:]
+        if self.buffered:
+            return self._take(min(self.pos + limit, len(self.buffer)))
+        data = self.recv()  # the usual case for a body: handed on without a copy
+        self.pos = 0
+        if len(data) > limit:
+            self.buffer = bytearray(data[limit:])
+        else:
+            self.buffer.clear()
         return data[:limit]
 
     def read_line(self) -> bytes:
         """One line without its line ending (CRLF or LF)."""
-        data = self.pending
-        while (end := data.find(b"\n")) < 0:
-            if len(data) > MAX_LINE:
+        while (end := self.buffer.find(b"\n", self.pos, self.pos + MAX_LINE + 1)) < 0:
+            if self.buffered > MAX_LINE:
                 raise ResponseError(f"a chunk line over {MAX_LINE} bytes")
-            more = self.recv()
-            if not more:
+            if not self._fill():
                 raise BodyCut("connection closed mid-body")
-            data += more
-        if end > MAX_LINE:
-            raise ResponseError(f"a chunk line over {MAX_LINE} bytes")
-        self.pending = data[end + 1:]
-        return data[:end].rstrip(b"\r")
+        line = self._take(end)
+        self.pos += 1  # the LF
+        return line.rstrip(b"\r")
 
     def read_head(self) -> bytes:
         """The next status line and headers, through the blank line that ends them;
-        informational (1xx) responses before it are read and dropped, as browsers do."""
+        informational (1xx) responses before it are read and dropped, as browsers do
+        (up to MAX_HEAD bytes of them)."""
+        skipped = 0
         while INFORMATIONAL.match(head := self._head_bytes()):
-            pass
+            skipped += len(head)
+            if skipped > MAX_HEAD:
+                raise ResponseError(f"informational (1xx) responses over {MAX_HEAD // 1024} KB")
         return head
 
     def _head_bytes(self) -> bytes:
-        data = self.pending.lstrip(b"\r\n")  # stray line endings after a previous body
-        while not (end := HEAD_END.search(data)):
-            if len(data) > MAX_HEAD:
+        searched = self.pos  # the blank line is not in what was searched before (3 bytes of overlap)
+        while True:
+            while self.buffer[self.pos:self.pos + 1] in (b"\r", b"\n"):  # stray line ends after a body
+                self.pos += 1
+            if end := HEAD_END.search(self.buffer, max(self.pos, searched - 3)):
+                return self._take(end.end())
+            if self.buffered > MAX_HEAD:
                 raise ResponseError(f"response head over {MAX_HEAD // 1024} KB")
-            more = self.recv()
-            if not more:
-                raise (ResponseError("connection closed in the response head") if data
+            searched = self.buffered  # where the new bytes start once _fill has moved the rest
+            if not self._fill():
+                raise (ResponseError("connection closed in the response head") if searched
                        else NoResponse("connection closed without a response"))
-            data = (data + more).lstrip(b"\r\n")
-        self.pending = data[end.end():]
-        return data[:end.end()]
 
 
 def parse_head(head: bytes) -> Response:
@@ -132,7 +163,7 @@ def parse_head(head: bytes) -> Response:
 def _status_line(line: str) -> tuple[str, int, str]:
     version, _, rest = line.partition(" ")
     code, _, reason = rest.partition(" ")
-    if version not in ("HTTP/1.1", "HTTP/1.0") or len(code) != 3 or not code.isdigit():
+    if version not in ("HTTP/1.1", "HTTP/1.0") or not (len(code) == 3 and DIGITS.fullmatch(code)):
         raise ResponseError(f"not an HTTP/1.x status line: {line[:80]!r}")
     return version, int(code), reason.strip()
 
@@ -141,36 +172,40 @@ def _header_fields(lines: list[str]) -> list[tuple[str, str]]:
     headers: list[tuple[str, str]] = []
     for line in lines:
         line = line.rstrip("\r")
-        if line[:1] in (" ", "\t") and headers:  # obs-fold: a continuation of the previous value
-            name, value = headers[-1]
-            headers[-1] = (name, f"{value} {line.strip()}".strip())
-            continue
-        name, colon, value = line.partition(":")
-        if colon and name.strip():  # a line without a name stays in the stored head only
-            headers.append((name.strip(), value.strip(" \t")))
+        if line[:1] in (" ", "\t"):  # obs-fold: a continuation of the previous value
+            if headers:
+                name, value = headers[-1]
+                headers[-1] = (name, f"{value} {line.strip()}".strip())
+        elif field := FIELD.fullmatch(line):  # any other line stays in the stored head only
+            headers.append((field[1], field[2].strip(" \t")))
     return headers
 
 
 def _frame(response: Response) -> None:
+    lists = _framing_lists(response.headers)
+    codings, lengths, connection = lists["transfer-encoding"], lists["content-length"], lists["connection"]
     if response.status in (204, 304) or response.status < 200:  # < 200: 101, the end of HTTP
         response.framing = "none"
-    elif coding := response.header("Transfer-Encoding").lower():
-        response.framing = "chunked" if coding.rsplit(",", 1)[-1].strip() == "chunked" else "close"
-    elif (length := _content_length(response)) is not None:
-        response.framing, response.length = "length", length
-    connection = response.header("Connection").lower()
+    elif codings:
+        response.framing = "chunked" if codings[-1] == "chunked" else "close"
+    elif len(set(lengths)) == 1 and DIGITS.fullmatch(lengths[0]):  # else: read to the end
+        response.framing, response.length = "length", int(lengths[0])
+    # Transfer-Encoding with Content-Length, or in HTTP/1.0, is how responses are smuggled:
+    # what follows on that connection cannot be trusted (RFC 9112 6.1, 6.3).
+    smuggling = bool(codings) and (response.version == "HTTP/1.0" or bool(lengths))
     response.will_close = (response.framing == "close" or response.status < 200 or "close" in connection
-                           or (response.version == "HTTP/1.0" and "keep-alive" not in connection))
+                           or smuggling or (response.version == "HTTP/1.0" and "keep-alive" not in connection))
 
 
-def _content_length(response: Response) -> int | None:
-    """The Content-Length, or None (read to the end) when absent or not one number."""
-    values = {v.strip() for k, field in response.headers if k.lower() == "content-length"
-              for v in field.split(",")}
-    if len(values) != 1:
-        return None
-    value = values.pop()
-    return int(value) if value.isdigit() else None
+def _framing_lists(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Transfer-Encoding, Content-Length and Connection as lists over all their fields,
+    lowercased, empty elements dropped."""
+    lists: dict[str, list[str]] = {"transfer-encoding": [], "content-length": [], "connection": []}
+    for name, value in headers:
+        found = lists.get(name.lower())
+        if found is not None:
+            found += [e for e in (e.strip(" \t").lower() for e in value.split(",")) if e]
+    return lists
 
 
 def body_pieces(reader: Reader, response: Response) -> Iterator[bytes]:
@@ -202,6 +237,7 @@ def _chunks(reader: Reader) -> Iterator[bytes]:
         if size == 0:
             break
         yield from _exactly(reader, size)
-        reader.read_line()
+        if reader.read_line():
+            raise ResponseError(f"chunk data longer than its size {size_field.decode()}")
     while reader.read_line():  # trailer fields, up to the blank line
         pass

@@ -15,6 +15,7 @@ from warcio.archiveiterator import ArchiveIterator
 from archiver.fetch import Fetcher
 
 from .conftest import make_archive, run_snapshot, warc_files, warcio_check
+from .site import redirect
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Reply:
     data: bytes
     close: bool = True  # close the connection after sending
     drip: float = 0.0   # seconds between bytes: a server that sends slowly
+    then: bytes = b""   # sent after the reply, as a second write
 
 
 class RawServer:
@@ -32,6 +34,7 @@ class RawServer:
         self.replies = list(replies)
         self.requests: list[bytes] = []
         self.connections = 0
+        self.sent = threading.Event()  # set after each reply is sent
         self.listener = socket.create_server(("127.0.0.1", 0))
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -53,20 +56,22 @@ class RawServer:
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
-            while (head := _read_head(conn)) and self.replies:
-                self.requests.append(head)
-                reply = self.replies.pop(0)
-                try:
+            try:
+                while (head := _read_head(conn)) and self.replies:
+                    self.requests.append(head)
+                    reply = self.replies.pop(0)
                     _send(conn, reply)
-                except OSError:  # the client gave up on a dripping reply
-                    return
-                if reply.close:
-                    return
+                    self.sent.set()
+                    if reply.close:
+                        return
+            except OSError:  # the client hung up (it gave up on a reply, or closed with bytes unread)
+                return
 
 
 def _send(conn: socket.socket, reply: Reply) -> None:
     if not reply.drip:
         conn.sendall(reply.data)
+        conn.sendall(reply.then)
         return
     for i in range(len(reply.data)):
         conn.sendall(reply.data[i:i + 1])
@@ -166,12 +171,76 @@ def test_body_shorter_than_content_length_is_kept_and_marked_cut(fetcher):
     (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "ResponseError: not an HTTP/1.x status line: 'SSH-2.0-OpenSSH_9.6'"),
     (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000, "ResponseError: response head over 64 KB"),
     (b"HTTP/1.1 200 OK\r\nContent-Le", "ResponseError: connection closed in the response head"),
+    (b"HTTP/1.1 2\xb30 OK\r\n\r\n", "ResponseError: not an HTTP/1.x status line: 'HTTP/1.1 2\xb30 OK'"),  # "2³0"
+    (b"HTTP/1.1 100 Continue\r\n\r\n" * 5000, "ResponseError: informational (1xx) responses over 64 KB"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n",
+     "body incomplete: ResponseError: chunk data longer than its size 3"),
 ])
 def test_what_is_not_a_response_is_a_one_line_error(fetcher, reply, error):
     server = RawServer(Reply(reply))
     ex = fetcher.fetch(server.base + "/")
+    body_of(ex)
     server.stop()
-    assert ex.status is None and ex.error == error
+    assert ex.error == error
+
+
+def test_host_name_idna_refuses_is_a_recorded_failure_not_a_crash(site, config):
+    """A 64-character label passes URL normalisation, but not IDNA encoding; a redirect
+    is enough to lead a snapshot there."""
+    far = f"http://{'a' * 64}.example/"
+    site.routes["/go/"] = redirect(far)
+    summary = run_snapshot(config, site.url("/go/"))
+    assert [(r.url, r.record) for r in summary.results] == [(site.url("/go/"), "response"), (far, "failed")]
+    assert summary.results[-1].error.startswith("UnicodeError: ")
+
+
+def test_framing_reads_every_field_of_transfer_encoding_and_connection(fetcher):
+    server = RawServer(
+        # chunked, then an empty Transfer-Encoding field: still chunked; with a
+        # Content-Length as well, the connection is not reused (request smuggling's shape).
+        Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\nContent-Length: 3\r\n\r\n"
+              b"5\r\nhello\r\n0\r\n\r\n", close=False),
+        # "close" in the first of two Connection fields still closes.
+        Reply(b"HTTP/1.1 200 OK\r\nConnection: close\r\nConnection: x\r\nContent-Length: 2\r\n\r\nok", close=False),
+        Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlast"))
+    first, second, third = (fetcher.fetch(server.base + f"/{n}") for n in range(3))
+    server.stop()
+    assert (body_of(first), body_of(second), body_of(third)) == (b"hello", b"ok", b"last")
+    assert server.connections == 3
+
+
+def test_a_field_name_that_is_not_a_token_does_not_frame_the_body(fetcher):
+    # "\x0cTransfer-Encoding" is no field: the body is read by its Content-Length, and the
+    # stored head is exactly what came.
+    head = b"HTTP/1.1 200 OK\r\n\x0cTransfer-Encoding: chunked\r\nX-Bad : 1\r\nContent-Length: 5\r\n\r\n"
+    server = RawServer(Reply(head + b"hello"))
+    ex = fetcher.fetch(server.base + "/")
+    server.stop()
+    assert body_of(ex) == b"hello" and ex.response_head_bytes == head and not ex.error
+
+
+def test_bytes_arriving_on_an_idle_connection_are_never_read_as_the_next_response(fetcher):
+    # More than the Content-Length, in a second write: with the first read or after it.
+    server = RawServer(Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close=False,
+                             then=b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"),
+                       Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal"))
+    first = fetcher.fetch(server.base + "/1")
+    assert server.sent.wait(5)  # on loopback, sent is in the client's receive buffer
+    second = fetcher.fetch(server.base + "/2")
+    server.stop()
+    assert (body_of(first), body_of(second)) == (b"ok", b"real")
+    assert server.connections == 2
+
+
+def test_non_latin1_cookie_values_are_sent_as_utf8_as_browsers_do(site, tmp_path):
+    site.page("/c/", "<html></html>")
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tname\tJosé–Ñ\n", encoding="utf-8")
+    fetcher = Fetcher(make_archive(tmp_path / "a", cookies_file=f'"{cookies}"').capture)
+    ex = fetcher.fetch(site.url("/c/"))
+    fetcher.close()
+    assert ex.status == 200 and b"\r\nCookie: name=Jos\xc3\xa9\xe2\x80\x93\xc3\x91\r\n" in ex.request_head
+    body_of(ex)
 
 
 def test_dripping_response_head_is_cut_at_total_timeout(tmp_path):
