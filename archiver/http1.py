@@ -51,14 +51,6 @@ class Response:
     length: int = 0                # with "length"
     will_close: bool = False       # the connection cannot carry another request
 
-    def header(self, name: str) -> str:
-        """The last value of a header (case-insensitive), or ""."""
-        name = name.lower()
-        for key, value in reversed(self.headers):
-            if key.lower() == name:
-                return value
-        return ""
-
 
 class Reader:
     """Bytes from one socket, with what was read past the current response kept for the
@@ -239,5 +231,8 @@ def _chunks(reader: Reader) -> Iterator[bytes]:
         yield from _exactly(reader, size)
         if reader.read_line():
             raise ResponseError(f"chunk data longer than its size {size_field.decode()}")
-    while reader.read_line():  # trailer fields, up to the blank line
-        pass
+    trailers = 0
+    while line := reader.read_line():  # trailer fields, up to the blank line
+        trailers += len(line)
+        if trailers > MAX_HEAD:
+            raise ResponseError(f"trailer fields over {MAX_HEAD // 1024} KB")

@@ -175,6 +175,8 @@ def test_body_shorter_than_content_length_is_kept_and_marked_cut(fetcher):
     (b"HTTP/1.1 100 Continue\r\n\r\n" * 5000, "ResponseError: informational (1xx) responses over 64 KB"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n",
      "body incomplete: ResponseError: chunk data longer than its size 3"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n" + b"X: y\r\n" * 20000,
+     "body incomplete: ResponseError: trailer fields over 64 KB"),
 ])
 def test_what_is_not_a_response_is_a_one_line_error(fetcher, reply, error):
     server = RawServer(Reply(reply))
