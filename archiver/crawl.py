@@ -1,4 +1,4 @@
-"""The crawl loop: a frontier with per-host politeness, a pool of fetch threads, and the
+"""The crawl loop: a frontier with per-host politeness, fetch threads, and the
 one thread that stores what comes back and follows it.
 
 Seeds arrive in batches (one batch = one snapshot, with its own id). Within a batch no
@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable
@@ -117,6 +116,56 @@ class HostSlots:
         return min(waits) if waits else None
 
 
+class FetchThreads:
+    """Fetch threads fed through one queue, handing exchanges back through another (which
+    also carries wake-ups from other threads): one hand-over each way per URL. A
+    ThreadPoolExecutor waited on with concurrent.futures.wait set up a waiter on every
+    future in flight at each wait: 4% more CPU on the capture benchmark."""
+
+    def __init__(self, count: int, fetch: Callable[[Job], Exchange], results: queue.SimpleQueue):
+        self.fetch = fetch
+        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self.results = results  # (job, exchange or the exception fetch raised), or None: a wake-up
+        self.in_flight: dict[int, Job] = {}  # id(job) -> job, submitted and not handed back yet
+        self.threads = [threading.Thread(target=self._work, name=f"fetch_{i}", daemon=True) for i in range(count)]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, job: Job) -> None:
+        self.in_flight[id(job)] = job
+        self.jobs.put(job)
+
+    def wait(self, timeout: float | None) -> list[tuple[Job, Exchange | BaseException]]:
+        """What has come back: blocks until something has, a wake-up, or the timeout."""
+        try:
+            items = [self.results.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while not self.results.empty():
+            items.append(self.results.get_nowait())
+        finished = [item for item in items if item is not None]
+        for job, _ in finished:
+            del self.in_flight[id(job)]
+        return finished
+
+    def stop(self) -> None:
+        """Drop the jobs no thread has started; each thread ends after its fetch."""
+        while not self.jobs.empty():
+            job = self.jobs.get_nowait()
+            if job is not None:
+                del self.in_flight[id(job)]
+        for _ in self.threads:
+            self.jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                outcome: Exchange | BaseException = self.fetch(job)
+            except BaseException as e:  # noqa: BLE001 - raised again in the crawl loop
+                outcome = e
+            self.results.put((job, outcome))
+
+
 @dataclass
 class Batch:
     """One snapshot: its seeds and what it has reached so far."""
@@ -154,11 +203,10 @@ class Crawler:
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
         self.batches: dict[str, Batch] = {}
         self.inbox: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
-        self._wakeup: Future = Future()
+        self.results: queue.SimpleQueue = queue.SimpleQueue()  # see FetchThreads
         self._lock = threading.Lock()
         self._resolved: set[tuple[str, str]] = set()  # (snapshot, host) already resolved
-        self.pool: ThreadPoolExecutor | None = None
-        self.in_flight: dict[Future, Job] = {}
+        self.fetchers: FetchThreads | None = None
         self.stopping = False
         self.unstored: list[tuple[Job, Exchange, tuple[Article | None, list[Link], bool]]] = []
         self.unstored_bytes = 0
@@ -173,73 +221,70 @@ class Crawler:
         self.wake()
 
     def wake(self) -> None:
-        with self._lock:
-            if not self._wakeup.done():
-                self._wakeup.set_result(None)
+        self.results.put(None)
 
     # ---- the loop (one thread) -----------------------------------------------------------
 
     def run(self, stop: threading.Event | None = None, grace: float = 10.0) -> None:
         """Crawl until idle (stop is None) or until stop is set; then let in-flight
         fetches finish for up to ``grace`` seconds and drop the rest."""
-        self.pool = ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="fetch")
+        self.fetchers = FetchThreads(self.cfg.concurrency, self._fetch, self.results)
         try:
             while True:
-                self._arm_wakeup()  # before draining the inbox, so no submit is missed
-                self._take_inbox()
+                self._take_inbox()  # a submit after this leaves a wake-up in self.results
                 if stop is not None and stop.is_set():
                     break
                 self._dispatch()
-                if stop is None and not self.in_flight and not self.slots.pending() and self.inbox.empty():
+                if stop is None and not self._in_flight() and not self.slots.pending() and self.inbox.empty():
                     break
                 self._wait_and_store(self._timeout())
             self.stopping = True
             self._finish_in_flight(grace)
         finally:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.fetchers.stop()
             self._store_unstored()  # what was fetched is stored, even when the loop failed
 
     def close(self) -> None:
         self.fetcher.close()
 
+    def _in_flight(self) -> int:
+        return len(self.fetchers.in_flight) if self.fetchers else 0
+
     def _dispatch(self) -> None:
         """Start queued fetches while there is room."""
-        while len(self.in_flight) < self.cfg.concurrency and (job := self.slots.take()):
-            self.in_flight[self.pool.submit(self._fetch, job)] = job
+        assert self.fetchers is not None
+        while self._in_flight() < self.cfg.concurrency and (job := self.slots.take()):
+            self.fetchers.submit(job)
 
     def _timeout(self) -> float | None:
         idle_close = self.archive.config.storage.warc_idle_close if self.archive.writer.current else None
         store_due = max(0.0, self.unstored_since + STORE_LATENCY - time.monotonic()) if self.unstored else None
-        candidates = [t for t in (self.slots.seconds_until_ready() if len(self.in_flight) < self.cfg.concurrency
+        candidates = [t for t in (self.slots.seconds_until_ready() if self._in_flight() < self.cfg.concurrency
                                   else None, idle_close, store_due) if t is not None]
         return min(candidates) if candidates else None
 
-    def _arm_wakeup(self) -> None:
-        with self._lock:
-            if self._wakeup.done():
-                self._wakeup = Future()
-
     def _wait_and_store(self, timeout: float | None) -> None:
-        wait([*self.in_flight, self._wakeup], timeout=timeout, return_when=FIRST_COMPLETED)
-        results = []
-        for future in [f for f in self.in_flight if f.done()]:
-            job = self.in_flight.pop(future)
+        assert self.fetchers is not None
+        finished = self.fetchers.wait(timeout)
+        for job, _ in finished:
             self.slots.done(job)
-            results.append((job, future.result()))
+        results = [(job, ex) for job, ex in finished if not isinstance(ex, BaseException)]
         if results:
             self._take(results)
-        if self.unstored and (not self.in_flight or len(self.unstored) >= STORE_BATCH
+        if self.unstored and (not self._in_flight() or len(self.unstored) >= STORE_BATCH
                               or self.unstored_bytes >= min(STORE_BATCH_BYTES, self.archive.writer.room())
                               or time.monotonic() - self.unstored_since >= STORE_LATENCY):
             self._store_unstored()
         self.archive.writer.close_if_idle(self.archive.config.storage.warc_idle_close)
+        for _, failure in finished:
+            if isinstance(failure, BaseException):
+                raise failure  # a bug in a fetch thread; what came back is taken, and stored by run()
 
     def _finish_in_flight(self, grace: float) -> None:
         deadline = time.monotonic() + grace
-        while self.in_flight and time.monotonic() < deadline:
-            self._arm_wakeup()
+        while self._in_flight() and time.monotonic() < deadline:
             self._wait_and_store(max(0.0, deadline - time.monotonic()))
-        for future, job in self.in_flight.items():
+        for job in self.fetchers.in_flight.values() if self.fetchers else ():
             log.warning("abandoned in-flight fetch of %s at shutdown", job.url)
 
     def _take_inbox(self) -> None:
