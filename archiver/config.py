@@ -48,7 +48,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("storage", "warc_idle_close", 60.0, "Seconds a long-running process keeps an idle WARC file open before closing it (used by the scheduler)."),
     Setting("capture", "user_agent", f"archiver/{__version__} (evidence web archiver)", "User-Agent header sent with every request."),
     Setting("capture", "timeout", 30.0, "Seconds to wait for a connection or for the next bytes of a response."),
-    Setting("capture", "total_timeout", 600.0, "Seconds one response (head and body, from the request sent) may take in all; a slower body is kept truncated."),
+    Setting("capture", "total_timeout", 600.0, "Seconds one fetch (connection, TLS handshake, response head and body) may take in all; a slower body is kept truncated."),
     Setting("capture", "per_host_delay", 1.0, "Seconds between two requests to the same host (0 turns politeness off)."),
     Setting("capture", "per_host_concurrency", 1, "Requests in flight at once to one host."),
     Setting("capture", "concurrency", 4, "Requests in flight at once across all hosts."),

@@ -171,8 +171,9 @@ class Fetcher:
         except ValueError as e:
             return Exchange(url, started, error=f"invalid URL: {e}")
         ex = Exchange(url, started, request_head=head)
+        deadline = time.monotonic() + self.cfg.total_timeout  # for all of it: connection, retry, response
         try:
-            conn, response = self._send(target, head)
+            conn, response = self._send(target, head, deadline)
         except (OSError, UnicodeError, http1.ResponseError) as e:  # UnicodeError: a host name IDNA refuses
             ex.error = describe_error(e)
             return ex
@@ -213,43 +214,45 @@ class Fetcher:
             headers.append(("Proxy-Authorization", self.proxy.authorization))
         return headers
 
-    def _send(self, target: Target, head: bytes) -> tuple[Connection, http1.Response]:
+    def _send(self, target: Target, head: bytes, deadline: float) -> tuple[Connection, http1.Response]:
         """Send on a kept-alive connection if there is one (once more on a new one if the
         server had closed it), else on a new connection; return it with the response head."""
         conn = self._take(target.origin)
         if conn is not None:
             try:
-                return conn, self._exchange(conn, head)
+                return conn, self._exchange(conn, head, deadline)
             except STALE_CONNECTION:
                 conn.close()
             except BaseException:
                 conn.close()
                 raise
-        conn = self._connect(target)
+        conn = self._connect(target, deadline)
         try:
-            return conn, self._exchange(conn, head)
+            return conn, self._exchange(conn, head, deadline)
         except BaseException:
             conn.close()
             raise
 
-    def _exchange(self, conn: Connection, head: bytes) -> http1.Response:
+    def _exchange(self, conn: Connection, head: bytes, deadline: float) -> http1.Response:
         if conn.sock.gettimeout() != self.cfg.timeout:  # the last deadline may have shortened it
             conn.sock.settimeout(self.cfg.timeout)
-        conn.reader.deadline = time.monotonic() + self.cfg.total_timeout
+        conn.reader.deadline = deadline
         conn.sock.sendall(head)
         return http1.parse_head(conn.reader.read_head())
 
-    def _connect(self, target: Target) -> Connection:
+    def _connect(self, target: Target, deadline: float) -> Connection:
         """A new connection to the origin, or through the proxy to it (a CONNECT tunnel
-        for https), with TLS when the URL says so."""
+        for https), with TLS when the URL says so; each step within timeout and what is
+        left of the deadline."""
         address = (target.host, target.port) if self.proxy is None else (self.proxy.host, self.proxy.port)
-        sock = socket.create_connection(address, self.cfg.timeout)
+        sock = socket.create_connection(address, self._time_left(deadline))
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             ip = sock.getpeername()[0]
             if target.scheme == "https":
                 if self.proxy is not None:
-                    self._tunnel(sock, target)
+                    self._tunnel(sock, target, deadline)
+                sock.settimeout(self._time_left(deadline))  # for the handshake
                 sock = self._tls_context().wrap_socket(sock, server_hostname=target.host)
             return Connection(sock, ip, _tls_info(sock))
         except BaseException:
@@ -262,7 +265,13 @@ class Fetcher:
                 self._tls = _tls_context(self.cfg)
             return self._tls
 
-    def _tunnel(self, sock: socket.socket, target: Target) -> None:
+    def _time_left(self, deadline: float) -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the response took longer than allowed")
+        return min(self.cfg.timeout, left)
+
+    def _tunnel(self, sock: socket.socket, target: Target, deadline: float) -> None:
         assert self.proxy is not None
         authority = f"[{target.host}]:{target.port}" if ":" in target.host else f"{target.host}:{target.port}"
         headers = [("Host", authority)]
@@ -270,7 +279,7 @@ class Fetcher:
             headers.append(("Proxy-Authorization", self.proxy.authorization))
         sock.sendall(request_head_bytes(authority, headers, method="CONNECT"))
         reader = http1.Reader(sock)
-        reader.deadline = time.monotonic() + self.cfg.total_timeout
+        reader.deadline = deadline
         response = http1.parse_head(reader.read_head())
         if not 200 <= response.status < 300:
             raise OSError(f"proxy refused the tunnel to {authority}: {response.status} {response.reason}")

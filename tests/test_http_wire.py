@@ -259,6 +259,19 @@ def test_dripping_response_head_is_cut_at_total_timeout(tmp_path):
     assert 0.5 <= elapsed < 1.5
 
 
+def test_tls_handshake_that_never_ends_is_cut_at_total_timeout(tmp_path):
+    server = RawServer()  # accepts, reads, never answers the ClientHello
+    config = make_archive(tmp_path / "a", timeout="5.0", total_timeout="0.5")
+    fetcher = Fetcher(config.capture)
+    started = time.monotonic()
+    ex = fetcher.fetch(server.base.replace("http:", "https:") + "/")
+    elapsed = time.monotonic() - started
+    fetcher.close()
+    server.stop()
+    assert ex.status is None and ex.error.startswith("timed out")
+    assert elapsed < 2.0  # not the 5 s of `timeout`
+
+
 def test_bad_chunk_size_keeps_what_came_before_it(fetcher):
     server = RawServer(Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n-5\r\nxx"))
     ex = fetcher.fetch(server.base + "/")

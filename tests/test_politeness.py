@@ -176,7 +176,7 @@ def test_kept_alive_connections_are_reused_and_bounded_across_many_hosts(tmp_pat
         fetcher.max_idle = 3
         connects = []
         connect = fetcher._connect
-        fetcher._connect = lambda target: connects.append(target.port) or connect(target)
+        fetcher._connect = lambda target, deadline: connects.append(target.port) or connect(target, deadline)
         ports = [s.server.server_address[1] for s in sites]
         for s in sites + sites[-2:]:
             ex = fetcher.fetch(s.url("/"))
