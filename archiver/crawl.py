@@ -143,10 +143,9 @@ class FetchThreads:
             return []
         while not self.results.empty():
             items.append(self.results.get_nowait())
-        finished = [item for item in items if item is not None]
-        for job, _ in finished:
-            del self.in_flight[id(job)]
-        return finished
+        # Not None (a wake-up), and submitted here: a fetch abandoned when an earlier run
+        # stopped may hand its exchange back into the same queue later.
+        return [item for item in items if item is not None and self.in_flight.pop(id(item[0]), None)]
 
     def stop(self) -> None:
         """Drop the jobs no thread has started; each thread ends after its fetch."""
