@@ -40,6 +40,12 @@ def site_paths(root: Path) -> list[str]:
     return ["/" + ("" if p == "index.html" else p.removesuffix("index.html")) for p in paths]
 
 
+def fetcher_inline(fetcher: Fetcher, urls: list[str]) -> int:
+    for url in urls:
+        fetcher.fetch(url).close()
+    return len(urls)
+
+
 def fetcher_threads(fetcher: Fetcher, urls: list[str], threads: int) -> int:
     with ThreadPoolExecutor(threads) as pool:
         for ex in pool.map(fetcher.fetch, urls):
@@ -111,6 +117,7 @@ def main() -> int:
         urls = [server.base + path for path in paths]
         fetcher = Fetcher(config.capture)
         fetcher_threads(fetcher, urls[:50], 1)  # connections made, code warm
+        measure("Fetcher, called from this thread", lambda: fetcher_inline(fetcher, urls))
         for threads in (1, 4, 8):
             measure(f"Fetcher, {threads} fetch thread(s)", lambda: fetcher_threads(fetcher, urls, threads))
         fetcher.close()
