@@ -75,11 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="config file (default: ./config.toml; relative paths in it resolve against its folder)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("init", help="create an archive folder (config.toml, seeds/, warcs/)")
+    def command(name: str, help: str, **kwargs) -> argparse.ArgumentParser:
+        """A subcommand whose --help starts with its one-line help when it has no longer description."""
+        kwargs.setdefault("description", help[0].upper() + help[1:] + ".")
+        return sub.add_parser(name, help=help, **kwargs)
+
+    p = command("init", help="create an archive folder (config.toml, seeds/, warcs/)")
     p.add_argument("dir", nargs="?", type=Path, default=Path("."), help="folder to create (default: .)")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("snapshot", help="capture URLs now, with their cross-references and requisites",
+    p = command("snapshot", help="capture URLs now, with their cross-references and requisites",
                        description="Capture each URL (default: every URL in seeds/*.txt), the pages its "
                                    "article body cross-references (READ boxes, editorial links) and every "
                                    "page's requisites, into a new WARC file. Exit 1 if no response could be "
@@ -88,16 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(p, "one JSON line per fetched URL on stdout")
     p.set_defaults(func=cmd_snapshot)
 
-    p = sub.add_parser("captures", help="list captures in the catalog")
+    p = command("captures", help="list captures in the catalog")
     p.add_argument("url", nargs="?", help="only captures of this URL or of this seed")
     _output_flags(p, "one JSON object per capture, as a JSON array")
     p.set_defaults(func=cmd_captures)
 
-    p = sub.add_parser("reindex", help="rebuild the catalog and CDXJ index from the WARC files")
+    p = command("reindex", help="rebuild the catalog and CDXJ index from the WARC files")
     _output_flags(p, "print the counts as JSON")
     p.set_defaults(func=cmd_reindex)
 
-    p = sub.add_parser("history", help="versions of a tracked article, oldest first, with suspect captures",
+    p = command("history", help="versions of a tracked article, oldest first, with suspect captures",
                        description="Versions of a tracked URL (keyed on the URL you track, whatever it "
                                    "redirects to), with what changed in each and the suspect captures "
                                    "(errors, bot challenges, empty pages) that were not taken as versions.")
@@ -105,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="a JSON array of versions and suspect captures")
     p.set_defaults(func=cmd_history)
 
-    p = sub.add_parser("diff", help="what changed between two versions of an article",
+    p = command("diff", help="what changed between two versions of an article",
                        description="Compare two versions (default: the last two). Text output is a "
                                    "coloured word-level diff on a terminal.")
     p.add_argument("url", metavar="URL")
@@ -115,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("changes", help="feed of change events across all tracked articles",
+    p = command("changes", help="feed of change events across all tracked articles",
                        description="Change events (edits, deletions, restorations, redirects) since WHEN; "
                                    "also rewrites the Atom feed file named in config.toml.")
     p.add_argument("--since", metavar="WHEN", default="7d",
@@ -123,14 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per change event")
     p.set_defaults(func=cmd_changes)
 
-    p = sub.add_parser("reextract", help="re-run the article extractor over stored captures and rebuild versions",
+    p = command("reextract", help="re-run the article extractor over stored captures and rebuild versions",
                        description="Re-run the current extractor over the WARC payloads (no network) and "
                                    "rebuild versions and change events, so an improved extractor never "
                                    "shows up as edits.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_reextract)
 
-    p = sub.add_parser("add", help="track a URL: append it to a seed file",
+    p = command("add", help="track a URL: append it to a seed file",
                        description="Append URL to seeds/added.txt (or --to FILE); archiver run picks it up.")
     p.add_argument("url", metavar="URL")
     p.add_argument("--every", metavar="INTERVAL", help="recapture interval such as 30m, 6h, 1d (default: adaptive)")
@@ -139,15 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", type=Path, metavar="FILE", help="seed file to append to (default: seeds/added.txt)")
     p.set_defaults(func=cmd_add)
 
-    p = sub.add_parser("remove", help="stop tracking a URL: remove it from the seed file that holds it")
+    p = command("remove", help="stop tracking a URL: remove it from the seed file that holds it")
     p.add_argument("url", metavar="URL")
     p.set_defaults(func=cmd_remove)
 
-    p = sub.add_parser("list", help="tracked URLs with their schedule, next due time and last result")
+    p = command("list", help="tracked URLs with their schedule, next due time and last result")
     p.add_argument("--json", action="store_true", help="a JSON array")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("run", help="the recapture service: capture every tracked URL when it is due",
+    p = command("run", help="the recapture service: capture every tracked URL when it is due",
                        description="Run in the foreground (for systemd, a container or a terminal) until "
                                    "SIGTERM or SIGINT. Due times are kept in the catalog: after a restart, "
                                    "whatever is overdue is captured once, soon after start.")
@@ -156,14 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no per-URL progress on stderr")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="tracked and due URLs, running captures, failing hosts, WARC disk use")
+    p = command("status", help="tracked and due URLs, running captures, failing hosts, WARC disk use")
     p.add_argument("--json", action="store_true", help="a JSON object")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("keygen", help="create the archive's signing key (ECDSA P-256, file mode 0600)")
+    p = command("keygen", help="create the archive's signing key (ECDSA P-256, file mode 0600)")
     p.set_defaults(func=cmd_keygen)
 
-    p = sub.add_parser("export", help="a signed WACZ of selected captures, or an article's evidence packet",
+    p = command("export", help="a signed WACZ of selected captures, or an article's evidence packet",
                        description="archiver export --wacz OUT.wacz [URL...] [--since WHEN]: the captures of "
                                    "these URLs (all when none), with the originals of their revisits, a CDXJ "
                                    "index, pages.jsonl and the ledger entries with the latest checkpoint. "
@@ -175,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs="*", metavar="URL|OUT", help="URLs to export (with --wacz), or OUT (with --article)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("verify", help="check digests, record pairs, revisits, catalog, ledger chain and signatures",
+    p = command("verify", help="check digests, record pairs, revisits, catalog, ledger chain and signatures",
                        description="Check every WARC record's digests, that requests and responses pair up, that "
                                    "revisits resolve, that the catalog points at matching records, the ledger "
                                    "chain and its signed checkpoints. Exit 1 with file and offset of each problem.")
@@ -184,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("replay", help="serve the archive with pywb and print replay links (extra: replay)",
+    p = command("replay", help="serve the archive with pywb and print replay links (extra: replay)",
                        description="Start pywb over warcs/ and indexes/ (pip install 'archiver[replay]') and "
                                    "print, for each tracked article, the replay URL of its latest capture. "
                                    "Runs until Ctrl-C or SIGTERM. Files still being written (.open) are not "
@@ -193,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default: [replay] host)")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("demo", help="offline demo: capture a built-in local site, edit it, capture again")
+    p = command("demo", help="offline demo: capture a built-in local site, edit it, capture again")
     p.add_argument("--dir", type=Path, help="archive folder to create (default: a new temporary folder)")
     _output_flags(p, "one JSON line per fetched URL on stdout")
     p.set_defaults(func=cmd_demo)
