@@ -211,6 +211,17 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> N
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def nginx_http_common(workdir: Path) -> str:
+    """The http-block lines every benchmark's nginx shares: long-lived keep-alive, no gzip,
+    and its temporary files in the benchmark's folder (made here), not in /var/lib/nginx."""
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (workdir / "nginx-tmp" / sub).mkdir(parents=True, exist_ok=True)
+    temp_paths = "".join(f"    {sub}_temp_path {workdir}/nginx-tmp/{sub};\n"
+                         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return ("    keepalive_timeout 60;\n    keepalive_requests 100000;\n    tcp_nodelay on;\n    gzip off;\n"
+            + temp_paths.rstrip("\n"))
+
+
 class StaticServer:
     """Serve a folder on 127.0.0.1 from a subprocess: nginx if installed, else Python's
     ThreadingHTTPServer (``python -m http.server``). ``kind`` says which one runs."""
@@ -252,8 +263,7 @@ class StaticServer:
 
     def _nginx_conf(self) -> Path:
         w = self.workdir
-        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (w / "nginx-tmp" / sub).mkdir(parents=True, exist_ok=True)
+        common = nginx_http_common(w)
         # Workers drop to an unprivileged user when started as root: the site must be readable.
         for p in (w, self.root):
             p.chmod(0o755)
@@ -272,16 +282,8 @@ http {{
     access_log off;
     sendfile on;
     tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 60;
-    keepalive_requests 100000;
-    gzip off;
     etag on;
-    client_body_temp_path {w}/nginx-tmp/client_body;
-    proxy_temp_path {w}/nginx-tmp/proxy;
-    fastcgi_temp_path {w}/nginx-tmp/fastcgi;
-    uwsgi_temp_path {w}/nginx-tmp/uwsgi;
-    scgi_temp_path {w}/nginx-tmp/scgi;
+{common}
     server {{
         listen 127.0.0.1:{self.port};
         root {self.root};

@@ -61,8 +61,8 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import (CLK_TCK, GNU_TIME, environment, proc_tree_cpu_s, stop_on_sigterm, system_busy_s, table,  # noqa: E402
-                   write_results)
+from _util import (CLK_TCK, GNU_TIME, environment, nginx_http_common, proc_tree_cpu_s,  # noqa: E402
+                   stop_on_sigterm, system_busy_s, table, write_results)
 
 GOAL_STARTUP_S = 5.0
 GOAL_RSS_MB = 300.0
@@ -97,8 +97,7 @@ class MultiAddrNginx:
         if not Path(self.nginx).exists():
             raise SystemExit("nginx not found: apt-get install nginx (see bench/README.md)")
         w = self.workdir
-        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (w / "nginx-tmp" / sub).mkdir(parents=True, exist_ok=True)
+        common = nginx_http_common(w)
         w.chmod(0o755)
         user = "user nobody nogroup;" if os.geteuid() == 0 else ""
         listens = "\n".join(f"        listen {a}:{self.port};" for a in self.addrs)
@@ -123,15 +122,7 @@ events {{ worker_connections 4096; }}
 http {{
     log_format bench '$server_addr $request_uri $status';
     access_log {self.access_log} bench buffer=256k flush=1s;
-    keepalive_timeout 60;
-    keepalive_requests 100000;
-    tcp_nodelay on;
-    gzip off;
-    client_body_temp_path {w}/nginx-tmp/client_body;
-    proxy_temp_path {w}/nginx-tmp/proxy;
-    fastcgi_temp_path {w}/nginx-tmp/fastcgi;
-    uwsgi_temp_path {w}/nginx-tmp/uwsgi;
-    scgi_temp_path {w}/nginx-tmp/scgi;
+{common}
     server {{
 {listens}
         default_type text/html;
