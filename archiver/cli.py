@@ -399,8 +399,8 @@ def cmd_run(args: argparse.Namespace) -> int:
              __version__, config.root, config.schedule.tick)
     runner.run_forever()
     log.info("stopped after dispatching %d URL(s); WARC files closed", runner.dispatched)
-    # A fetch abandoned after the grace period still holds a (non-daemon) worker thread:
-    # everything is stored and closed, so leave without waiting for it.
+    # Everything is stored and closed: leave without waiting for what may still run in
+    # other threads (a DNS lookup that never answered, APScheduler's).
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(EXIT_OK)

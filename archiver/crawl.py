@@ -1,4 +1,4 @@
-"""The crawl loop: a frontier with per-host politeness, fetch threads, and the
+"""The crawl loop: a frontier with per-host politeness, exchanges in flight, and the
 one thread that stores what comes back and follows it.
 
 Seeds arrive in batches (one batch = one snapshot, with its own id). Within a batch no
@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import queue
+import selectors
 import socket
 import threading
 import time
@@ -19,7 +20,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Generator
 from urllib.parse import urlsplit
 
 from .archive import Archive, FetchResult, SnapshotSummary
@@ -28,7 +29,8 @@ from .config import CaptureConfig
 from .errors import UsageError
 from .article import Article
 from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, page_requisites
-from .fetch import REDIRECT_STATUSES, Exchange, Fetcher
+from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, lookup
+from .http1 import Wait
 from .seeds import DEFAULT_PORTS, normalize_url, url_host
 from .tracking import PARSE_LIMIT, article_for, challenge_of, is_html, record_observation, update_history, write_feed
 from .warcfile import warc_date
@@ -116,53 +118,95 @@ class HostSlots:
         return min(waits) if waits else None
 
 
-class FetchThreads:
-    """Fetch threads fed through one queue, handing exchanges back through another (which
-    also carries wake-ups from other threads): one hand-over each way per URL. A
-    ThreadPoolExecutor waited on with concurrent.futures.wait set up a waiter on every
-    future in flight at each wait: 4% more CPU on the capture benchmark."""
+class FetchLoop:
+    """The exchanges in flight, all run by the crawl thread: each is a coroutine
+    (Fetcher.exchange) that yields what it waits for, and one selector waits for all of
+    them and for wake-ups from other threads (a byte on a socket pair). Fetch threads cost
+    more than the fetching: the GIL changed hands around every socket call, 42 futex calls
+    per URL on the capture benchmark (bench/fetch_models.py)."""
 
-    def __init__(self, count: int, fetch: Callable[[Job], Exchange], results: queue.SimpleQueue):
-        self.fetch = fetch
-        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self.results = results  # (job, exchange or the exception fetch raised), or None: a wake-up
-        self.in_flight: dict[int, Job] = {}  # id(job) -> job, submitted and not handed back yet
-        self.threads = [threading.Thread(target=self._work, name=f"fetch_{i}", daemon=True) for i in range(count)]
-        for thread in self.threads:
-            thread.start()
+    def __init__(self, start: Callable[[Job], Generator[Wait, None, Exchange]]):
+        self.start = start
+        self.selector = selectors.DefaultSelector()
+        self.wake_in, self.wake_out = socket.socketpair()
+        self.wake_in.setblocking(False)
+        self.wake_out.setblocking(False)
+        self.selector.register(self.wake_in, selectors.EVENT_READ, None)
+        self.in_flight: dict[int, tuple[Job, Generator[Wait, None, Exchange], Wait | None]] = {}  # by id(job)
+        self.finished: list[tuple[Job, Exchange | BaseException]] = []
+
+    def wake(self) -> None:
+        """From any thread: end the current wait."""
+        try:
+            self.wake_out.send(b"w")
+        except OSError:  # the pair is full (a wake-up is pending anyway) or closed
+            pass
 
     def submit(self, job: Job) -> None:
-        self.in_flight[id(job)] = job
-        self.jobs.put(job)
+        """Start an exchange; it runs up to its first wait."""
+        self.in_flight[id(job)] = (job, self.start(job), None)
+        self._step(id(job), None)
 
     def wait(self, timeout: float | None) -> list[tuple[Job, Exchange | BaseException]]:
-        """What has come back: blocks until something has, a wake-up, or the timeout."""
+        """What has finished: run the exchanges whose sockets are ready (or whose waits
+        have timed out) until something finishes, a wake-up, or the timeout."""
+        if not self.finished:
+            soonest = min((w.until for _, _, w in self.in_flight.values() if w), default=None)
+            if soonest is not None:
+                left = max(0.0, soonest - time.monotonic())
+                timeout = left if timeout is None else min(timeout, left)
+            for key, _ in self.selector.select(timeout):
+                if key.data is None:
+                    self._drain_wake_ups()
+                elif key.data in self.in_flight:
+                    self._step(key.data, None)
+            now = time.monotonic()
+            for key in [k for k, (_, _, w) in self.in_flight.items() if w and w.until <= now]:
+                self._step(key, TimeoutError("timed out"))
+        finished, self.finished = self.finished, []
+        return finished
+
+    def abandon(self) -> list[Job]:
+        """Stop every exchange in flight (each closes its connection); return their jobs."""
+        jobs = []
+        for job, task, wait in self.in_flight.values():
+            if wait is not None:
+                self.selector.unregister(wait.sock)
+            task.close()
+            jobs.append(job)
+        self.in_flight.clear()
+        return jobs
+
+    def close(self) -> None:
+        self.abandon()
+        self.selector.close()
+        self.wake_in.close()
+        self.wake_out.close()
+
+    def _step(self, key: int, failure: BaseException | None) -> None:
+        job, task, old = self.in_flight[key]
         try:
-            items = [self.results.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while not self.results.empty():
-            items.append(self.results.get_nowait())
-        # Not None (a wake-up), and submitted here: a fetch abandoned when an earlier run
-        # stopped may hand its exchange back into the same queue later.
-        return [item for item in items if item is not None and self.in_flight.pop(id(item[0]), None)]
+            wait = task.throw(failure) if failure else next(task)
+        except BaseException as e:  # noqa: BLE001 - StopIteration; any other is a bug, raised in the crawl loop
+            del self.in_flight[key]
+            self.finished.append((job, e.value if isinstance(e, StopIteration) else e))
+            if old is not None:
+                self.selector.unregister(old.sock)
+            return
+        self.in_flight[key] = (job, task, wait)
+        if old is not None and old.sock is wait.sock:
+            self.selector.modify(wait.sock, wait.events, key)  # no system call when the events are the same
+            return
+        if old is not None:
+            self.selector.unregister(old.sock)
+        self.selector.register(wait.sock, wait.events, key)
 
-    def stop(self) -> None:
-        """Drop the jobs no thread has started; each thread ends after its fetch."""
-        while not self.jobs.empty():
-            job = self.jobs.get_nowait()
-            if job is not None:
-                del self.in_flight[id(job)]
-        for _ in self.threads:
-            self.jobs.put(None)
-
-    def _work(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            try:
-                outcome: Exchange | BaseException = self.fetch(job)
-            except BaseException as e:  # noqa: BLE001 - raised again in the crawl loop
-                outcome = e
-            self.results.put((job, outcome))
+    def _drain_wake_ups(self) -> None:
+        try:
+            while self.wake_in.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
 
 
 @dataclass
@@ -178,7 +222,7 @@ class Batch:
 
 
 class Crawler:
-    """Fetch threads plus the storing thread (the one that calls ``run``)."""
+    """The exchanges in flight (FetchLoop) and the storing, both in the thread that calls ``run``."""
 
     def __init__(self, archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None,
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
@@ -202,10 +246,8 @@ class Crawler:
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
         self.batches: dict[str, Batch] = {}
         self.inbox: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
-        self.results: queue.SimpleQueue = queue.SimpleQueue()  # see FetchThreads
-        self._lock = threading.Lock()
+        self.fetches = FetchLoop(self._fetch)
         self._resolved: set[tuple[str, str]] = set()  # (snapshot, host) already resolved
-        self.fetchers: FetchThreads | None = None
         self.stopping = False
         self.unstored: list[tuple[Job, Exchange, tuple[Article | None, list[Link], bool]]] = []
         self.unstored_bytes = 0
@@ -220,17 +262,16 @@ class Crawler:
         self.wake()
 
     def wake(self) -> None:
-        self.results.put(None)
+        self.fetches.wake()
 
     # ---- the loop (one thread) -----------------------------------------------------------
 
     def run(self, stop: threading.Event | None = None, grace: float = 10.0) -> None:
         """Crawl until idle (stop is None) or until stop is set; then let in-flight
         fetches finish for up to ``grace`` seconds and drop the rest."""
-        self.fetchers = FetchThreads(self.cfg.concurrency, self._fetch, self.results)
         try:
             while True:
-                self._take_inbox()  # a submit after this leaves a wake-up in self.results
+                self._take_inbox()  # a submit after this leaves a wake-up for the next wait
                 if stop is not None and stop.is_set():
                     break
                 self._dispatch()
@@ -240,20 +281,22 @@ class Crawler:
             self.stopping = True
             self._finish_in_flight(grace)
         finally:
-            self.fetchers.stop()
+            for job in self.fetches.abandon():
+                log.warning("abandoned in-flight fetch of %s at shutdown", job.url)
             self._store_unstored()  # what was fetched is stored, even when the loop failed
 
     def close(self) -> None:
+        self.fetches.close()
         self.fetcher.close()
 
     def _in_flight(self) -> int:
-        return len(self.fetchers.in_flight) if self.fetchers else 0
+        """Exchanges started and not yet taken back (some finish at once, e.g. a bad URL)."""
+        return len(self.fetches.in_flight) + len(self.fetches.finished)
 
     def _dispatch(self) -> None:
         """Start queued fetches while there is room."""
-        assert self.fetchers is not None
         while self._in_flight() < self.cfg.concurrency and (job := self.slots.take()):
-            self.fetchers.submit(job)
+            self.fetches.submit(job)
 
     def _timeout(self) -> float | None:
         idle_close = self.archive.config.storage.warc_idle_close if self.archive.writer.current else None
@@ -263,8 +306,7 @@ class Crawler:
         return min(candidates) if candidates else None
 
     def _wait_and_store(self, timeout: float | None) -> None:
-        assert self.fetchers is not None
-        finished = self.fetchers.wait(timeout)
+        finished = self.fetches.wait(timeout)
         for job, _ in finished:
             self.slots.done(job)
         results = [(job, ex) for job, ex in finished if not isinstance(ex, BaseException)]
@@ -277,14 +319,12 @@ class Crawler:
         self.archive.writer.close_if_idle(self.archive.config.storage.warc_idle_close)
         for _, failure in finished:
             if isinstance(failure, BaseException):
-                raise failure  # a bug in a fetch thread; what came back is taken, and stored by run()
+                raise failure  # a bug in an exchange; what came back is taken, and stored by run()
 
     def _finish_in_flight(self, grace: float) -> None:
         deadline = time.monotonic() + grace
         while self._in_flight() and time.monotonic() < deadline:
             self._wait_and_store(max(0.0, deadline - time.monotonic()))
-        for job in self.fetchers.in_flight.values() if self.fetchers else ():
-            log.warning("abandoned in-flight fetch of %s at shutdown", job.url)
 
     def _take_inbox(self) -> None:
         while not self.inbox.empty():
@@ -299,25 +339,25 @@ class Crawler:
             if not seeds:
                 self._finish_batch(batch)
 
-    def _fetch(self, job: Job) -> Exchange:
-        """In a fetch thread: the exchange, with the host's DNS answer the first time the
-        snapshot reaches that host."""
-        dns = self._resolve_once(job)
-        if self.robots and not self.robots.allowed(job.url, self.cfg.user_agent):
+    def _fetch(self, job: Job) -> Generator[Wait, None, Exchange]:
+        """The exchange (a coroutine, see FetchLoop), with the host's DNS answer the first
+        time the snapshot reaches that host."""
+        dns = yield from self._resolve_once(job)
+        if self.robots and not (yield from self.robots.allowed(job.url, self.cfg.user_agent)):
             ex = Exchange(job.url, self.archive.clock(), error="blocked by robots.txt")
         else:
-            ex = self.fetcher.fetch(job.url)
+            ex = yield from self.fetcher.exchange(job.url)
         ex.dns = dns
         return ex
 
-    def _resolve_once(self, job: Job) -> tuple[str, list[str]] | None:
+    def _resolve_once(self, job: Job) -> Generator[Wait, None, tuple[str, list[str]] | None]:
         parts = urlsplit(job.url)
         key = (job.reached.snapshot, parts.hostname or "")
-        with self._lock:
-            if key in self._resolved:
-                return None
-            self._resolved.add(key)
-        return parts.hostname or "", resolve(parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme])
+        if key in self._resolved:
+            return None
+        self._resolved.add(key)
+        host = parts.hostname or ""
+        return host, (yield from resolve(host, parts.port or DEFAULT_PORTS[parts.scheme], self.cfg.timeout))
 
     # ---- storing and following -------------------------------------------------------
 
@@ -332,7 +372,7 @@ class Crawler:
             self.unstored.append((job, ex, prepared))
             self.unstored_bytes += ex.body_length
         if not self.stopping:
-            self._dispatch()  # the fetch threads work while this thread stores
+            self._dispatch()  # more exchanges start before this batch is stored
 
     def _store_unstored(self) -> None:
         """Store the exchanges taken so far in one batch (one fsync, one transaction), and
@@ -482,18 +522,17 @@ class Crawler:
         del self.batches[batch.id]
         if self.archive.since_checkpoint:
             self.archive.checkpoint()
-        with self._lock:
-            self._resolved = {key for key in self._resolved if key[0] != batch.id}
+        self._resolved = {key for key in self._resolved if key[0] != batch.id}
         if batch.observed:
             write_feed(self.archive.catalog, self.archive.config, warc_date(self.archive.clock()))
         batch.summary.warcs = sorted({r.warc for r in batch.summary.results})
         self.on_batch_done(batch)
 
 
-def resolve(host: str, port: int) -> list[str]:
+def resolve(host: str, port: int, timeout: float) -> Generator[Wait, None, list[str]]:
     """Every address getaddrinfo gives for the host (the fetch itself resolves again)."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = yield from lookup(host, port, timeout, time.monotonic() + timeout)
     except (OSError, UnicodeError) as e:
         return [f"error: {e}"]
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -525,11 +564,11 @@ class RobotsPolicy:
         self.new_parser = urllib.robotparser.RobotFileParser
         self.parsers: dict[str, RobotFileParser] = {}
 
-    def allowed(self, url: str, agent: str) -> bool:
+    def allowed(self, url: str, agent: str) -> Generator[Wait, None, bool]:
         scheme, host = url.split("://", 1)[0], url_host(url)
         if host not in self.parsers:
             parser = self.new_parser()
-            ex = self.fetcher.fetch(f"{scheme}://{host}/robots.txt")
+            ex = yield from self.fetcher.exchange(f"{scheme}://{host}/robots.txt")
             try:
                 text = decode_body(ex.read_body(1_000_000), ex.header("Content-Encoding")).decode("utf-8", "replace")
                 parser.parse(text.splitlines() if ex.status == 200 else [])

@@ -1,11 +1,16 @@
 """The only network code: one HTTP exchange, streamed to a spool file, as sent and received.
 
-``Fetcher.fetch`` sends one GET (no redirect following: every hop is its own exchange)
-on a kept-alive or new connection, whose peer address and TLS details were read when it
-was opened, and streams the raw body (content-encoding kept, chunked framing removed)
-into a temporary file while computing the WARC digests. The request head is built here
-and sent byte for byte, so the request record holds exactly what went out; the response
-head is kept as received (http1.py reads it).
+``Fetcher.exchange`` sends one GET (no redirect following: every hop is its own
+exchange) on a kept-alive or new connection, whose peer address and TLS details were
+read when it was opened, and streams the raw body (content-encoding kept, chunked
+framing removed) into a temporary file while computing the WARC digests. The request
+head is built here and sent byte for byte, so the request record holds exactly what
+went out; the response head is kept as received (http1.py reads it).
+
+Sockets are non-blocking, and an exchange is a coroutine (a generator) that yields an
+http1.Wait whenever it must wait for its socket: the crawler runs many at once from one
+thread (crawl.FetchLoop), and ``Fetcher.fetch`` runs one to its end (run_blocking).
+Fetch threads cost more CPU than the fetching itself (bench/fetch_models.py).
 
 Why not requests or http.client: on loopback, requests cost 0.6 ms of CPU per URL,
 urllib3 0.2 ms and our Fetcher over http.client 0.25 ms. We use none of what they add
@@ -16,10 +21,14 @@ wget is CPU-bound.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
+import ipaddress
 import logging
+import os
 import re
 import select
+import selectors
 import socket
 import ssl
 import tempfile
@@ -29,7 +38,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Generator, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from warcio.statusandheaders import StatusAndHeaders
@@ -41,6 +50,7 @@ from .seeds import DEFAULT_PORTS
 from .warcfile import sha1_label
 
 log = logging.getLogger("archiver")
+T = TypeVar("T")
 
 # Encodings we can undo with a size cap for link discovery; the stored bytes are never decoded.
 DEFAULT_HEADERS = (("Accept-Encoding", "gzip, deflate"), ("Accept", "*/*"))
@@ -105,6 +115,9 @@ class Exchange:
             self.body = None
 
 
+Exchanging = Generator["http1.Wait", None, Exchange]  # Fetcher.exchange: waits, then the exchange
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a URL's request goes: the origin's connection key and the request line's target."""
@@ -123,18 +136,18 @@ class Connection:
     """A connected socket with its peer address and TLS session, read once when it was
     opened, and the reader that keeps what arrived past the last response."""
 
-    def __init__(self, sock: socket.socket, ip: str, tls: TlsInfo | None):
+    def __init__(self, sock: socket.socket, ip: str, tls: TlsInfo | None, timeout: float):
         self.sock = sock
         self.ip = ip
         self.tls = tls
-        self.reader = http1.Reader(sock)
+        self.reader = http1.Reader(sock, timeout)
 
     def close(self) -> None:
         self.sock.close()
 
 
 class Fetcher:
-    """Kept-alive connections per origin, shared by the fetch threads, configured once from
+    """Kept-alive connections per origin, shared by the exchanges, configured once from
     CaptureConfig. It sends the cookies of cookies_file and never keeps cookies that sites set."""
 
     def __init__(self, cfg: CaptureConfig, clock: Callable[[], datetime] = utcnow):
@@ -164,6 +177,13 @@ class Fetcher:
             conn.close()
 
     def fetch(self, url: str) -> Exchange:
+        """One exchange, waited for in this thread (robots.txt, tests); the crawler runs
+        many ``exchange`` coroutines at once instead."""
+        return run_blocking(self.exchange(url))
+
+    def exchange(self, url: str) -> Exchanging:
+        """One exchange as a coroutine: it yields an http1.Wait whenever it must wait for
+        its socket, and returns the Exchange."""
         started = self.clock()
         try:
             target = self._target(url)
@@ -173,13 +193,13 @@ class Fetcher:
         ex = Exchange(url, started, request_head=head)
         deadline = time.monotonic() + self.cfg.total_timeout  # for all of it: connection, retry, response
         try:
-            conn, response = self._send(target, head, deadline)
+            conn, response = yield from self._send(target, head, deadline)
         except (OSError, UnicodeError, http1.ResponseError) as e:  # UnicodeError: a host name IDNA refuses
             ex.error = describe_error(e)
             return ex
         complete = False
         try:
-            complete = self._read_response(conn, response, ex)
+            complete = yield from self._read_response(conn, response, ex)
         finally:
             if complete and not response.will_close and not conn.reader.buffered:
                 self._keep(target.origin, conn)
@@ -214,50 +234,81 @@ class Fetcher:
             headers.append(("Proxy-Authorization", self.proxy.authorization))
         return headers
 
-    def _send(self, target: Target, head: bytes, deadline: float) -> tuple[Connection, http1.Response]:
+    def _send(self, target: Target, head: bytes, deadline: float
+              ) -> Generator[http1.Wait, None, tuple[Connection, http1.Response]]:
         """Send on a kept-alive connection if there is one (once more on a new one if the
         server had closed it), else on a new connection; return it with the response head."""
         conn = self._take(target.origin)
         if conn is not None:
             try:
-                return conn, self._exchange(conn, head, deadline)
+                return conn, (yield from self._exchange(conn, head, deadline))
             except STALE_CONNECTION:
                 conn.close()
             except BaseException:
                 conn.close()
                 raise
-        conn = self._connect(target, deadline)
+        conn = yield from self._connect(target, deadline)
         try:
-            return conn, self._exchange(conn, head, deadline)
+            return conn, (yield from self._exchange(conn, head, deadline))
         except BaseException:
             conn.close()
             raise
 
-    def _exchange(self, conn: Connection, head: bytes, deadline: float) -> http1.Response:
-        if conn.sock.gettimeout() != self.cfg.timeout:  # the last deadline may have shortened it
-            conn.sock.settimeout(self.cfg.timeout)
+    def _exchange(self, conn: Connection, head: bytes, deadline: float) -> Generator[http1.Wait, None, http1.Response]:
         conn.reader.deadline = deadline
-        conn.sock.sendall(head)
-        return http1.parse_head(conn.reader.read_head())
+        yield from http1.send_all(conn.sock, head, self.cfg.timeout, deadline)
+        return http1.parse_head((yield from conn.reader.read_head()))
 
-    def _connect(self, target: Target, deadline: float) -> Connection:
+    def _connect(self, target: Target, deadline: float) -> Generator[http1.Wait, None, Connection]:
         """A new connection to the origin, or through the proxy to it (a CONNECT tunnel
         for https), with TLS when the URL says so; each step within timeout and what is
         left of the deadline."""
-        address = (target.host, target.port) if self.proxy is None else (self.proxy.host, self.proxy.port)
-        sock = socket.create_connection(address, self._time_left(deadline))
+        host, port = (target.host, target.port) if self.proxy is None else (self.proxy.host, self.proxy.port)
+        sock = yield from self._open(host, port, deadline)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             ip = sock.getpeername()[0]
             if target.scheme == "https":
                 if self.proxy is not None:
-                    self._tunnel(sock, target, deadline)
-                sock.settimeout(self._time_left(deadline))  # for the handshake
-                sock = self._tls_context().wrap_socket(sock, server_hostname=target.host)
-            return Connection(sock, ip, _tls_info(sock))
+                    yield from self._tunnel(sock, target, deadline)
+                sock = self._tls_context().wrap_socket(sock, server_hostname=target.host,
+                                                       do_handshake_on_connect=False)
+                yield from self._handshake(sock, deadline)
+            return Connection(sock, ip, _tls_info(sock), self.cfg.timeout)
         except BaseException:
             sock.close()
             raise
+
+    def _open(self, host: str, port: int, deadline: float) -> Generator[http1.Wait, None, socket.socket]:
+        """A connected non-blocking socket to the first address of host that answers, as
+        socket.create_connection does."""
+        error: OSError = OSError(f"no address for {host}")
+        for family, kind, proto, _, address in (yield from lookup(host, port, self.cfg.timeout, deadline)):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                code = sock.connect_ex(address)
+                if code == errno.EINPROGRESS:
+                    yield http1.wait_on(sock, selectors.EVENT_WRITE, self.cfg.timeout, deadline)
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if not code:
+                    return sock
+                error = OSError(code, os.strerror(code))  # ConnectionRefusedError for ECONNREFUSED
+            except BaseException:
+                sock.close()
+                raise
+            sock.close()
+        raise error
+
+    def _handshake(self, sock: ssl.SSLSocket, deadline: float) -> Generator[http1.Wait, None, None]:
+        while True:
+            try:
+                sock.do_handshake()
+                return
+            except ssl.SSLWantReadError:
+                yield http1.wait_on(sock, selectors.EVENT_READ, self.cfg.timeout, deadline)
+            except ssl.SSLWantWriteError:
+                yield http1.wait_on(sock, selectors.EVENT_WRITE, self.cfg.timeout, deadline)
 
     def _tls_context(self) -> ssl.SSLContext:
         with self.lock:
@@ -265,22 +316,17 @@ class Fetcher:
                 self._tls = _tls_context(self.cfg)
             return self._tls
 
-    def _time_left(self, deadline: float) -> float:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the response took longer than allowed")
-        return min(self.cfg.timeout, left)
-
-    def _tunnel(self, sock: socket.socket, target: Target, deadline: float) -> None:
+    def _tunnel(self, sock: socket.socket, target: Target, deadline: float) -> Generator[http1.Wait, None, None]:
         assert self.proxy is not None
         authority = f"[{target.host}]:{target.port}" if ":" in target.host else f"{target.host}:{target.port}"
         headers = [("Host", authority)]
         if self.proxy.authorization:
             headers.append(("Proxy-Authorization", self.proxy.authorization))
-        sock.sendall(request_head_bytes(authority, headers, method="CONNECT"))
-        reader = http1.Reader(sock)
+        yield from http1.send_all(sock, request_head_bytes(authority, headers, method="CONNECT"),
+                                  self.cfg.timeout, deadline)
+        reader = http1.Reader(sock, self.cfg.timeout)
         reader.deadline = deadline
-        response = http1.parse_head(reader.read_head())
+        response = http1.parse_head((yield from reader.read_head()))
         if not 200 <= response.status < 300:
             raise OSError(f"proxy refused the tunnel to {authority}: {response.status} {response.reason}")
 
@@ -324,7 +370,7 @@ class Fetcher:
 
     # ---- the response -----------------------------------------------------------------
 
-    def _read_response(self, conn: Connection, response: http1.Response, ex: Exchange) -> bool:
+    def _read_response(self, conn: Connection, response: http1.Response, ex: Exchange) -> Generator[http1.Wait, None, bool]:
         """Fill ex from the response; True when the body was read to its end (the
         connection can then be reused)."""
         ex.ip, ex.tls = conn.ip, conn.tls
@@ -335,7 +381,7 @@ class Fetcher:
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
         ex.body = spool
         try:
-            ex.truncated = self._stream_body(conn, response, spool, (head_digest, payload_digest))
+            ex.truncated = yield from self._stream_body(conn, response, spool, (head_digest, payload_digest))
         except (OSError, http1.ResponseError) as e:
             ex.truncated = "time" if isinstance(e, TimeoutError) else "disconnect"
             ex.error = f"body incomplete: {describe_error(e)}"
@@ -344,12 +390,14 @@ class Fetcher:
         ex.block_digest = sha1_label(head_digest)
         return not ex.truncated
 
-    def _stream_body(self, conn: Connection, response: http1.Response, spool: IO[bytes], digests: tuple) -> str:
+    def _stream_body(self, conn: Connection, response: http1.Response, spool: IO[bytes],
+                     digests: tuple) -> Generator[http1.Wait, None, str]:
         """Copy the body as it arrives; stop at max_bytes ("length") or at the response's
-        deadline, total_timeout after it was sent ("time")."""
+        deadline, total_timeout after the fetch began ("time")."""
+        body = http1.Body(conn.reader, response)
         kept = 0
         try:
-            for chunk in http1.body_pieces(conn.reader, response):
+            while chunk := (yield from body.next_piece()):
                 room = self.cfg.max_bytes - kept
                 piece = chunk[:room]
                 spool.write(piece)
@@ -363,6 +411,64 @@ class Fetcher:
                 return "time"
             raise
         return ""
+
+
+def lookup(host: str, port: int, timeout: float, deadline: float) -> Generator[http1.Wait, None, list]:
+    """getaddrinfo for a TCP connection, without holding up other exchanges: a host name is
+    looked up in a thread of its own (getaddrinfo cannot be waited on), which signals on a
+    socket pair; an IP address needs no lookup."""
+    if _is_ip_address(host):
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    outcome: list = []
+    done, signal = socket.socketpair()
+
+    def look_up() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+        except BaseException as e:  # noqa: BLE001 - handed to the exchange
+            outcome.append(e)
+        try:
+            signal.send(b"x")
+        except OSError:  # the exchange gave up waiting
+            pass
+
+    threading.Thread(target=look_up, name="dns", daemon=True).start()
+    try:
+        while not outcome:
+            yield http1.wait_on(done, selectors.EVENT_READ, timeout, deadline)
+    finally:
+        done.close()
+        signal.close()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def run_blocking(task: Generator[http1.Wait, None, T]) -> T:
+    """Run a coroutine of this module to its end in this thread, waiting on each socket it
+    waits for (and throwing TimeoutError into it when a wait ends unanswered)."""
+    failure: BaseException | None = None
+    while True:
+        try:
+            wait = task.throw(failure) if failure else next(task)
+        except StopIteration as done:
+            return done.value
+        failure = None if _wait_for(wait) else TimeoutError("timed out")
+
+
+def _wait_for(wait: http1.Wait) -> bool:
+    """Whether the socket became ready before wait.until."""
+    poller = select.poll()
+    poller.register(wait.sock, select.POLLIN if wait.events == selectors.EVENT_READ else select.POLLOUT)
+    return bool(poller.poll(max(0.0, wait.until - time.monotonic()) * 1000))
 
 
 def _readable(sock: socket.socket) -> bool:

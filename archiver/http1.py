@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 import re
+import selectors
 import socket
+import ssl
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Generator
 
 RECV_SIZE = 65536
 MAX_HEAD = 65536  # a response head larger than this is refused, not buffered forever
@@ -52,37 +54,70 @@ class Response:
     will_close: bool = False       # the connection cannot carry another request
 
 
-class Reader:
-    """Bytes from one socket, with what was read past the current response kept for the
-    next, and a deadline for the whole response: each wait for more bytes is bounded by
-    what is left of it, so a server dripping bytes cannot hold a fetch. The buffer is a
-    bytearray read through an offset, so neither tiny chunks nor a head sent a byte at a
-    time make the copying quadratic."""
+@dataclass(frozen=True)
+class Wait:
+    """What a suspended exchange waits for: its socket to become readable or writable
+    (selectors.EVENT_READ or EVENT_WRITE), at the latest until `until` (time.monotonic()),
+    when the waiter throws TimeoutError into it."""
+    sock: socket.socket
+    events: int
+    until: float
 
-    def __init__(self, sock: socket.socket):
+
+def wait_on(sock: socket.socket, events: int, timeout: float, deadline: float) -> Wait:
+    """A Wait of at most `timeout` seconds and never past `deadline`; TimeoutError if the
+    deadline has passed."""
+    now = time.monotonic()
+    if now >= deadline:
+        raise TimeoutError("the response took longer than allowed")
+    return Wait(sock, events, min(now + timeout, deadline))
+
+
+def send_all(sock: socket.socket, data: bytes, timeout: float, deadline: float) -> Generator[Wait, None, None]:
+    """Send all of data on a non-blocking socket, suspending while its buffer is full."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view):]
+        except (BlockingIOError, ssl.SSLWantWriteError):
+            yield wait_on(sock, selectors.EVENT_WRITE, timeout, deadline)
+        except ssl.SSLWantReadError:
+            yield wait_on(sock, selectors.EVENT_READ, timeout, deadline)
+
+
+class Reader:
+    """Bytes from one non-blocking socket, with what was read past the current response
+    kept for the next. Every method that needs more bytes is a coroutine: it yields a Wait
+    while none have come (each at most `timeout`, and never past `deadline`, so a server
+    dripping bytes cannot hold a fetch). The buffer is a bytearray read through an offset,
+    so neither tiny chunks nor a head sent a byte at a time make the copying quadratic."""
+
+    def __init__(self, sock: socket.socket, timeout: float):
         self.sock = sock
+        self.timeout = timeout
         self.buffer = bytearray()
         self.pos = 0
-        self.deadline = math.inf  # time.monotonic() value
+        self.deadline = math.inf  # time.monotonic() value, set per response
 
     @property
     def buffered(self) -> int:
         """Bytes received and not read yet."""
         return len(self.buffer) - self.pos
 
-    def recv(self) -> bytes:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the response took longer than allowed")
-        if left < (self.sock.gettimeout() or math.inf):
-            self.sock.settimeout(left)
-        return self.sock.recv(RECV_SIZE)
+    def recv(self) -> Generator[Wait, None, bytes]:
+        while True:
+            try:
+                return self.sock.recv(RECV_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                yield wait_on(self.sock, selectors.EVENT_READ, self.timeout, self.deadline)
+            except ssl.SSLWantWriteError:
+                yield wait_on(self.sock, selectors.EVENT_WRITE, self.timeout, self.deadline)
 
-    def _fill(self) -> bool:
+    def _fill(self) -> Generator[Wait, None, bool]:
         """Receive more after what is buffered; False at EOF."""
         del self.buffer[:self.pos]  # cheap: a bytearray drops its head by moving its start
         self.pos = 0
-        more = self.recv()
+        more = yield from self.recv()
         self.buffer += more
         return bool(more)
 
@@ -92,11 +127,11 @@ class Reader:
         self.pos = end
         return taken
 
-    def read(self, limit: int) -> bytes:
+    def read(self, limit: int) -> Generator[Wait, None, bytes]:
         """Up to limit bytes: what is buffered, else what one receive brings; b"" at EOF."""
         if self.buffered:
             return self._take(min(self.pos + limit, len(self.buffer)))
-        data = self.recv()  # the usual case for a body: handed on without a copy
+        data = yield from self.recv()  # the usual case for a body: handed on without a copy
         self.pos = 0
         if len(data) > limit:
             self.buffer = bytearray(data[limit:])
@@ -104,29 +139,29 @@ class Reader:
             self.buffer.clear()
         return data[:limit]
 
-    def read_line(self) -> bytes:
+    def read_line(self) -> Generator[Wait, None, bytes]:
         """One line without its line ending (CRLF or LF)."""
         while (end := self.buffer.find(b"\n", self.pos, self.pos + MAX_LINE + 1)) < 0:
             if self.buffered > MAX_LINE:
                 raise ResponseError(f"a chunk line over {MAX_LINE} bytes")
-            if not self._fill():
+            if not (yield from self._fill()):
                 raise BodyCut("connection closed mid-body")
         line = self._take(end)
         self.pos += 1  # the LF
         return line.rstrip(b"\r")
 
-    def read_head(self) -> bytes:
+    def read_head(self) -> Generator[Wait, None, bytes]:
         """The next status line and headers, through the blank line that ends them;
         informational (1xx) responses before it are read and dropped, as browsers do
         (up to MAX_HEAD bytes of them)."""
         skipped = 0
-        while INFORMATIONAL.match(head := self._head_bytes()):
+        while INFORMATIONAL.match(head := (yield from self._head_bytes())):
             skipped += len(head)
             if skipped > MAX_HEAD:
                 raise ResponseError(f"informational (1xx) responses over {MAX_HEAD // 1024} KB")
         return head
 
-    def _head_bytes(self) -> bytes:
+    def _head_bytes(self) -> Generator[Wait, None, bytes]:
         searched = self.pos  # the blank line is not in what was searched before (3 bytes of overlap)
         while True:
             while self.buffer[self.pos:self.pos + 1] in (b"\r", b"\n"):  # stray line ends after a body
@@ -136,7 +171,7 @@ class Reader:
             if self.buffered > MAX_HEAD:
                 raise ResponseError(f"response head over {MAX_HEAD // 1024} KB")
             searched = self.buffered  # where the new bytes start once _fill has moved the rest
-            if not self._fill():
+            if not (yield from self._fill()):
                 raise (ResponseError("connection closed in the response head") if searched
                        else NoResponse("connection closed without a response"))
 
@@ -200,39 +235,50 @@ def _framing_lists(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
     return lists
 
 
-def body_pieces(reader: Reader, response: Response) -> Iterator[bytes]:
-    """The body as it arrives, de-framed; raises BodyCut if the connection ends early."""
-    if response.framing == "length":
-        yield from _exactly(reader, response.length)
-    elif response.framing == "chunked":
-        yield from _chunks(reader)
-    elif response.framing == "close":
-        while piece := reader.read(RECV_SIZE):
-            yield piece
+class Body:
+    """A response body read piece by piece as it arrives, de-framed."""
 
+    def __init__(self, reader: Reader, response: Response):
+        self.reader = reader
+        self.framing = response.framing
+        self.left = response.length  # with "length"; in the current chunk with "chunked"
+        self.chunk_size = b""  # the size field of the current chunk, once one has started
+        self.done = response.framing == "none"
 
-def _exactly(reader: Reader, count: int) -> Iterator[bytes]:
-    while count > 0:
-        piece = reader.read(min(count, RECV_SIZE))
+    def next_piece(self) -> Generator[Wait, None, bytes]:
+        """The next piece, b"" at the end; BodyCut if the connection ends early."""
+        if self.done:
+            return b""
+        if self.framing == "close":
+            piece = yield from self.reader.read(RECV_SIZE)
+            self.done = not piece
+            return piece
+        if self.framing == "chunked" and not self.left:
+            yield from self._next_chunk()
+            if self.done:
+                return b""
+        if self.framing == "length" and not self.left:
+            self.done = True
+            return b""
+        piece = yield from self.reader.read(min(self.left, RECV_SIZE))
         if not piece:
-            raise BodyCut(f"connection closed mid-body, {count} bytes short")
-        count -= len(piece)
-        yield piece
+            raise BodyCut(f"connection closed mid-body, {self.left} bytes short")
+        self.left -= len(piece)
+        return piece
 
-
-def _chunks(reader: Reader) -> Iterator[bytes]:
-    while True:
-        size_field = reader.read_line().split(b";", 1)[0].strip()
-        if not CHUNK_SIZE.fullmatch(size_field):
-            raise ResponseError(f"bad chunk size {size_field[:40]!r}")
-        size = int(size_field, 16)
-        if size == 0:
-            break
-        yield from _exactly(reader, size)
-        if reader.read_line():
-            raise ResponseError(f"chunk data longer than its size {size_field.decode()}")
-    trailers = 0
-    while line := reader.read_line():  # trailer fields, up to the blank line
-        trailers += len(line)
-        if trailers > MAX_HEAD:
-            raise ResponseError(f"trailer fields over {MAX_HEAD // 1024} KB")
+    def _next_chunk(self) -> Generator[Wait, None, None]:
+        """Read up to the next chunk's data (or through the trailer after the last)."""
+        if self.chunk_size and (yield from self.reader.read_line()):
+            raise ResponseError(f"chunk data longer than its size {self.chunk_size.decode()}")
+        self.chunk_size = (yield from self.reader.read_line()).split(b";", 1)[0].strip()
+        if not CHUNK_SIZE.fullmatch(self.chunk_size):
+            raise ResponseError(f"bad chunk size {self.chunk_size[:40]!r}")
+        self.left = int(self.chunk_size, 16)
+        if self.left:
+            return
+        trailers = 0
+        while line := (yield from self.reader.read_line()):  # trailer fields, up to the blank line
+            trailers += len(line)
+            if trailers > MAX_HEAD:
+                raise ResponseError(f"trailer fields over {MAX_HEAD // 1024} KB")
+        self.done = True

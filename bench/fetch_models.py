@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""How much CPU fetching costs per URL: archiver's Fetcher on fetch threads (as the
-crawler runs it) against a minimal loop fetching from one thread with non-blocking
-sockets. Evidence for the next step on the capture benchmark, not a product feature.
+"""How much CPU fetching costs per URL, by how the fetches are run: archiver's exchanges
+as coroutines in the crawler's FetchLoop (how a capture runs them), the same Fetcher
+called on fetch threads (how captures ran them before 2026-11-27), and a minimal loop
+fetching from one thread with non-blocking sockets (a floor). Evidence for a design
+choice, not a comparison with a peer.
 
 Both fetch every URL of the capture benchmark's site (bench/capture_vs_wget.py: 200
 articles, 1,406 URLs) from nginx on 127.0.0.1 over kept-alive connections, and compute
@@ -31,6 +33,7 @@ from capture_vs_wget import build_site  # noqa: E402
 
 from archiver import http1  # noqa: E402
 from archiver.config import load_config  # noqa: E402
+from archiver.crawl import FetchLoop  # noqa: E402
 from archiver.fetch import Fetcher, request_head_bytes  # noqa: E402
 from archiver.workdir import init_archive  # noqa: E402
 
@@ -44,6 +47,20 @@ def fetcher_inline(fetcher: Fetcher, urls: list[str]) -> int:
     for url in urls:
         fetcher.fetch(url).close()
     return len(urls)
+
+
+def fetch_loop(fetcher: Fetcher, urls: list[str], concurrency: int) -> int:
+    """As the crawler does: at most `concurrency` exchanges in flight in one FetchLoop."""
+    loop = FetchLoop(fetcher.exchange)
+    todo, done = deque(urls), 0
+    while todo or loop.in_flight or loop.finished:
+        while todo and len(loop.in_flight) + len(loop.finished) < concurrency:
+            loop.submit(todo.popleft())
+        for _, ex in loop.wait(None):
+            ex.close()
+            done += 1
+    loop.close()
+    return done
 
 
 def fetcher_threads(fetcher: Fetcher, urls: list[str], threads: int) -> int:
@@ -118,6 +135,8 @@ def main() -> int:
         fetcher = Fetcher(config.capture)
         fetcher_threads(fetcher, urls[:50], 1)  # connections made, code warm
         measure("Fetcher, called from this thread", lambda: fetcher_inline(fetcher, urls))
+        for concurrency in (1, 4, 8):
+            measure(f"FetchLoop, {concurrency} in flight", lambda: fetch_loop(fetcher, urls, concurrency))
         for threads in (1, 4, 8):
             measure(f"Fetcher, {threads} fetch thread(s)", lambda: fetcher_threads(fetcher, urls, threads))
         fetcher.close()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 
 import pytest
 
 from archiver.capture import Reached
-from archiver.crawl import FetchThreads, HostSlots, Job
+from archiver.crawl import HostSlots, Job
 
 from .conftest import make_archive, run_snapshot
 from .site import Site, send
@@ -53,26 +52,6 @@ def test_hosts_take_turns_so_none_is_starved():
         slots.done(j)
     assert served == [f"http://{host}.example/{n}" for n in range(3) for host in "abcd"]
     assert not slots.pending()
-
-
-def test_a_fetch_abandoned_when_a_run_stopped_is_not_taken_by_the_next_run():
-    results: queue.SimpleQueue = queue.SimpleQueue()  # the crawler's, shared by its runs
-    inside, release = threading.Event(), threading.Event()
-    first = FetchThreads(1, lambda j: inside.set() or (release.wait(10) and "late exchange"), results)
-    old = job("http://a.example/old")
-    first.submit(old)
-    assert inside.wait(10)
-    first.stop()  # its thread is inside the fetch: the job is abandoned
-    release.set()
-    first.threads[0].join(10)  # the late exchange is in the queue now
-    second = FetchThreads(1, lambda j: "fresh exchange", results)
-    new = job("http://a.example/new")
-    second.submit(new)
-    got: list = []
-    while not got:
-        got = second.wait(10)
-    assert got == [(new, "fresh exchange")] and not second.in_flight
-    second.stop()
 
 
 @pytest.mark.slow
