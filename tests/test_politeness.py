@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from archiver.capture import Reached
-from archiver.crawl import HostSlots, Job
+from archiver.crawl import FetchLoop, HostSlots, Job
+from archiver.fetch import Fetcher
 
 from .conftest import make_archive, run_snapshot
 from .site import Site, send
@@ -52,6 +53,31 @@ def test_hosts_take_turns_so_none_is_starved():
         slots.done(j)
     assert served == [f"http://{host}.example/{n}" for n in range(3) for host in "abcd"]
     assert not slots.pending()
+
+
+def test_fetch_loop_runs_exchanges_side_by_side_wakes_and_abandons(site, tmp_path):
+    release = threading.Event()
+    site.routes["/slow"] = lambda h: release.wait(10)  # answers nothing until released
+    site.page("/fast", "<html></html>")
+    fetcher = Fetcher(make_archive(tmp_path / "a").capture)
+    loop = FetchLoop(fetcher.exchange)
+    try:
+        loop.submit(site.url("/slow"))
+        loop.submit(site.url("/fast"))
+        finished: list = []
+        while not finished:
+            finished = loop.wait(5)
+        assert [(job, ex.status) for job, ex in finished] == [(site.url("/fast"), 200)]
+        finished[0][1].close()
+        waker = threading.Thread(target=loop.wake)
+        waker.start()
+        waker.join()
+        assert loop.wait(None) == []  # the wake-up ends the wait; the slow exchange still waits
+        assert loop.abandon() == [site.url("/slow")] and not loop.in_flight
+    finally:
+        release.set()
+        loop.close()
+        fetcher.close()
 
 
 @pytest.mark.slow
