@@ -127,7 +127,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="fetch-models-"))
     build_site(work / "site", args.articles, 8)
     paths = site_paths(work / "site")
-    init_archive(work / "archive", overrides={"concurrency": "8"})
+    init_archive(work / "archive", overrides={"concurrency": "8", "per_host_concurrency": "8"})  # as capture_vs_wget
     config = load_config(work / "archive" / "config.toml")
     with StaticServer(work / "site", work, "nginx", 1, 600) as server:
         host, port = server.base.split("//", 1)[1].rsplit(":", 1)
