@@ -167,14 +167,20 @@ class FetchLoop:
         return finished
 
     def abandon(self) -> list[Job]:
-        """Stop every exchange in flight (each closes its connection); return their jobs."""
+        """Stop every exchange in flight (each closes its connection) and drop those
+        finished and not taken; return their jobs."""
         jobs = []
         for job, task, wait in self.in_flight.values():
             if wait is not None:
                 self.selector.unregister(wait.sock)
             task.close()
             jobs.append(job)
+        for job, outcome in self.finished:
+            if isinstance(outcome, Exchange):
+                outcome.close()
+            jobs.append(job)
         self.in_flight.clear()
+        self.finished.clear()
         return jobs
 
     def close(self) -> None:
@@ -193,7 +199,16 @@ class FetchLoop:
             if old is not None:
                 self.selector.unregister(old.sock)
             return
+        try:
+            self._watch(old, wait, key)
+        except (KeyError, ValueError, OSError) as e:  # a socket the selector refuses: this exchange fails
+            task.close()
+            del self.in_flight[key]
+            self.finished.append((job, e))
+            return
         self.in_flight[key] = (job, task, wait)
+
+    def _watch(self, old: Wait | None, wait: Wait, key: int) -> None:
         if old is not None and old.sock is wait.sock:
             self.selector.modify(wait.sock, wait.events, key)  # no system call when the events are the same
             return
@@ -281,9 +296,11 @@ class Crawler:
             self.stopping = True
             self._finish_in_flight(grace)
         finally:
-            for job in self.fetches.abandon():
-                log.warning("abandoned in-flight fetch of %s at shutdown", job.url)
-            self._store_unstored()  # what was fetched is stored, even when the loop failed
+            try:
+                for job in self.fetches.abandon():
+                    log.warning("abandoned in-flight fetch of %s at shutdown", job.url)
+            finally:
+                self._store_unstored()  # what was fetched is stored, even when the loop failed
 
     def close(self) -> None:
         self.fetches.close()

@@ -284,12 +284,21 @@ class Fetcher:
         socket.create_connection does."""
         error: OSError = OSError(f"no address for {host}")
         for family, kind, proto, _, address in (yield from lookup(host, port, self.cfg.timeout, deadline)):
-            sock = socket.socket(family, kind, proto)
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as e:  # e.g. an IPv6 address on a kernel without IPv6
+                error = e
+                continue
             try:
                 sock.setblocking(False)
                 code = sock.connect_ex(address)
                 if code == errno.EINPROGRESS:
-                    yield http1.wait_on(sock, selectors.EVENT_WRITE, self.cfg.timeout, deadline)
+                    try:
+                        yield http1.wait_on(sock, selectors.EVENT_WRITE, self.cfg.timeout, deadline)
+                    except TimeoutError as e:  # on to the next address, as create_connection does
+                        sock.close()
+                        error = e
+                        continue
                     code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if not code:
                     return sock
@@ -422,7 +431,7 @@ def lookup(host: str, port: int, timeout: float, deadline: float) -> Generator[h
     outcome: list = []
     done, signal = socket.socketpair()
 
-    def look_up() -> None:
+    def look_up() -> None:  # closes `signal`: the exchange may have stopped waiting
         try:
             outcome.append(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
         except BaseException as e:  # noqa: BLE001 - handed to the exchange
@@ -431,14 +440,18 @@ def lookup(host: str, port: int, timeout: float, deadline: float) -> Generator[h
             signal.send(b"x")
         except OSError:  # the exchange gave up waiting
             pass
+        signal.close()
 
-    threading.Thread(target=look_up, name="dns", daemon=True).start()
     try:
+        try:
+            threading.Thread(target=look_up, name="dns", daemon=True).start()
+        except RuntimeError as e:  # no more threads: this fetch fails, not the crawl
+            signal.close()
+            raise OSError(f"DNS lookup not started: {e}") from e
         while not outcome:
             yield http1.wait_on(done, selectors.EVENT_READ, timeout, deadline)
     finally:
         done.close()
-        signal.close()
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]

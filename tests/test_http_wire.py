@@ -272,6 +272,32 @@ def test_tls_handshake_that_never_ends_is_cut_at_total_timeout(tmp_path):
     assert elapsed < 2.0  # not the 5 s of `timeout`
 
 
+def test_an_address_that_drops_the_connection_is_left_for_the_next_one(site, tmp_path, monkeypatch):
+    """As socket.create_connection does: a host name with two addresses, the first of which
+    never completes a connection (a listener on 127.0.0.2 whose accept queue is full)."""
+    site.page("/ok", "<html>ok</html>")
+    port = site.server.server_address[1]
+    full = socket.create_server(("127.0.0.2", port), backlog=0)
+    fillers = []
+    try:
+        while True:  # fill the accept queue: from then on, connections are not completed
+            fillers.append(socket.create_connection(("127.0.0.2", port), timeout=0.5))
+    except OSError:  # timed out: the queue is full (refused, where the kernel resets instead)
+        pass
+    resolve = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: (
+        resolve("127.0.0.2", *a, **k) + resolve("127.0.0.1", *a, **k)) if host == "dual.test" else resolve(host, *a, **k))
+    fetcher = Fetcher(make_archive(tmp_path / "a", timeout="1.0", total_timeout="10.0").capture)
+    try:
+        ex = fetcher.fetch(f"http://dual.test:{port}/ok")
+    finally:
+        fetcher.close()
+        for s in fillers + [full]:
+            s.close()
+    assert (ex.status, ex.ip, ex.error) == (200, "127.0.0.1", "")
+    body_of(ex)
+
+
 def test_bad_chunk_size_keeps_what_came_before_it(fetcher):
     server = RawServer(Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n-5\r\nxx"))
     ex = fetcher.fetch(server.base + "/")
