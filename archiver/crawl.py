@@ -155,16 +155,22 @@ class FetchLoop:
             if soonest is not None:
                 left = max(0.0, soonest - time.monotonic())
                 timeout = left if timeout is None else min(timeout, left)
-            for key, _ in self.selector.select(timeout):
-                if key.data is None:
-                    self._drain_wake_ups()
-                elif key.data in self.in_flight:
-                    self._step(key.data, None)
+            self._run_ready(self.selector.select(timeout))
             now = time.monotonic()
-            for key in [k for k, (_, _, w) in self.in_flight.items() if w and w.until <= now]:
-                self._step(key, TimeoutError("timed out"))
+            if expired := [k for k, (_, _, w) in self.in_flight.items() if w and w.until <= now]:
+                self._run_ready(self.selector.select(0))  # what became ready meanwhile is not late
+                for key in expired:
+                    if key in self.in_flight and self.in_flight[key][2].until <= now:
+                        self._step(key, TimeoutError("timed out"))
         finished, self.finished = self.finished, []
         return finished
+
+    def _run_ready(self, ready: list) -> None:
+        for key, _ in ready:
+            if key.data is None:
+                self._drain_wake_ups()
+            elif key.data in self.in_flight:
+                self._step(key.data, None)
 
     def abandon(self) -> list[Job]:
         """Stop every exchange in flight (each closes its connection) and drop those
