@@ -55,7 +55,6 @@ T = TypeVar("T")
 # Encodings we can undo with a size cap for link discovery; the stored bytes are never decoded.
 DEFAULT_HEADERS = (("Accept-Encoding", "gzip, deflate"), ("Accept", "*/*"))
 SPOOL_IN_MEMORY = 1_000_000
-CHUNK = 65536
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 ENCODING_DER = 2  # _ssl.ENCODING_DER, for the certificate objects of the chain
 RENAMED_HEADER_PREFIX = "X-Archive-Orig-"
@@ -310,14 +309,7 @@ class Fetcher:
         raise error
 
     def _handshake(self, sock: ssl.SSLSocket, deadline: float) -> Generator[http1.Wait, None, None]:
-        while True:
-            try:
-                sock.do_handshake()
-                return
-            except ssl.SSLWantReadError:
-                yield http1.wait_on(sock, selectors.EVENT_READ, self.cfg.timeout, deadline)
-            except ssl.SSLWantWriteError:
-                yield http1.wait_on(sock, selectors.EVENT_WRITE, self.cfg.timeout, deadline)
+        yield from http1.when_ready(sock.do_handshake, sock, selectors.EVENT_READ, self.cfg.timeout, deadline)
 
     def _tls_context(self) -> ssl.SSLContext:
         with self.lock:
@@ -479,18 +471,18 @@ def run_blocking(task: Generator[http1.Wait, None, T]) -> T:
 
 def _wait_for(wait: http1.Wait) -> bool:
     """Whether the socket became ready before wait.until."""
-    poller = select.poll()
-    poller.register(wait.sock, select.POLLIN if wait.events == selectors.EVENT_READ else select.POLLOUT)
-    return bool(poller.poll(max(0.0, wait.until - time.monotonic()) * 1000))
+    return _ready(wait.sock, wait.events, max(0.0, wait.until - time.monotonic()))
 
 
 def _readable(sock: socket.socket) -> bool:
     """Bytes, an end of file or an error wait on an idle connection."""
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return True
+    return (isinstance(sock, ssl.SSLSocket) and sock.pending() > 0) or _ready(sock, selectors.EVENT_READ, 0.0)
+
+
+def _ready(sock: socket.socket, events: int, seconds: float) -> bool:
     poller = select.poll()  # not select(): it fails on descriptors past 1023
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
+    poller.register(sock, select.POLLIN if events == selectors.EVENT_READ else select.POLLOUT)
+    return bool(poller.poll(seconds * 1000))
 
 
 def request_head_bytes(target: str, headers: list[tuple[str, str]], method: str = "GET") -> bytes:

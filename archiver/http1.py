@@ -18,7 +18,9 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Generator
+from typing import Callable, Generator, TypeVar
+
+T = TypeVar("T")
 
 RECV_SIZE = 65536
 MAX_HEAD = 65536  # a response head larger than this is refused, not buffered forever
@@ -73,16 +75,29 @@ def wait_on(sock: socket.socket, events: int, timeout: float, deadline: float) -
     return Wait(sock, events, min(now + timeout, deadline))
 
 
+def when_ready(call: Callable[[], T], sock: socket.socket, events: int, timeout: float,
+               deadline: float) -> Generator[Wait, None, T]:
+    """call(), an operation on a non-blocking socket, once it goes through: until then,
+    a Wait for `events` each time the socket is not ready, or for the other direction
+    when TLS needs it (a TLS read may have to write, and the other way round)."""
+    while True:
+        try:
+            return call()
+        except ssl.SSLWantReadError:
+            wanted = selectors.EVENT_READ
+        except ssl.SSLWantWriteError:
+            wanted = selectors.EVENT_WRITE
+        except BlockingIOError:
+            wanted = events
+        yield wait_on(sock, wanted, timeout, deadline)
+
+
 def send_all(sock: socket.socket, data: bytes, timeout: float, deadline: float) -> Generator[Wait, None, None]:
     """Send all of data on a non-blocking socket, suspending while its buffer is full."""
     view = memoryview(data)
     while view:
-        try:
-            view = view[sock.send(view):]
-        except (BlockingIOError, ssl.SSLWantWriteError):
-            yield wait_on(sock, selectors.EVENT_WRITE, timeout, deadline)
-        except ssl.SSLWantReadError:
-            yield wait_on(sock, selectors.EVENT_READ, timeout, deadline)
+        sent = yield from when_ready(lambda: sock.send(view), sock, selectors.EVENT_WRITE, timeout, deadline)
+        view = view[sent:]
 
 
 class Reader:
@@ -105,13 +120,8 @@ class Reader:
         return len(self.buffer) - self.pos
 
     def recv(self) -> Generator[Wait, None, bytes]:
-        while True:
-            try:
-                return self.sock.recv(RECV_SIZE)
-            except (BlockingIOError, ssl.SSLWantReadError):
-                yield wait_on(self.sock, selectors.EVENT_READ, self.timeout, self.deadline)
-            except ssl.SSLWantWriteError:
-                yield wait_on(self.sock, selectors.EVENT_WRITE, self.timeout, self.deadline)
+        return (yield from when_ready(lambda: self.sock.recv(RECV_SIZE), self.sock, selectors.EVENT_READ,
+                                      self.timeout, self.deadline))
 
     def _fill(self) -> Generator[Wait, None, bool]:
         """Receive more after what is buffered; False at EOF."""
