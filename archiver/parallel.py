@@ -126,22 +126,25 @@ def remove_stale_claims(lock_dir: Path) -> None:
     """Claim folders of snapshots that were killed (kill -9 leaves them): their owner
     lock is free."""
     for folder in lock_dir.glob(f"{CLAIMS_PREFIX}*"):
-        try:
-            fd = os.open(folder / OWNER_FILE, os.O_RDWR)
-        except FileNotFoundError:  # made by a version without owner files
-            fd = None
-        except OSError:
-            continue
-        try:
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # its snapshot is running
-        finally:
-            if fd is not None:
-                os.close(fd)
-        shutil.rmtree(folder, ignore_errors=True)
-        log.info("removed %s, left by a snapshot that did not finish", folder.name)
+        if not _owner_running(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed %s, left by a snapshot that did not finish", folder.name)
+
+
+def _owner_running(folder: Path) -> bool:
+    try:
+        fd = os.open(folder / OWNER_FILE, os.O_RDWR)
+    except FileNotFoundError:  # made by a version without owner files
+        return False
+    except OSError:  # cannot tell: leave the folder
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _receive(conn, summary: SnapshotSummary, on_result: Callable[[FetchResult], None],
