@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import socket
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
-
-from warcio.recordloader import ArcWarcRecord
 
 from . import __version__
 from .capture import Original, Reached, exchange_records, metadata_content
@@ -159,7 +157,7 @@ def signing_key(path: Path) -> SigningKey | None:
 
 def warcinfo_fields(config: Config, key: SigningKey | None) -> dict[str, str]:
     fields = {
-        "software": f"archiver/{__version__} (Python/{platform.python_version()})",
+        "software": f"archiver/{__version__} (Python/{sys.version.split()[0]})",
         "hostname": socket.gethostname(),
         "operator": config.capture.operator or "(not configured)",
         "robots": config.capture.robots,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -463,7 +462,13 @@ def _content_roots(doc: etree._Element) -> list[etree._Element]:
 def _listing(parts: list[etree._Element]) -> bool:
     """Many containers of one kind each holding an excerpt: the cards of a home or
     section page, which has no article text to track."""
-    return len(parts) >= LISTING_PARTS and statistics.median(_length(p) for p in parts) < LISTING_EXCERPT
+    return len(parts) >= LISTING_PARTS and _median([_length(p) for p in parts]) < LISTING_EXCERPT
+
+
+def _median(values: list[int]) -> float:
+    """statistics.median, whose module imports decimal and fractions (2 ms of start-up)."""
+    ordered, middle = sorted(values), len(values) // 2
+    return ordered[middle] if len(values) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _marked_bodies(doc: etree._Element) -> list[etree._Element]:

@@ -55,6 +55,15 @@ class Response:
     length: int = 0                # with "length"
     will_close: bool = False       # the connection cannot carry another request
 
+    # Read as warcio's StatusAndHeaders are, so index.py and the catalog take a head just
+    # captured and one read back from a WARC file alike.
+    def get_header(self, name: str, default: str | None = None) -> str | None:
+        name = name.lower()
+        return next((value for key, value in self.headers if key.lower() == name), default)
+
+    def get_statuscode(self) -> str:
+        return str(self.status)
+
 
 @dataclass(frozen=True)
 class Wait:

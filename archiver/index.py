@@ -14,13 +14,16 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterable
-
-from warcio.statusandheaders import StatusAndHeaders
+from typing import IO, TYPE_CHECKING, Any, Iterable
 
 from .catalog import CaptureRow, XrefRow
 from .seeds import DEFAULT_PORTS
 from .warcfile import iter_records
+
+if TYPE_CHECKING:
+    from warcio.statusandheaders import StatusAndHeaders
+
+    from .http1 import Response
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,8 @@ class Placed:
     """A record's headers and where it sits in its WARC file."""
     offset: int
     length: int
-    rec_headers: StatusAndHeaders
-    http_headers: StatusAndHeaders | None = None
+    rec_headers: StatusAndHeaders  # or WarcHeaders, for a record just written
+    http_headers: StatusAndHeaders | Response | None = None
 
     def get(self, name: str) -> str:
         return self.rec_headers.get_header(name) or ""
@@ -134,7 +137,7 @@ def _plain_ipv4(host: str) -> bool:
     return len(parts) == 4 and all(p == str(int(p)) and int(p) <= 255 for p in parts)
 
 
-def _mime(http: StatusAndHeaders | None) -> str:
+def _mime(http: StatusAndHeaders | Response | None) -> str:
     value = (http.get_header("Content-Type") or "") if http else ""
     return value.split(";")[0].strip() or "unk"
 

@@ -24,14 +24,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Callable, Iterator
-
-from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
-from warcio.recordloader import ArcWarcRecord
-from warcio.statusandheaders import StatusAndHeaders
+from typing import IO, TYPE_CHECKING, Callable, Iterator
 
 from .errors import WarcError
+
+if TYPE_CHECKING:
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.recordloader import ArcWarcRecord
+    from warcio.statusandheaders import StatusAndHeaders
+
+    from .http1 import Response
 
 log = logging.getLogger("archiver")
 
@@ -78,7 +80,7 @@ class Record:
     rec_type: str
     rec_headers: WarcHeaders
     http_head: bytes = b""
-    http_headers: StatusAndHeaders | None = None  # the parsed HTTP head, for the catalog and index
+    http_headers: Response | None = None  # the parsed HTTP head, for the catalog and index
     payload: IO[bytes] | bytes = b""
     payload_length: int = 0
     level: int = TEXT_LEVEL  # deflate level of the record's gzip member
@@ -309,11 +311,21 @@ def _fsync_dir(path: Path) -> None:
 SMALL_RECORD_TYPES = ("warcinfo", "metadata")
 
 
+def _reader(f: IO[bytes]) -> ArchiveIterator:
+    """warcio's record reader from f's position. warcio is imported here, not with the
+    module: a capture never reads a WARC back, and warcio's imports take 10 ms."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    return ArchiveIterator(f, check_digests=False)
+
+
 def iter_records(path: Path) -> Iterator[tuple[int, int, ArcWarcRecord, bytes]]:
     """(offset, length, record, content) for every record of a WARC file. Content is kept
     for warcinfo and metadata records only; other payloads are read through and dropped."""
+    from warcio.exceptions import ArchiveLoadFailed
+
     with open(path, "rb") as f:
-        it = ArchiveIterator(f, check_digests=False)
+        it = _reader(f)
         try:
             for record in it:
                 content = record.content_stream().read() if record.rec_type in SMALL_RECORD_TYPES else b""
@@ -330,7 +342,7 @@ def read_response(path: Path, offset: int, limit: int) -> tuple[StatusAndHeaders
     try:
         with open(path, "rb") as f:
             f.seek(offset)
-            record = next(iter(ArchiveIterator(f, check_digests=False)))
+            record = next(iter(_reader(f)))
             return record.http_headers, record.raw_stream.read(limit)
     except (OSError, StopIteration) as e:
         raise WarcError(f"{path.name}: cannot read the record at offset {offset}: {e}") from e
@@ -344,7 +356,7 @@ def group_records(path: Path, row) -> tuple[list[ArcWarcRecord], list[Written]]:
     with open(path, "rb") as f:
         for offset in offsets:
             f.seek(offset)
-            it = ArchiveIterator(f, check_digests=False)
+            it = _reader(f)
             record = next(iter(it))
             record.content_stream().read()
             records.append(record)
