@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.parallel import Claims, process_count, remove_stale_claims
+from archiver.parallel import CLAIMS_PREFIX, Claims, claims_dir, process_count, remove_stale_claims
 from archiver.verify import verify_archive
 
 from .conftest import make_archive, run_cli, warc_files, warcio_check
@@ -43,6 +43,8 @@ def test_seeds_shared_out_among_processes_fetch_each_url_once(site, tmp_path):
     config = make_archive(tmp_path / "a", processes="3", concurrency="6", per_host_concurrency="6")
     assert process_count(config, total) == 3
 
+    claim_folders = claims_dir(config.root / "locks")
+    before = set(claim_folders.glob(f"{CLAIMS_PREFIX}*"))
     result = run_cli("--config", str(config.root / "config.toml"), "snapshot", "--json",
                      *[site.url(f"/a/{n}/") for n in range(1, total + 1)])
 
@@ -54,7 +56,7 @@ def test_seeds_shared_out_among_processes_fetch_each_url_once(site, tmp_path):
     assert set(site.hits) == expected and set(site.hits.values()) == {1}  # every URL once, across processes
     assert sorted(line["url"] for line in lines) == sorted(site.url(p) for p in expected)
     assert {line["role"] for line in lines if line["url"].endswith("/a/1/")} == {"seed"}  # never fetched as a cross-reference
-    assert not list((config.root / "locks").glob("claims-*"))
+    assert set(claim_folders.glob(f"{CLAIMS_PREFIX}*")) <= before  # the snapshot removed its own
     for path in warc_files(config):
         assert warcio_check(path).returncode == 0
     assert_catalog_matches_warcs(config)
@@ -69,7 +71,7 @@ def test_claim_folders_of_killed_snapshots_are_removed_and_running_ones_kept(tmp
     os.close(dead_owner)  # as the kernel does when a snapshot process is killed
     remove_stale_claims(lock_dir)
     os.close(owner)
-    assert sorted(p.name for p in lock_dir.iterdir()) == ["claims-running"]
+    assert sorted(p.name for p in lock_dir.iterdir()) == [f"{CLAIMS_PREFIX}running"]
     assert running.claim("http://e.example/a")
 
 
