@@ -43,8 +43,10 @@ log = logging.getLogger("archiver")
 # one of the ledger and two catalog transactions, whatever its size. A batch is stored
 # when it is this large, when it holds this many body bytes (or fills the current WARC
 # file: files are rotated between batches), when its first exchange has waited this
-# long, or when nothing else is in flight.
-STORE_BATCH = 64
+# long, or when nothing else is in flight. On loopback a worker takes ~700 URLs in 0.25 s;
+# 256 against 64 took 29 ms (5%) off the capture benchmark's wall time (A/B, 16 rounds),
+# as each fsync is a 1-2 ms wait.
+STORE_BATCH = 256
 STORE_BATCH_BYTES = 16_000_000
 STORE_LATENCY = 0.25  # seconds
 RETRY_STATUSES = (429, 503)
