@@ -10,12 +10,12 @@ when every URL it reached has been stored; its seeds' histories are then updated
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import selectors
 import socket
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -280,7 +280,7 @@ class Crawler:
     def submit(self, seeds: list[str], snapshot_id: str = "", others: frozenset[str] = frozenset()) -> None:
         """Queue normalised seed URLs as one new batch and wake the crawl loop. ``others``
         are seeds of the same snapshot that another process captures: never fetched here."""
-        self.inbox.put((seeds, snapshot_id or uuid.uuid4().hex, others))
+        self.inbox.put((seeds, snapshot_id or os.urandom(16).hex(), others))
         self.wake()
 
     def wake(self) -> None:

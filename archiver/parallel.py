@@ -24,7 +24,6 @@ import multiprocessing.connection
 import os
 import shutil
 import signal
-import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -95,7 +94,7 @@ def parallel_snapshot(archive: Archive, seeds: list[str], processes: int,
     stored. A worker that fails or dies is reported after the others have finished, and
     its open WARC file is repaired (what it had stored stays stored)."""
     config = archive.config
-    snapshot_id = uuid.uuid4().hex
+    snapshot_id = os.urandom(16).hex()
     remove_stale_claims(config.storage.lock_dir)
     claims, owner = Claims.create(claims_dir(config.storage.lock_dir), snapshot_id)
     workers: dict[multiprocessing.connection.Connection, tuple[multiprocessing.Process, list[str]]] = {}

@@ -18,7 +18,6 @@ import os
 import random
 import socket
 import time
-import uuid
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -158,10 +157,16 @@ _ids = random.Random(os.urandom(32))
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))  # forked writers never share ids
 
 
+UUID4_BITS = (0x4 << 76) | (0x2 << 62)  # version 4 and the RFC 4122 variant
+UUID4_MASK = ~((0xF << 76) | (0x3 << 62))
+
+
 def new_record_id() -> str:
     """A random (version 4) UUID URN; from a generator seeded by the OS, as uuid4 is but
-    without a system call per record."""
-    return f"<urn:uuid:{uuid.UUID(int=_ids.getrandbits(128), version=4)}>"
+    without a system call per record. Formatted here: the uuid module imports platform,
+    3 ms of every capture's start-up."""
+    h = f"{_ids.getrandbits(128) & UUID4_MASK | UUID4_BITS:032x}"
+    return f"<urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}>"
 
 
 class OpenWarc:
