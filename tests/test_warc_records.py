@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import re
+import uuid
 import zlib
 
 import pytest
@@ -81,6 +82,16 @@ def test_warcinfo_first_and_referenced_by_every_record(captured):
     assert fields["format"] == "WARC File Format 1.1"
     info_id = headers.get_header("WARC-Record-ID")
     assert all(h.get_header("WARC-Warcinfo-ID") == info_id for _, h, _, _ in recs[1:])
+
+
+def test_record_ids_are_distinct_version_4_uuid_urns(captured):
+    _, config, _ = captured
+    ids = [h.get_header("WARC-Record-ID") for path in warc_files(config) for _, h, _, _ in records(path)]
+    assert len(set(ids)) == len(ids) > 10
+    for record_id in ids:
+        assert record_id.startswith("<urn:uuid:") and record_id.endswith(">")
+        parsed = uuid.UUID(record_id[len("<urn:uuid:"):-1])
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, record_id[len("<urn:uuid:"):-1])
 
 
 def test_request_and_response_pair_with_ip_date_and_digests(captured):
