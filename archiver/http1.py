@@ -59,7 +59,10 @@ class Response:
     # captured and one read back from a WARC file alike.
     def get_header(self, name: str, default: str | None = None) -> str | None:
         name = name.lower()
-        return next((value for key, value in self.headers if key.lower() == name), default)
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return default
 
     def get_statuscode(self) -> str:
         return str(self.status)
