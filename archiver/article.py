@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 from lxml import etree
 
-from .extract import EXCLUDED_TAGS, _absolute, _base_url, _cta_pattern, _is_inside, _names, decode_text
+from .extract import EXCLUDED_TAGS, _absolute, _base_url, _cta_pattern, _is_inside, _names, decode_text, parse_html
 
 EXTRACTOR_VERSION = "1"
 
@@ -55,7 +55,13 @@ class Article:
 def extract_article(body: bytes, url: str, content_type: str = "",
                     cta_texts: tuple[str, ...] = ()) -> Article:
     """Never raises: a page that is not an article gives an Article with empty fields."""
-    doc = _parse(decode_text(body, content_type)) if _may_be_html(body, content_type) else None
+    doc = parse_html(decode_text(body, content_type)) if may_be_html(body, content_type) else None
+    return article_of(doc, url, cta_texts)
+
+
+def article_of(doc: etree._Element | None, url: str, cta_texts: tuple[str, ...] = ()) -> Article:
+    """extract_article of a page parsed with extract.parse_html. It changes doc (scripts
+    and styles are dropped): find the page's requisites first."""
     if doc is None:
         return Article(url=url)
     base = _base_url(doc, url)
@@ -96,24 +102,12 @@ _POST_TITLE = etree.XPath(".//*[contains(@class,'postTitle')]")
 HTML_TYPES = {"", "text/html", "application/xhtml+xml", "application/xml", "text/xml", "application/octet-stream"}
 
 
-def _may_be_html(body: bytes, content_type: str) -> bool:
+def may_be_html(body: bytes, content_type: str) -> bool:
     """Not when the server says it is something else (an image, a PDF, JSON), nor for
     binary bytes (NUL bytes early on), which would decode to a paragraph of noise."""
     mime = content_type.split(";")[0].strip().lower()
     starts_as_markup = body.lstrip()[:1] == b"<"
     return mime in HTML_TYPES and (starts_as_markup or b"\x00" not in body[:1024])
-
-
-def _parse(text: str) -> etree._Element | None:
-    """Plain lxml elements (not lxml.html's): a third faster to walk, and all we need.
-    A parser per call, since lxml parsers must not be shared between threads."""
-    text = re.sub(r"^\s*<\?xml[^>]*>", "", text)
-    if not text.strip():
-        return None
-    try:
-        return etree.fromstring(text, etree.HTMLParser(remove_pis=True))
-    except (etree.ParserError, etree.XMLSyntaxError, ValueError):
-        return None
 
 
 def _text(node: etree._Element) -> str:

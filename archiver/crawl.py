@@ -26,12 +26,12 @@ from .archive import Archive, FetchResult, SnapshotSummary
 from .capture import Reached
 from .config import CaptureConfig
 from .errors import UsageError
-from .article import Article
-from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, page_requisites
+from .article import Article, article_of, may_be_html
+from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, decode_text, parse_html, requisites_of
 from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, lookup
 from .http1 import Wait
 from .seeds import DEFAULT_PORTS, normalize_url, url_host
-from .tracking import PARSE_LIMIT, article_for, challenge_of, is_html, record_observation, update_history, write_feed
+from .tracking import PARSE_LIMIT, challenge_of, is_html, record_observation, update_history, write_feed
 from .warcfile import warc_date
 
 if TYPE_CHECKING:
@@ -429,19 +429,12 @@ class Crawler:
             ex.error = f"stopped after {self.cfg.max_redirects} redirects (max_redirects)"
         body = self._parseable_body(ex)
         try:
-            article = self._article(job, ex, body)
-            links = self._links(job, ex, body, article)
+            article, links = self._read(job, ex, body)
         except Exception as e:  # noqa: BLE001 - a bug in a parser must not lose the response
             log.error("could not parse %s: %s: %s", ex.url, type(e).__name__, e)
             ex.error = ex.error or f"not parsed: {type(e).__name__}: {e}"
             article, links = None, []
         return article, links, follows
-
-    def _article(self, job: Job, ex: Exchange, body: bytes | None) -> Article | None:
-        """Pages (seeds and cross-referenced pages) are read as articles."""
-        if not job.is_page:
-            return None
-        return article_for(ex.status, ex.header("Content-Type"), body, ex.url, self.cfg.cta_texts)
 
     def _parseable_body(self, ex: Exchange) -> bytes | None:
         """The decoded body of a 2xx HTML page or stylesheet, for links and extraction."""
@@ -450,21 +443,26 @@ class Crawler:
             return None
         return decode_body(ex.read_body(PARSE_LIMIT), ex.header("Content-Encoding"))
 
-    def _links(self, job: Job, ex: Exchange, body: bytes | None, article: Article | None) -> list[Link]:
+    def _read(self, job: Job, ex: Exchange, body: bytes | None) -> tuple[Article | None, list[Link]]:
+        """The links of a page or stylesheet, and the article of a page (seeds and
+        cross-referenced pages), from one parse: requisites first, as the article
+        extractor drops scripts and styles from the tree."""
         if body is None:
-            return []
+            return None, []
         ctype = ex.header("Content-Type").lower()
         if "css" in ctype:
-            return css_links(body, ex.url, ctype)
+            return None, css_links(body, ex.url, ctype)
         if not is_html(ctype, body):
-            return []
-        requisites = page_requisites(body, ex.url, ctype)
-        if article is None:
-            return requisites
+            return None, []
+        doc = parse_html(decode_text(body, ctype))
+        requisites = requisites_of(doc, ex.url)
+        if not job.is_page:
+            return None, requisites
+        article = article_of(doc if may_be_html(body, ctype) else None, ex.url, self.cfg.cta_texts)
         # Cross-references as the article extractor sees them, so what is followed is
         # exactly what edit detection tracks.
         refs = [(READ, r) for r in article.read_refs] + [(BODY, r) for r in article.links]
-        return [Link(r.url, kind, r.text, i) for i, (kind, r) in enumerate(refs)] + requisites
+        return article, [Link(r.url, kind, r.text, i) for i, (kind, r) in enumerate(refs)] + requisites
 
     def _observe(self, batch: Batch, job: Job, ex: Exchange, article: Article | None, capture_id: int) -> None:
         record_observation(self.archive.catalog, capture_id, job.reached.seed, ex.url,
