@@ -28,6 +28,8 @@ from .ledger import Ledger
 from .warcfile import Record, WarcWriterPool, Written, find_abandoned, group_records, repair_open_file, warc_date
 
 if TYPE_CHECKING:
+    from warcio.recordloader import ArcWarcRecord
+
     from .keys import SigningKey
 
 log = logging.getLogger("archiver")

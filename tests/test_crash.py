@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,6 @@ import pytest
 from archiver.catalog import COLUMNS, Catalog
 from archiver.index import warc_captures
 from archiver.archive import open_catalog
-from archiver.warcfile import repair_open_file
 
 from .conftest import reported, make_archive, run_cli, run_snapshot, warc_files, warcio_check
 from .site import Site

@@ -18,7 +18,6 @@ from archiver.pipeline import snapshot
 
 from .conftest import make_archive, run_cli, run_snapshot
 from .newssite import NewsSite
-from .site import Site
 
 
 @pytest.fixture

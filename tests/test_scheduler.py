@@ -284,7 +284,7 @@ def test_kill_9_mid_capture_then_restart_resumes_and_repairs(site, tmp_path):
         h.wfile.flush()
         stalled.set()
         release.wait(30)
-    fast = HitCounter(site, "/fast/", b"<html><body><p>fast page text</p></body></html>")
+    HitCounter(site, "/fast/", b"<html><body><p>fast page text</p></body></html>")
     site.routes["/slow/"] = stall
     config = make_archive(tmp_path / "a", requisites="false", depth="0", tick="0.2", concurrency="1")
     (config.seeds_dir / "example.txt").write_text(f"{site.url('/fast/')} every=1h\n{site.url('/slow/')} every=1h\n")

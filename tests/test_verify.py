@@ -11,10 +11,8 @@ import pytest
 
 from archiver.index import warc_captures
 from archiver.ledger import entry_hash, canonical
-from archiver.verify import verify_archive
 
 from .conftest import make_archive, run_cli, run_snapshot, warc_files
-from .site import Site
 
 ARTICLE = ("<html><body><div class='entry-content'><p>" + "Words of the article. " * 20 +
            "<a href='/source/'>source</a></p></div><img src='/img.png'></body></html>")
