@@ -34,6 +34,18 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "hash"}).encode()).hexdigest()
 
 
+def chained(payload: dict[str, Any], seq: int, prev: str) -> tuple[dict[str, Any], str]:
+    """The entry after prev, and its line (canonical JSON). A capture entry's other keys
+    all sort after "hash", so its line is the hashed text with the hash put first: one
+    JSON encoding per entry, not two (7 us of 17)."""
+    entry = {**payload, "seq": seq, "prev": prev}
+    text = canonical(entry)
+    entry["hash"] = digest = hashlib.sha256(text.encode()).hexdigest()
+    if min(k for k in entry if k != "hash") > "hash":
+        return entry, f'{{"hash":"{digest}",{text[1:]}'
+    return entry, canonical(entry)
+
+
 def checkpoint_message(count: int, head: str, time: str) -> str:
     return f"archiver-ledger-checkpoint:{count}:{head}:{time}"
 
@@ -53,14 +65,15 @@ class Ledger:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             seq, prev = self._locked_head(f)
-            entries = []
+            entries, lines = [], []
             for payload in payloads:
                 seq += 1
-                entry = {**payload, "seq": seq, "prev": prev}
-                entry["hash"] = prev = entry_hash(entry)
+                entry, line = chained(payload, seq, prev)
+                prev = entry["hash"]
                 entries.append(entry)
+                lines.append(line + "\n")
             f.seek(0, os.SEEK_END)
-            f.write("".join(canonical(e) + "\n" for e in entries).encode())
+            f.write("".join(lines).encode())
             f.flush()
             os.fsync(f.fileno())
             self._known = (f.tell(), seq, prev)

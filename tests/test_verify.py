@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 from archiver.index import warc_captures
-from archiver.ledger import entry_hash, canonical
+from archiver.ledger import canonical, chained, entry_hash
 
 from .conftest import make_archive, run_cli, run_snapshot, warc_files
 
@@ -187,3 +187,15 @@ def test_reordered_records_are_reported(archive):
     assert any("has moved to" in p["message"] for p in report["problems"])
     assert any("points at no record" in p["message"] or "does not match" in p["message"]
                for p in report["problems"])
+
+
+def test_ledger_lines_are_the_canonical_json_of_their_entries():
+    """chained() writes a capture entry's line without encoding it twice; it must be the
+    very text canonical() gives, with the hash entry_hash() recomputes."""
+    capture = {"type": "capture", "time": "2026-11-27T08:00:00.000000Z", "url": "https://a.example/é\u2028",
+               "warc": "x.warc.gz", "records": [{"id": "<urn:uuid:1>", "offset": 0, "length": 10}]}
+    checkpoint = {"type": "checkpoint", "time": "2026-11-27T08:00:00.000000Z", "count": 3, "head": "ab" * 32}
+    for payload in (capture, {**capture, "recovered": True}, checkpoint):
+        entry, line = chained(payload, 7, "cd" * 32)
+        assert line == canonical(entry) and json.loads(line) == entry
+        assert entry["hash"] == entry_hash(entry)
