@@ -50,6 +50,8 @@ def test_invalid_urls_are_usage_errors(raw):
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
+from urllib.parse import urljoin  # noqa: E402
+
 from archiver.seeds import ALREADY_NORMAL, _normalized  # noqa: E402
 
 
@@ -64,3 +66,25 @@ def test_urls_taken_as_already_normal_are_what_full_normalisation_gives(scheme, 
             normalize_url(url)
     else:
         assert _normalized(url, url) == normalize_url(url) == url
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(["http://127.0.0.1:8080/articles/1/", "https://www.example.com/a/b.html", "http://h:80/x",
+                        "https://h.example/", "http://h.example:443/q/", "https://h.example", "https://h.example/a/?q"]),
+       st.text("aZ09._~/-%?#: ", max_size=16))
+def test_root_relative_links_joined_without_urljoin_are_what_urljoin_gives(base, rest):
+    """normalize_url's fast path for plain root-relative links (PLAIN_ROOT_PATH)."""
+    href = "/" + rest
+
+    def through_urljoin() -> str:
+        raw = urljoin(base, href.strip())
+        return raw if ALREADY_NORMAL.fullmatch(raw) and not raw.split("/")[2].endswith((":80", ":443")) \
+            else _normalized(raw, href)
+
+    try:
+        expected = through_urljoin()
+    except UsageError:
+        with pytest.raises(UsageError):
+            normalize_url(href, base)
+        return
+    assert normalize_url(href, base) == expected
