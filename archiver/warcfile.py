@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import functools
 import hashlib
 import io
 import logging
@@ -295,6 +296,7 @@ def creation_lock(warc_dir: Path) -> Iterator[None]:
         yield
 
 
+@functools.lru_cache(maxsize=256)  # the records of an exchange all carry the date it began
 def warc_date(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
