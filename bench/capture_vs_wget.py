@@ -27,7 +27,9 @@ Measured per tool: wall time, articles/s, URLs/s, CPU seconds (user+sys of the c
 from os.wait4), CPU ms per article, peak RSS (ru_maxrss), CPU used by the server during
 the run, and from the WARC files: distinct response URLs, their HTTP statuses and
 payload SHA-1s. The URL sets are compared after dropping what only wget fetches by
-design (the index page it starts from; robots.txt if robots were on).
+design (the index page it starts from; robots.txt if robots were on). Before each tool's
+run, how long creating an empty file takes in the work folder (file_create_us): the
+file system's state, which weighs on wget (a file per URL) far more than on archiver.
 
 Usage: python bench/capture_vs_wget.py [--articles 200] [--runs 3] [--concurrency 8]
 Results: a table on stdout and JSON in bench/results/.
@@ -51,8 +53,8 @@ from pathlib import Path
 from warcio.archiveiterator import ArchiveIterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import (REPO, StaticServer, environment, run_measured, stop_on_sigterm, system_busy_s, table,  # noqa: E402
-                   write_results)
+from _util import (REPO, StaticServer, environment, file_create_us, run_measured, stop_on_sigterm,  # noqa: E402
+                   system_busy_s, table, write_results)
 
 # ---- the generated site -----------------------------------------------------------------
 
@@ -244,6 +246,8 @@ def one_run(run: int, order: list[str], server: StaticServer, work: Path, site: 
         tool_dir = work / f"run{run}"
         tool_dir.mkdir(exist_ok=True)
         os.sync()  # neither tool pays for writing back the other's (or the site's) dirty pages
+        create_us = file_create_us(tool_dir)
+        os.sync()
         cpu0, busy0, load0 = server.cpu_s(), system_busy_s(), os.getloadavg()[0]
         res = run_archiver(tool_dir, server.base, total, args) if tool == "archiver" else run_wget(tool_dir, server.base, args)
         server_cpu = server.cpu_s() - cpu0
@@ -263,6 +267,7 @@ def one_run(run: int, order: list[str], server: StaticServer, work: Path, site: 
             "server_cpu_s": server_cpu,
             "other_cpu_s": other_cpu,
             "loadavg_1min_before": load0,
+            "file_create_us_before": create_us,
             "distinct_response_urls": len(responses["urls"]),
             "statuses": statuses,
             "record_types": responses["record_types"],
@@ -332,7 +337,8 @@ METRICS = [("wall s", "wall_s", "{:.2f}"), ("articles/s", "articles_per_s", "{:.
            ("user s", "user_s", "{:.2f}"), ("sys s", "sys_s", "{:.2f}"),
            ("CPU ms/article", "cpu_ms_per_article", "{:.1f}"), ("peak RSS MB", "max_rss_mb", "{:.1f}"),
            ("server CPU s", "server_cpu_s", "{:.2f}"), ("other CPU s", "other_cpu_s", "{:.2f}"), ("response URLs", "distinct_response_urls", "{}"),
-           ("WARC MB", "warc_bytes", "{:.1f}"), ("exit", "returncode", "{}")]
+           ("WARC MB", "warc_bytes", "{:.1f}"), ("file create us, before", "file_create_us_before", "{:.0f}"),
+           ("exit", "returncode", "{}")]
 
 
 def fmt(key: str, spec: str, value) -> str:
