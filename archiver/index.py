@@ -112,6 +112,7 @@ def cdxj_line(warc: str, placed: Placed) -> str:
 SIMPLE_URL = re.compile(r"https?://([a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::([1-9][0-9]{0,4}))?(/[A-Za-z0-9._/-]*)?")
 UNSAFE_PATH = re.compile(r"//|/\.\.?(?:/|$)")
 WWW_PREFIX = re.compile(r"www\d*\.")
+NON_DIGITS = re.compile(r"\D")
 
 
 def surt_key(url: str) -> str:
@@ -143,7 +144,7 @@ def _mime(http: StatusAndHeaders | Response | None) -> str:
 
 
 def _timestamp(warc_date: str) -> str:
-    return "".join(c for c in warc_date if c.isdigit())[:14]
+    return NON_DIGITS.sub("", warc_date)[:14]
 
 
 def write_cdxj(warc_path: Path, index_dir: Path) -> Path:
