@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -42,6 +43,18 @@ def test_soft_hyphens_nbsp_and_quotes_are_not_edits(paras, rng):
 @given(words)
 def test_normalize_is_idempotent(text):
     assert normalize(normalize(text)) == normalize(text)
+
+
+def _normalize_without_fast_path(text: str) -> str:
+    text = text.translate(diff._INVISIBLE)
+    text = diff._LONE_A_CIRCUMFLEX.sub("", text)  # (no mojibake repair: never for ASCII)
+    return " ".join(unicodedata.normalize("NFC", text).translate(diff._TRANSLATE).split())
+
+
+@settings(max_examples=300)
+@given(st.text(st.characters(max_codepoint=127)))
+def test_normalize_fast_path_for_ascii_is_the_full_normalisation(text):
+    assert normalize(text) == _normalize_without_fast_path(text)
 
 
 def _is_noise_without_fast_path(paragraph: str) -> bool:
