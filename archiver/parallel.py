@@ -24,6 +24,8 @@ import multiprocessing.connection
 import os
 import shutil
 import signal
+import stat
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -49,16 +51,27 @@ def process_count(config: Config, seeds: int) -> int:
 
 
 CLAIMS_PREFIX = "archiver-claims-"
+# Left in the lock folder by versions before 2026-11-27, and a folder being made (killed
+# before its rename): removed as stale like claim folders, once their owner lock is free.
+OLD_CLAIMS_PREFIXES = ("claims-", ".making-", f".{CLAIMS_PREFIX}")
 OWNER_FILE = ".owner"  # flock-ed by the snapshot that made the folder, for as long as it runs
 SHARED_MEMORY = Path("/dev/shm")
+MAKING_GRACE = 60.0  # seconds: a folder still being made has no owner lock yet
 
 
 def claims_dir(lock_dir: Path) -> Path:
-    """Where a snapshot's claim folder goes: in memory (/dev/shm) where there is one, as a
-    file is made there in 7 us against 32 on a journalled disk (a 200-article snapshot
-    makes 1,400); else in the archive's lock folder."""
-    if SHARED_MEMORY.is_dir() and os.access(SHARED_MEMORY, os.W_OK | os.X_OK):
-        return SHARED_MEMORY
+    """Where a snapshot's claim folder goes: this user's folder in memory,
+    /dev/shm/archiver-<uid> (mode 0700: claim files are named by URL digests, which other
+    users must not probe), as a file is made there in 7 us against 32 on a journalled disk
+    (a 200-article snapshot makes 1,400); else the archive's lock folder."""
+    private = SHARED_MEMORY / f"archiver-{os.getuid()}"
+    try:
+        private.mkdir(mode=0o700, exist_ok=True)
+        found = private.lstat()  # a symbolic link or someone else's folder is not ours
+    except OSError:
+        return lock_dir
+    if stat.S_ISDIR(found.st_mode) and found.st_uid == os.getuid() and not found.st_mode & 0o077:
+        return private
     return lock_dir
 
 
@@ -67,24 +80,34 @@ class Claims:
 
     def __init__(self, folder: Path):
         self.folder = folder
+        self.failed = False
 
     @classmethod
     def create(cls, parent: Path, snapshot_id: str) -> tuple[Claims, int]:
         """A new claim folder in parent, and the descriptor of its owner lock (held until
         closed; forked workers share it, so it is held while any of them runs)."""
         making = parent / f".{CLAIMS_PREFIX}{snapshot_id}"  # renamed once locked: a claim folder always has its lock
-        making.mkdir(parents=True)
-        fd = os.open(making / OWNER_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        making.mkdir(mode=0o700, parents=True)
+        fd = os.open(making / OWNER_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         folder = making.rename(parent / f"{CLAIMS_PREFIX}{snapshot_id}")
         return cls(folder), fd
 
     def claim(self, url: str) -> bool:
+        """True: this process fetches the URL. If the folder fails (removed under us, as
+        systemd's RemoveIPC does to /dev/shm at logout, or memory full), every URL is
+        this process's from then on: a URL fetched twice rather than a snapshot lost."""
+        if self.failed:
+            return True
         name = hashlib.sha1(url.encode()).hexdigest()
         try:
-            os.close(os.open(self.folder / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            os.close(os.open(self.folder / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except FileExistsError:
             return False
+        except OSError as e:
+            self.failed = True
+            log.warning("claim folder %s failed (%s): this capture process may now fetch URLs another "
+                        "one fetches too", self.folder, e)
         return True
 
 
@@ -129,6 +152,7 @@ def _start_workers(workers: dict, config: Config, seeds: list[str], processes: i
     process and share). Python's objects are frozen meanwhile, as its gc documentation
     advises: the workers' garbage collections then skip everything made before the fork."""
     context = multiprocessing.get_context("fork")
+    frozen_by_caller = gc.get_freeze_count() > 0  # (archiver used as a library): left as it is
     gc.freeze()
     try:
         for i in range(processes):
@@ -141,16 +165,27 @@ def _start_workers(workers: dict, config: Config, seeds: list[str], processes: i
             send.close()
             workers[receive] = (process, part)
     finally:
-        gc.unfreeze()
+        if not frozen_by_caller:
+            gc.unfreeze()
 
 
 def remove_stale_claims(lock_dir: Path) -> None:
     """Claim folders of snapshots that were killed (kill -9 leaves them): their owner
-    lock is free. Those in /dev/shm may be other archives': the test is the same."""
-    for folder in {*lock_dir.glob(f"{CLAIMS_PREFIX}*"), *claims_dir(lock_dir).glob(f"{CLAIMS_PREFIX}*")}:
-        if not _owner_running(folder):
+    lock is free. Those in /dev/shm may be other archives' of this user: the test is the
+    same. A folder still being made is left alone for MAKING_GRACE seconds."""
+    folders = {p for parent in {lock_dir, claims_dir(lock_dir)} if parent.is_dir()
+               for p in parent.iterdir() if p.name.startswith((CLAIMS_PREFIX, *OLD_CLAIMS_PREFIXES))}
+    for folder in folders:
+        if not _owner_running(folder) and not _being_made(folder):
             shutil.rmtree(folder, ignore_errors=True)
             log.info("removed %s, left by a snapshot that did not finish", folder.name)
+
+
+def _being_made(folder: Path) -> bool:
+    try:
+        return folder.name.startswith(".") and time.time() - folder.stat().st_mtime < MAKING_GRACE
+    except OSError:
+        return False
 
 
 def _owner_running(folder: Path) -> bool:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +75,44 @@ def test_claim_folders_of_killed_snapshots_are_removed_and_running_ones_kept(tmp
     os.close(owner)
     assert sorted(p.name for p in lock_dir.iterdir()) == [f"{CLAIMS_PREFIX}running"]
     assert running.claim("http://e.example/a")
+
+
+def test_stale_claim_folders_of_older_versions_and_half_made_ones_are_removed(tmp_path):
+    lock_dir = tmp_path / "locks"
+    for name in ("claims-0123", ".making-0123", f".{CLAIMS_PREFIX}4567"):  # no owner file: nobody holds them
+        (lock_dir / name).mkdir(parents=True)
+        old = time.time() - 3600
+        os.utime(lock_dir / name, (old, old))
+    (lock_dir / f".{CLAIMS_PREFIX}89ab").mkdir()  # just made: its maker has not locked it yet
+    (lock_dir / "unrelated").mkdir()
+    remove_stale_claims(lock_dir)
+    assert sorted(p.name for p in lock_dir.iterdir()) == [f".{CLAIMS_PREFIX}89ab", "unrelated"]
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm here")
+def test_claim_folders_in_shared_memory_are_private_to_the_user(tmp_path):
+    parent = claims_dir(tmp_path / "locks")
+    assert parent.parent == Path("/dev/shm")
+    claims, owner = Claims.create(parent, f"test-{os.getpid()}")
+    try:
+        assert claims.claim("http://e.example/a")
+        for path in (parent, claims.folder, *claims.folder.iterdir()):
+            found = path.lstat()
+            assert found.st_uid == os.getuid() and not found.st_mode & 0o077, path  # no one else may list or probe
+    finally:
+        os.close(owner)
+        shutil.rmtree(claims.folder)
+
+
+def test_a_claim_folder_removed_under_a_snapshot_lets_its_processes_go_on(tmp_path, caplog):
+    """As systemd's RemoveIPC empties /dev/shm when a user logs out: fetching a URL twice
+    is better than losing the snapshot."""
+    claims, owner = Claims.create(tmp_path / "locks", "gone")
+    os.close(owner)
+    assert claims.claim("http://e.example/a") and not claims.claim("http://e.example/a")
+    shutil.rmtree(claims.folder)
+    assert claims.claim("http://e.example/b") and claims.claim("http://e.example/a")
+    assert "claim folder" in caplog.text and "failed" in caplog.text
 
 
 def test_one_process_when_politeness_is_on(tmp_path):
