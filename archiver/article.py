@@ -69,6 +69,7 @@ def article_of(doc: etree._Element | None, url: str, cta_texts: tuple[str, ...] 
     _drop_code(doc)
     roots = _content_roots(doc)
     scopes = _scopes(doc, roots)
+    date_scopes = scopes if _ANY_DATE_NODE(doc) else []
     title = _title(doc, meta, url)
     content = _Content(base, _cta_pattern(cta_texts), title)
     for root in roots:
@@ -77,7 +78,7 @@ def article_of(doc: etree._Element | None, url: str, cta_texts: tuple[str, ...] 
     if lede and lede not in content.paragraphs[:3]:
         content.paragraphs.insert(0, lede)
     return Article(url=url, canonical_url=_canonical(doc, meta, base), title=title, byline=_byline(scopes, meta),
-                   published=_date(scopes, meta, PUBLISHED), modified=_date(scopes, meta, MODIFIED),
+                   published=_date(date_scopes, meta, PUBLISHED), modified=_date(date_scopes, meta, MODIFIED),
                    paragraphs=tuple(content.paragraphs), links=tuple(content.links),
                    read_refs=tuple(content.read_refs))
 
@@ -329,6 +330,10 @@ DATE_META = {
 }
 DATE_LD = {PUBLISHED: "datePublished", MODIFIED: "dateModified"}
 _DATE_ITEMPROP = {which: etree.XPath(f".//*[@itemprop='{name}']") for which, name in DATE_LD.items()}
+# Whether the page has any node _date_in looks for: most pages have none, and one look over
+# the document costs less than one per scope and date.
+_ANY_DATE_NODE = etree.XPath("boolean(" + " | ".join(f"//*[@itemprop='{name}']" for name in DATE_LD.values())
+                             + " | //time[@datetime])")
 ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?$")
 
 
@@ -533,8 +538,9 @@ def _is_noise(el: etree._Element, whole: float) -> bool:
 
 
 def _hidden(el: etree._Element) -> bool:
+    style = el.get("style")
     return el.get("hidden") is not None or el.get("aria-hidden") == "true" \
-        or bool(HIDDEN_STYLE.search(el.get("style") or ""))
+        or (style is not None and HIDDEN_STYLE.search(style) is not None)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -701,7 +707,8 @@ class _Content:
             self._pending.append(Ref(target, _text(a)))
 
     def _flush(self) -> None:
-        text = " ".join("".join(self._pieces).translate(INVISIBLE).split())
+        text = "".join(self._pieces)
+        text = " ".join((text if text.isascii() else text.translate(INVISIBLE)).split())
         links, self._pieces, self._pending, self._brs = self._pending, [], [], 0
         if self._is_cta(text) and links:
             self.read_refs += links
