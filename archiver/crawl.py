@@ -480,6 +480,8 @@ class Crawler:
             batch.summary.seeds_ok[job.reached.seed] = ex.status is not None
         hops = job.reached.hops
         for link in links:
+            if link.url in batch.seen:  # as _enqueue would find; most shared requisites, before a Job is made
+                continue
             if link.kind == REQUISITE and self.cfg.requisites:
                 self._enqueue(batch, Job(link.url, replace(job.reached, role=REQUISITE, via=ex.url, chain=False),
                                          is_page=False))

@@ -65,8 +65,7 @@ HTTP_CONTENT_TYPES = {"request": "application/http; msgtype=request",
 class WarcHeaders(dict):
     """WARC header fields in write order, read with ``get_header`` like warcio's headers."""
 
-    def get_header(self, name: str, default: str | None = None) -> str | None:
-        return self.get(name, default)
+    get_header = dict.get  # (name, default=None); 30,000 calls per benchmark capture, no Python frame each
 
 
 @dataclass
