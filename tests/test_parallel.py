@@ -89,10 +89,10 @@ def test_stale_claim_folders_of_older_versions_and_half_made_ones_are_removed(tm
     assert sorted(p.name for p in lock_dir.iterdir()) == [f".{CLAIMS_PREFIX}89ab", "unrelated"]
 
 
-@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm here")
 def test_claim_folders_in_shared_memory_are_private_to_the_user(tmp_path):
     parent = claims_dir(tmp_path / "locks")
-    assert parent.parent == Path("/dev/shm")
+    if parent.parent != Path("/dev/shm"):
+        pytest.skip("no /dev/shm this user can write here: claim folders go to the lock folder")
     claims, owner = Claims.create(parent, f"test-{os.getpid()}")
     try:
         assert claims.claim("http://e.example/a")
