@@ -86,10 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
 
     p = command("snapshot", help="capture URLs now, with their cross-references and requisites",
-                       description="Capture each URL (default: every URL in seeds/*.txt), the pages its "
-                                   "article body cross-references (READ boxes, editorial links) and every "
-                                   "page's requisites, into a new WARC file. Exit 1 if no response could be "
-                                   "obtained for a seed.")
+                description="Capture each URL (default: every URL in seeds/*.txt), the pages its "
+                            "article body cross-references (READ boxes, editorial links) and every "
+                            "page's requisites, into a new WARC file. Exit 1 if no response could be "
+                            "obtained for a seed.")
     p.add_argument("urls", nargs="*", metavar="URL", help="http(s) URLs to capture (default: all seeds)")
     _output_flags(p, "one JSON line per fetched URL on stdout")
     p.set_defaults(func=cmd_snapshot)
@@ -104,16 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reindex)
 
     p = command("history", help="versions of a tracked article, oldest first, with suspect captures",
-                       description="Versions of a tracked URL (keyed on the URL you track, whatever it "
-                                   "redirects to), with what changed in each and the suspect captures "
-                                   "(errors, bot challenges, empty pages) that were not taken as versions.")
+                description="Versions of a tracked URL (keyed on the URL you track, whatever it "
+                            "redirects to), with what changed in each and the suspect captures "
+                            "(errors, bot challenges, empty pages) that were not taken as versions.")
     p.add_argument("url", metavar="URL")
     p.add_argument("--json", action="store_true", help="a JSON array of versions and suspect captures")
     p.set_defaults(func=cmd_history)
 
     p = command("diff", help="what changed between two versions of an article",
-                       description="Compare two versions (default: the last two). Text output is a "
-                                   "coloured word-level diff on a terminal.")
+                description="Compare two versions (default: the last two). Text output is a "
+                            "coloured word-level diff on a terminal.")
     p.add_argument("url", metavar="URL")
     p.add_argument("--from", dest="old", type=int, metavar="N", help="older version number")
     p.add_argument("--to", dest="new", type=int, metavar="N", help="newer version number")
@@ -122,22 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_diff)
 
     p = command("changes", help="feed of change events across all tracked articles",
-                       description="Change events (edits, deletions, restorations, redirects) since WHEN; "
-                                   "also rewrites the Atom feed file named in config.toml.")
+                description="Change events (edits, deletions, restorations, redirects) since WHEN; "
+                            "also rewrites the Atom feed file named in config.toml.")
     p.add_argument("--since", metavar="WHEN", default="7d",
                    help="an ISO date-time or a duration back from now such as 7d, 12h (default: 7d)")
     p.add_argument("--json", action="store_true", help="one JSON line per change event")
     p.set_defaults(func=cmd_changes)
 
     p = command("reextract", help="re-run the article extractor over stored captures and rebuild versions",
-                       description="Re-run the current extractor over the WARC payloads (no network) and "
-                                   "rebuild versions and change events, so an improved extractor never "
-                                   "shows up as edits.")
+                description="Re-run the current extractor over the WARC payloads (no network) and "
+                            "rebuild versions and change events, so an improved extractor never "
+                            "shows up as edits.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_reextract)
 
     p = command("add", help="track a URL: append it to a seed file",
-                       description="Append URL to seeds/added.txt (or --to FILE); archiver run picks it up.")
+                description="Append URL to seeds/added.txt (or --to FILE); archiver run picks it up.")
     p.add_argument("url", metavar="URL")
     p.add_argument("--every", metavar="INTERVAL", help="recapture interval such as 30m, 6h, 1d (default: adaptive)")
     p.add_argument("--cron", metavar="EXPR", help='a crontab expression such as "0 */6 * * *" instead of --every')
@@ -154,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = command("run", help="the recapture service: capture every tracked URL when it is due",
-                       description="Run in the foreground (for systemd, a container or a terminal) until "
-                                   "SIGTERM or SIGINT. Due times are kept in the catalog: after a restart, "
-                                   "whatever is overdue is captured once, soon after start.")
+                description="Run in the foreground (for systemd, a container or a terminal) until "
+                            "SIGTERM or SIGINT. Due times are kept in the catalog: after a restart, "
+                            "whatever is overdue is captured once, soon after start.")
     p.add_argument("--once", action="store_true", help="capture everything due now, then exit (for cron and tests)")
     p.add_argument("--json", action="store_true", help="one JSON line per fetched URL on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-URL progress on stderr")
@@ -170,11 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_keygen)
 
     p = command("export", help="a signed WACZ of selected captures, or an article's evidence packet",
-                       description="archiver export --wacz OUT.wacz [URL...] [--since WHEN]: the captures of "
-                                   "these URLs (all when none), with the originals of their revisits, a CDXJ "
-                                   "index, pages.jsonl and the ledger entries with the latest checkpoint. "
-                                   "archiver export --article URL OUT.wacz: all captures of one tracked "
-                                   "article and its cross-referenced pages, with a provenance report (HTML).")
+                description="archiver export --wacz OUT.wacz [URL...] [--since WHEN]: the captures of "
+                            "these URLs (all when none), with the originals of their revisits, a CDXJ "
+                            "index, pages.jsonl and the ledger entries with the latest checkpoint. "
+                            "archiver export --article URL OUT.wacz: all captures of one tracked "
+                            "article and its cross-referenced pages, with a provenance report (HTML).")
     p.add_argument("--wacz", type=Path, metavar="OUT", help="the WACZ file to write")
     p.add_argument("--article", metavar="URL", help="one tracked article's evidence packet")
     p.add_argument("--since", metavar="WHEN", help="only captures since an ISO date-time or a duration (7d)")
@@ -182,19 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = command("verify", help="check digests, record pairs, revisits, catalog, ledger chain and signatures",
-                       description="Check every WARC record's digests, that requests and responses pair up, that "
-                                   "revisits resolve, that the catalog points at matching records, the ledger "
-                                   "chain and its signed checkpoints. Exit 1 with file and offset of each problem.")
+                description="Check every WARC record's digests, that requests and responses pair up, that "
+                            "revisits resolve, that the catalog points at matching records, the ledger "
+                            "chain and its signed checkpoints. Exit 1 with file and offset of each problem.")
     p.add_argument("wacz", nargs="?", type=Path, metavar="FILE.wacz",
                    help="check an exported WACZ on its own instead of the archive")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(func=cmd_verify)
 
     p = command("replay", help="serve the archive with pywb and print replay links (extra: replay)",
-                       description="Start pywb over warcs/ and indexes/ (pip install 'archiver[replay]') and "
-                                   "print, for each tracked article, the replay URL of its latest capture. "
-                                   "Runs until Ctrl-C or SIGTERM. Files still being written (.open) are not "
-                                   "replayable until they are closed.")
+                description="Start pywb over warcs/ and indexes/ (pip install 'archiver[replay]') and "
+                            "print, for each tracked article, the replay URL of its latest capture. "
+                            "Runs until Ctrl-C or SIGTERM. Files still being written (.open) are not "
+                            "replayable until they are closed.")
     p.add_argument("--port", type=int, help="port to listen on (default: [replay] port)")
     p.add_argument("--host", help="address to listen on (default: [replay] host)")
     p.set_defaults(func=cmd_replay)
