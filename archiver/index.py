@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable
 
 from .catalog import CaptureRow, XrefRow
-from .seeds import DEFAULT_PORTS
+from .seeds import DEFAULT_PORTS, PLAIN_HOST
 from .warcfile import iter_records
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def cdxj_line(warc: str, placed: Placed) -> str:
 # reference implementation (the surt package, which pywb uses to look captures up), at
 # a twentieth of the cost; anything else goes to the reference. The property test in
 # test_reindex.py holds the two equal.
-SIMPLE_URL = re.compile(r"https?://([a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::([1-9][0-9]{0,4}))?(/[A-Za-z0-9._/-]*)?")
+SIMPLE_URL = re.compile(rf"https?://({PLAIN_HOST})(?::([1-9][0-9]{{0,4}}))?(/[A-Za-z0-9._/-]*)?")
 UNSAFE_PATH = re.compile(r"//|/\.\.?(?:/|$)")
 WWW_PREFIX = re.compile(r"www\d*\.")
 NON_DIGITS = re.compile(r"\D")

@@ -15,8 +15,11 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 from .errors import ConfigError, UsageError
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# A lowercase host name of letters, digits and hyphens (or a dotted IPv4 address): what
+# normalisation leaves as it is; the SURT fast path (index.SIMPLE_URL) takes the same.
+PLAIN_HOST = r"[a-z0-9-]+(?:\.[a-z0-9-]+)*"
 # What normalize_url would return unchanged: lowercase host, path of unreserved characters.
-ALREADY_NORMAL = re.compile(r"https?://([a-z0-9-]+(?:\.[a-z0-9-]+)*)(:[1-9][0-9]{0,4})?/[A-Za-z0-9._~/-]*")
+ALREADY_NORMAL = re.compile(rf"https?://({PLAIN_HOST})(:[1-9][0-9]{{0,4}})?/[A-Za-z0-9._~/-]*")
 # A root-relative link of the same characters, without "//" or dot segments: joined to a
 # normal base it is normal, and needs no urljoin (most links on a page; 3 us less each).
 PLAIN_ROOT_PATH = re.compile(r"/(?![/.])(?:[A-Za-z0-9_~-]|/(?!/|\.)|\.)*")
