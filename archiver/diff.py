@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Iterable
 
-
 from .article import Article, Ref
 
 EQUAL, INSERT, DELETE, MOVE = "equal", "insert", "delete", "move"
