@@ -193,7 +193,7 @@ def system_busy_s() -> float:
 def file_create_us(folder: Path, files: int = 200) -> float:
     """Microseconds to create (and close) one empty file in folder, averaged over a few
     hundred: how slow the file system's metadata is right now. On this project's VM it
-    ranged from 30 to 350 us within an hour (ext4, online discard), and a tool that
+    ranged from 8 to 350 us within an hour (ext4, online discard), and a tool that
     writes a file per URL (wget's mirror) is slowed by it far more than one that writes
     a few WARC files."""
     probe = Path(tempfile.mkdtemp(prefix="create-probe-", dir=folder))
@@ -230,12 +230,12 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> N
 def nginx_http_common(workdir: Path) -> str:
     """The http-block lines every benchmark's nginx shares: long-lived keep-alive, no gzip,
     and its temporary files in the benchmark's folder (made here), not in /var/lib/nginx."""
+    temp_paths = []
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (workdir / "nginx-tmp" / sub).mkdir(parents=True, exist_ok=True)
-    temp_paths = "".join(f"    {sub}_temp_path {workdir}/nginx-tmp/{sub};\n"
-                         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        temp_paths.append(f"    {sub}_temp_path {workdir}/nginx-tmp/{sub};")
     return ("    keepalive_timeout 60;\n    keepalive_requests 100000;\n    tcp_nodelay on;\n    gzip off;\n"
-            + temp_paths.rstrip("\n"))
+            + "\n".join(temp_paths))
 
 
 class StaticServer:
