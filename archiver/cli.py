@@ -561,7 +561,3 @@ def run() -> NoReturn:
     code = main()
     gc.freeze()
     sys.exit(code)
-
-
-if __name__ == "__main__":
-    run()

@@ -13,7 +13,7 @@ Served by nginx (Debian package) from a subprocess on 127.0.0.1, or by Python's
 ``http.server`` if nginx is not installed (the output says which).
 
 Per run, both tools capture the same site into a fresh folder:
-  archiver  python -m archiver.cli --config ROOT/config.toml snapshot --quiet ARTICLE_URL...
+  archiver  python -m archiver --config ROOT/config.toml snapshot --quiet ARTICLE_URL...
             (depth 1, follow read+body, requisites on, per_host_delay 0, concurrency C)
   wget      wget --recursive --level=1 --page-requisites -e robots=off --warc-file=...
             starting from the index page (level 0 = index, level 1 = articles; READ
@@ -216,7 +216,7 @@ def run_archiver(work: Path, base: str, total: int, args: argparse.Namespace) ->
         "per_host_delay": "0.0", "concurrency": str(args.concurrency),
         "per_host_concurrency": str(args.concurrency), "timeout": "15.0", "depth": "1"})
     seeds = [f"{base}/articles/{n}/" for n in range(1, total + 1)]
-    cmd = [sys.executable, "-m", "archiver.cli", "--config", str(root / "config.toml"), "snapshot", "--quiet", *seeds]
+    cmd = [sys.executable, "-m", "archiver", "--config", str(root / "config.toml"), "snapshot", "--quiet", *seeds]
     with open(root / "stdout.txt", "wb") as out, open(root / "stderr.txt", "wb") as err:
         # cwd is the archive folder, not the repo: `python -m` puts the cwd first on sys.path.
         m = run_measured(cmd, timeout=args.timeout, cwd=root, env=archiver_env(args), stdout=out, stderr=err)
@@ -325,7 +325,7 @@ def compile_archiver(work: Path, args: argparse.Namespace) -> str:
 
 def startup_cost(work: Path, args: argparse.Namespace) -> dict:
     """What importing archiver and parsing arguments costs, without any capture."""
-    runs = [run_measured([sys.executable, "-m", "archiver.cli", "--version"], timeout=60, cwd=work,
+    runs = [run_measured([sys.executable, "-m", "archiver", "--version"], timeout=60, cwd=work,
                          env=archiver_env(args)) for _ in range(3)]
     best = min(runs, key=lambda m: m.wall_s)
     return {"wall_s": best.wall_s, "cpu_s": best.cpu_s, "max_rss_mb": best.max_rss_kb / 1024}
@@ -418,7 +418,7 @@ def main() -> int:
             startup = startup_cost(work, args)
             startup["module"] = module
             print(f"archiver: {startup['module']} (bytecode compiled, as pip does on install)", flush=True)
-            print(f"archiver CLI start-up alone (python -m archiver.cli --version): {startup['wall_s']:.2f} s wall, "
+            print(f"archiver CLI start-up alone (python -m archiver --version): {startup['wall_s']:.2f} s wall, "
                   f"{startup['cpu_s']:.2f} s CPU", flush=True)
             runs = []
             for i in range(1, args.runs + 1):

@@ -15,7 +15,7 @@ The archive: a fresh folder (``archiver.workdir.init_archive``) with 100 URLs pe
 requisites off, retries 0, jitter 0, tick 1 s, batch B, JSON logs.
 
 Phases:
- 1. cold start + full period: ``python -m archiver.cli --config ROOT/config.toml run --quiet``
+ 1. cold start + full period: ``python -m archiver --config ROOT/config.toml run --quiet``
     under GNU time. Start-up = launch -> the "tracking N URLs" log line (seeds read,
     schedule synced) and -> the first "dispatching N due URL(s)" line. The catalog is
     polled read-only every --poll seconds until every URL has a finished capture (or no
@@ -216,7 +216,7 @@ def proc_stat(pid: int) -> dict:
 
 
 class ArchiverRun:
-    """``python -m archiver.cli --config CONFIG run --quiet`` under GNU time, its stderr read
+    """``python -m archiver --config CONFIG run --quiet`` under GNU time, its stderr read
     line by line (each timestamped), stopped with SIGTERM to archiver itself."""
 
     def __init__(self, config: Path, env: dict, log_path: Path):
@@ -228,7 +228,7 @@ class ArchiverRun:
         self.time_file = log_path.with_suffix(".time")
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "archiver.cli", "--config", str(self.config), "run", "--quiet"]
+        cmd = [sys.executable, "-m", "archiver", "--config", str(self.config), "run", "--quiet"]
         if Path(GNU_TIME).exists():
             cmd = [GNU_TIME, "-f", "%M %e %U %S %x", "-o", str(self.time_file), *cmd]
         self.cmd = cmd
@@ -494,11 +494,11 @@ def warm_restart(root: Path, config: Path, env: dict, args: argparse.Namespace) 
 
 
 def version_startup(env: dict) -> float:
-    """Interpreter + imports: ``python -m archiver.cli --version`` (median of 3)."""
+    """Interpreter + imports: ``python -m archiver --version`` (median of 3)."""
     times = []
     for _ in range(3):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "archiver.cli", "--version"], env=env, capture_output=True, timeout=60)
+        subprocess.run([sys.executable, "-m", "archiver", "--version"], env=env, capture_output=True, timeout=60)
         times.append(time.perf_counter() - t)
     return sorted(times)[1]
 
@@ -713,7 +713,7 @@ def report(r: dict) -> None:
                          "wall_ms_per_capture_per_slot": 1e3 * span * r["params"]["concurrency"] / done if span > 0 else None}
     ok = lambda b: "ok" if b else "NOT MET"
     rows = [
-        ["python -m archiver.cli --version", f"{r['version_startup_s']:.2f} s", ""],
+        ["python -m archiver --version", f"{r['version_startup_s']:.2f} s", ""],
         ["cold start: launch -> 'tracking N URLs'", f"{_f(cold['to_tracking_s'])} s", ""],
         ["cold start: launch -> first dispatch", f"{_f(cold['to_first_dispatch_s'])} s",
          f"< {GOAL_STARTUP_S:g} s: {ok((cold['to_first_dispatch_s'] or 1e9) < GOAL_STARTUP_S)}"],

@@ -7,7 +7,7 @@ A Python server in a subprocess on 127.0.0.1 sends SIZE bytes (default 1 GiB =
 block repeated (nothing stored; the block is longer than gzip's 32 KiB window, so the
 WARC's gzip cannot shrink it). archiver runs in its own process:
 
-    python -m archiver.cli --config ROOT/config.toml snapshot --quiet URL
+    python -m archiver --config ROOT/config.toml snapshot --quiet URL
 
 with ``[capture] max_bytes`` raised above SIZE (2,000,000,000 by default) and TMPDIR
 pointing into the benchmark's temporary folder (the response is spooled to a temporary
@@ -130,7 +130,7 @@ def capture(work: Path, url: str, args: argparse.Namespace) -> dict:
             return "3 closed: CDXJ, exit"
         return "1 start-up, fetch to spool"  # the WARC file is opened at the first write
 
-    cmd = [sys.executable, "-m", "archiver.cli", "--config", str(root / "config.toml"), "snapshot", "--quiet", url]
+    cmd = [sys.executable, "-m", "archiver", "--config", str(root / "config.toml"), "snapshot", "--quiet", url]
     os.sync()
     with open(root / "stdout.txt", "wb") as out, open(root / "stderr.txt", "wb") as err:
         m = run_measured(cmd, timeout=args.timeout + 120, cwd=root, env=env, stdout=out, stderr=err,

@@ -66,7 +66,7 @@ def warcio_check(path: Path) -> subprocess.CompletedProcess:
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "archiver.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "archiver", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 

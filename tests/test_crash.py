@@ -36,7 +36,7 @@ def stalling_handler(stalled: threading.Event, release: threading.Event):
 
 def start_snapshot(config, *urls) -> subprocess.Popen:
     """``archiver snapshot --json``: read its stdout (see ``reported``) or it may block."""
-    return subprocess.Popen([sys.executable, "-m", "archiver.cli", "--config", str(config.root / "config.toml"),
+    return subprocess.Popen([sys.executable, "-m", "archiver", "--config", str(config.root / "config.toml"),
                              "snapshot", "--quiet", "--json", *urls],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

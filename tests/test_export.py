@@ -142,7 +142,7 @@ def test_replay_command_serves_the_archive_and_prints_replay_links(exported):
     probe = listen()
     port = probe.getsockname()[1]  # a free port
     probe.close()
-    proc = subprocess.Popen([sys.executable, "-m", "archiver.cli", "replay", "--port", str(port)], cwd=config.root,
+    proc = subprocess.Popen([sys.executable, "-m", "archiver", "replay", "--port", str(port)], cwd=config.root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().startswith("pywb is serving")

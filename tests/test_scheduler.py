@@ -208,7 +208,7 @@ def test_add_remove_list_commands(tmp_path):
 # ---- a real archiver run process ---------------------------------------------------------------
 
 def start_run(config, json_results: bool = False) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "archiver.cli", "--config", str(config.root / "config.toml"),
+    return subprocess.Popen([sys.executable, "-m", "archiver", "--config", str(config.root / "config.toml"),
                              "run", "--quiet", *(["--json"] if json_results else [])],
                             stdout=subprocess.PIPE if json_results else subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
