@@ -203,7 +203,7 @@ class Catalog:
         """Insert captures and their cross-references in one transaction; each one's id,
         or None where a row for the same record already exists."""
         ids: list[int | None] = []
-        with self._transaction():
+        with self.transaction():
             for row, xrefs in rows:
                 cur = self.db.execute(
                     f"INSERT OR IGNORE INTO captures ({', '.join(COLUMNS)}) "
@@ -244,7 +244,7 @@ class Catalog:
 
     def add_observation(self, capture_id: int, tracked_url: str, final_url: str, challenge: str,
                         extractor: str, article_json: str | None) -> None:
-        with self._transaction():
+        with self.transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO observations (capture_id, tracked_url, final_url, challenge, extractor, article) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (capture_id, tracked_url, final_url, challenge, extractor, article_json))
@@ -266,7 +266,7 @@ class Catalog:
         return self.db.execute("SELECT warc, offset FROM captures WHERE record_id = ?", (record_id,)).fetchone()
 
     def replace_history(self, tracked_url: str, versions: list[tuple], changes: list[tuple]) -> None:
-        with self._transaction():
+        with self.transaction():
             self.db.execute("DELETE FROM versions WHERE tracked_url = ?", (tracked_url,))
             self.db.execute("DELETE FROM changes WHERE tracked_url = ?", (tracked_url,))
             self.db.executemany(f"INSERT INTO versions VALUES ({', '.join('?' * 11)})", versions)
@@ -305,7 +305,7 @@ class Catalog:
         known = {r[0] for r in self.db.execute("SELECT url FROM schedule")}
         added = [(u, h, now, now) for u, h in urls.items() if u not in known]
         removed = [(u,) for u in known - urls.keys()]
-        with self._transaction():
+        with self.transaction():
             self.db.executemany("INSERT INTO schedule (url, host, added, next_due) VALUES (?, ?, ?, ?)", added)
             self.db.executemany("DELETE FROM schedule WHERE url = ?", removed)
         return len(added), len(removed)
@@ -319,12 +319,12 @@ class Catalog:
         return [r[0] for r in rows if r[0] not in exclude][:limit]
 
     def mark_started(self, urls: list[str], now: float) -> None:
-        with self._transaction():
+        with self.transaction():
             self.db.executemany("UPDATE schedule SET last_started = ? WHERE url = ?", [(now, u) for u in urls])
 
     def mark_finished(self, rows: list[tuple[str, float, str, float]]) -> None:
         """(url, next_due, result, finished) per seed of a finished snapshot."""
-        with self._transaction():
+        with self.transaction():
             self.db.executemany("UPDATE schedule SET next_due = ?, last_result = ?, last_finished = ? WHERE url = ?",
                                 [(due, result, finished, url) for url, due, result, finished in rows])
 
@@ -343,7 +343,7 @@ class Catalog:
                              backoff: float, backoff_max: float) -> None:
         """host -> "" (answered) or an error; a host failing ``threshold`` times in a row is
         backed off, doubling while it keeps failing."""
-        with self._transaction():
+        with self.transaction():
             for host, error in outcomes.items():
                 if not error:
                     self.db.execute("DELETE FROM hosts WHERE host = ?", (host,))
@@ -361,7 +361,7 @@ class Catalog:
 
     def mark_ledgered(self, pairs: list[tuple[int, int]], head: tuple[int, str]) -> None:
         """(capture id, ledger seq) pairs, and the ledger's new head."""
-        with self._transaction():
+        with self.transaction():
             self.db.executemany("INSERT OR REPLACE INTO ledgered (capture_id, seq) VALUES (?, ?)", pairs)
             self.db.execute("INSERT INTO ledger_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE "
                             "SET seq = excluded.seq, hash = excluded.hash WHERE excluded.seq > ledger_head.seq", head)
@@ -377,7 +377,7 @@ class Catalog:
         return row[0] if row else None
 
     def add_checkpoint(self, entry: dict) -> None:
-        with self._transaction():
+        with self.transaction():
             self.db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
                             (entry["seq"], entry["time"], entry["count"], entry["head"],
                              entry.get("public_key", ""), entry.get("signature", "")))
@@ -404,11 +404,12 @@ class Catalog:
         self._clear(("ledgered", *DERIVED_FROM_OBSERVATIONS, "xrefs", "captures"))
 
     def _clear(self, tables: tuple[str, ...]) -> None:
-        with self._transaction():
+        with self.transaction():
             for table in tables:
                 self.db.execute(f"DELETE FROM {table}")
 
-    def _transaction(self) -> "_Tx":
+    def transaction(self) -> "_Tx":
+        """Writes in one transaction; the catalog's own writes made inside join it."""
         return _Tx(self.db, self.write_lock)
 
 
@@ -416,12 +417,16 @@ class _Tx:
     """BEGIN IMMEDIATE ... COMMIT/ROLLBACK under an flock on ``<catalog>.lock``. Writers
     in other processes (capture workers, a snapshot next to ``archiver run``) queue on
     the flock and wake the moment it is released; SQLite's own busy handler would poll,
-    sleeping 1 to 100 ms a time."""
+    sleeping 1 to 100 ms a time. One begun inside another joins it: its writes commit or
+    roll back with the outer one."""
 
     def __init__(self, db: sqlite3.Connection, lock: IO[bytes]):
         self.db, self.lock = db, lock
+        self.joined = db.in_transaction
 
     def __enter__(self) -> None:
+        if self.joined:
+            return
         fcntl.flock(self.lock, fcntl.LOCK_EX)
         try:
             self.db.execute("BEGIN IMMEDIATE")
@@ -430,6 +435,8 @@ class _Tx:
             raise
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self.joined:
+            return  # an exception goes on to the outer transaction, which rolls back
         try:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:

@@ -16,7 +16,7 @@ import selectors
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Generator
@@ -406,10 +406,9 @@ class Crawler:
             return
         try:
             stored = self.archive.store([(ex, job.reached, links) for job, ex, (_, links, _) in taken])
-            for (job, ex, (article, _, follows)), (result, capture_id) in zip(taken, stored):
+            self._observe_stored(taken, [capture_id for _, capture_id in stored])
+            for (job, _, _), (result, _) in zip(taken, stored):
                 batch = self.batches[job.reached.snapshot]
-                if job.seed_chain and not follows and not self._retrying(job, ex):
-                    self._observe(batch, job, ex, article, capture_id)
                 if self.summaries:
                     batch.summary.results.append(result)
                 batch.by_seed.setdefault(job.reached.seed, []).append(result)
@@ -419,6 +418,21 @@ class Crawler:
             for _, ex, _ in taken:
                 ex.close()
         self.on_stored()
+
+    def _observe_stored(self, taken: list, capture_ids: list[int]) -> None:
+        """The articles of the seeds' pages just stored, and the histories of the seeds
+        they complete: one transaction (a flock, BEGIN, COMMIT) per batch, not two per seed."""
+        completing = Counter((job.reached.snapshot, job.reached.seed) for job, _, _ in taken)
+        with self.archive.catalog.transaction():
+            for (job, ex, (article, _, follows)), capture_id in zip(taken, capture_ids):
+                if job.seed_chain and not follows and not self._retrying(job, ex):
+                    self._observe(self.batches[job.reached.snapshot], job, ex, article, capture_id)
+            for (snapshot, seed), count in completing.items():
+                batch = self.batches[snapshot]
+                if batch.pending[seed] == count and seed in batch.observed:
+                    history = update_history(self.archive.catalog, seed)
+                    if self.summaries:
+                        batch.summary.histories[seed] = history
 
     def _prepare(self, job: Job, ex: Exchange) -> tuple[Article | None, list[Link], bool]:
         """(the article of a page, links found, whether a redirect will be followed). Parsing
@@ -534,11 +548,7 @@ class Crawler:
                 self._finish_batch(batch)
 
     def _finish_seed(self, batch: Batch, seed: str) -> None:
-        """Every URL the seed reached is stored: its history can be brought up to date."""
-        if seed in batch.observed:
-            history = update_history(self.archive.catalog, seed)
-            if self.summaries:
-                batch.summary.histories[seed] = history
+        """Every URL the seed reached is stored, and its history is up to date."""
         self.on_seed_done(batch, seed)
         batch.by_seed.pop(seed, None)  # kept for on_seed_done only
 
