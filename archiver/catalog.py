@@ -192,6 +192,11 @@ class Catalog:
             raise ArchiverError(f"catalog {path}: {e}") from e
         self.write_lock = open(path.with_name(path.name + ".lock"), "a+b")
 
+    def copy_log_back(self) -> None:
+        """Copy the write-ahead log into the database file now, alongside other writers:
+        the last connection to close, which copies what is left, then has little to do."""
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def close(self) -> None:
         self.db.close()
         self.write_lock.close()

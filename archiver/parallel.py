@@ -245,6 +245,7 @@ def _worker(config: Config, seeds: list[str], others: frozenset[str], snapshot_i
         try:
             crawler.submit(seeds, snapshot_id, others)
             crawler.run()
+            archive.catalog.copy_log_back()  # while the other workers still capture
         finally:
             crawler.close()
             archive.close()
