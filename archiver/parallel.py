@@ -118,8 +118,9 @@ def parallel_snapshot(archive: Archive, seeds: list[str], processes: int,
     its open WARC file is repaired (what it had stored stays stored)."""
     config = archive.config
     snapshot_id = os.urandom(16).hex()
-    remove_stale_claims(config.storage.lock_dir)
-    claims, owner = Claims.create(claims_dir(config.storage.lock_dir), snapshot_id)
+    parent = claims_dir(config.storage.lock_dir)
+    remove_stale_claims(config.storage.lock_dir, parent)
+    claims, owner = Claims.create(parent, snapshot_id)
     workers: dict[multiprocessing.connection.Connection, tuple[multiprocessing.Process, list[str]]] = {}
     summary = SnapshotSummary()
     failures: list[str] = []
@@ -169,11 +170,11 @@ def _start_workers(workers: dict, config: Config, seeds: list[str], processes: i
             gc.unfreeze()
 
 
-def remove_stale_claims(lock_dir: Path) -> None:
-    """Claim folders of snapshots that were killed (kill -9 leaves them): their owner
-    lock is free. Those in /dev/shm may be other archives' of this user: the test is the
+def remove_stale_claims(lock_dir: Path, claims_parent: Path) -> None:
+    """Claim folders, in lock_dir or in claims_parent (claims_dir's answer), of snapshots
+    that were killed (kill -9 leaves them): their owner lock is free. Those in /dev/shm may be other archives' of this user: the test is the
     same. A folder still being made is left alone for MAKING_GRACE seconds."""
-    folders = {p for parent in {lock_dir, claims_dir(lock_dir)} if parent.is_dir()
+    folders = {p for parent in {lock_dir, claims_parent} if parent.is_dir()
                for p in parent.iterdir() if p.name.startswith((CLAIMS_PREFIX, *OLD_CLAIMS_PREFIXES))}
     for folder in folders:
         if not _owner_running(folder) and not _being_made(folder):

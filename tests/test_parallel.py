@@ -71,7 +71,7 @@ def test_claim_folders_of_killed_snapshots_are_removed_and_running_ones_kept(tmp
     dead, dead_owner = Claims.create(lock_dir, "dead")
     assert dead.claim("http://e.example/a") and not dead.claim("http://e.example/a")
     os.close(dead_owner)  # as the kernel does when a snapshot process is killed
-    remove_stale_claims(lock_dir)
+    remove_stale_claims(lock_dir, claims_dir(lock_dir))
     os.close(owner)
     assert sorted(p.name for p in lock_dir.iterdir()) == [f"{CLAIMS_PREFIX}running"]
     assert running.claim("http://e.example/a")
@@ -85,7 +85,7 @@ def test_stale_claim_folders_of_older_versions_and_half_made_ones_are_removed(tm
         os.utime(lock_dir / name, (old, old))
     (lock_dir / f".{CLAIMS_PREFIX}89ab").mkdir()  # just made: its maker has not locked it yet
     (lock_dir / "unrelated").mkdir()
-    remove_stale_claims(lock_dir)
+    remove_stale_claims(lock_dir, claims_dir(lock_dir))
     assert sorted(p.name for p in lock_dir.iterdir()) == [f".{CLAIMS_PREFIX}89ab", "unrelated"]
 
 
