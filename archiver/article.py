@@ -464,7 +464,7 @@ def _listing(parts: list[etree._Element]) -> bool:
     return len(parts) >= LISTING_PARTS and _median([_length(p) for p in parts]) < LISTING_EXCERPT
 
 
-def _median(values: list[int]) -> float:
+def _median(values: list[float]) -> float:
     """statistics.median, whose module imports decimal and fractions (2 ms of start-up)."""
     ordered, middle = sorted(values), len(values) // 2
     return ordered[middle] if len(values) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("archiver")
 
 # Fetched exchanges are stored in batches: each batch costs one fsync of the WARC file,
-# one of the ledger and two catalog transactions, whatever its size. A batch is stored
+# one of the ledger and three catalog transactions, whatever its size. A batch is stored
 # when it is this large, when it holds this many body bytes (or fills the current WARC
 # file: files are rotated between batches), when its first exchange has waited this
 # long, or when nothing else is in flight. On loopback a worker takes ~700 URLs in 0.25 s;
@@ -267,7 +267,7 @@ class Crawler:
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
         self.batches: dict[str, Batch] = {}
-        self.inbox: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[tuple[list[str], str, frozenset[str]]] = queue.SimpleQueue()
         self.fetches = FetchLoop(self._fetch)
         self._resolved: set[tuple[str, str]] = set()  # (snapshot, host) already resolved
         self.stopping = False
@@ -399,7 +399,7 @@ class Crawler:
             self._dispatch()  # more exchanges start before this batch is stored
 
     def _store_unstored(self) -> None:
-        """Store the exchanges taken so far in one batch (one fsync, one transaction), and
+        """Store the exchanges taken so far as one batch (its cost: see STORE_BATCH), and
         only then report them."""
         taken, self.unstored, self.unstored_bytes = self.unstored, [], 0
         if not taken:

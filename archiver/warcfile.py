@@ -57,7 +57,7 @@ class Written:
 PRECOMPRESSED_TYPES = ("image/", "video/", "audio/", "font/", "application/font", "application/zip",
                        "application/gzip", "application/x-gzip", "application/pdf", "application/octet-stream")
 TEXT_LEVEL, STORED_LEVEL = 6, 0
-SMALL_RECORD = 2048  # bytes; above it ISA-L's level 1 makes HTML 3-14% larger than zlib's level 6
+FAST_DEFLATE_BELOW = 2048  # bytes; above it ISA-L's level 1 makes HTML 3-14% larger than zlib's level 6
 WARC_VERSION = b"WARC/1.1\r\n"
 RECORD_END = b"\r\n\r\n"
 HTTP_CONTENT_TYPES = {"request": "application/http; msgtype=request",
@@ -110,7 +110,7 @@ def _compressor(level: int, size: int) -> "zlib._Compress":
     benchmark) goes through ISA-L at its level 1, 2.4 times as fast as zlib's level 6 on
     these and 1% larger; a larger one through zlib, sized to it, as its window and hash
     tables cost more to set up than a small record costs to compress."""
-    if level and size < SMALL_RECORD:
+    if level and size < FAST_DEFLATE_BELOW:
         return isal_zlib.compressobj(1, zlib.DEFLATED, 31)
     bits = max(9, min(15, size.bit_length())) if level else 9
     return zlib.compressobj(level, zlib.DEFLATED, 16 + bits, max(1, min(8, bits - 6)) if level else 1)
