@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
-import shutil
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from archiver.parallel import CLAIMS_PREFIX, Claims, claims_dir, process_count, remove_stale_claims
+from archiver.parallel import Claims, process_count
 from archiver.verify import verify_archive
 
 from .conftest import make_archive, run_cli, warc_files, warcio_check
@@ -45,8 +44,6 @@ def test_seeds_shared_out_among_processes_fetch_each_url_once(site, tmp_path):
     config = make_archive(tmp_path / "a", processes="3", concurrency="6", per_host_concurrency="6")
     assert process_count(config, total) == 3
 
-    claim_folders = claims_dir(config.root / "locks")
-    before = set(claim_folders.glob(f"{CLAIMS_PREFIX}*"))
     result = run_cli("--config", str(config.root / "config.toml"), "snapshot", "--json",
                      *[site.url(f"/a/{n}/") for n in range(1, total + 1)])
 
@@ -58,61 +55,65 @@ def test_seeds_shared_out_among_processes_fetch_each_url_once(site, tmp_path):
     assert set(site.hits) == expected and set(site.hits.values()) == {1}  # every URL once, across processes
     assert sorted(line["url"] for line in lines) == sorted(site.url(p) for p in expected)
     assert {line["role"] for line in lines if line["url"].endswith("/a/1/")} == {"seed"}  # never fetched as a cross-reference
-    assert set(claim_folders.glob(f"{CLAIMS_PREFIX}*")) <= before  # the snapshot removed its own
     for path in warc_files(config):
         assert warcio_check(path).returncode == 0
     assert_catalog_matches_warcs(config)
     assert verify_archive(config).ok
 
 
-def test_claim_folders_of_killed_snapshots_are_removed_and_running_ones_kept(tmp_path):
-    lock_dir = tmp_path / "locks"
-    running, owner = Claims.create(lock_dir, "running")
-    dead, dead_owner = Claims.create(lock_dir, "dead")
-    assert dead.claim("http://e.example/a") and not dead.claim("http://e.example/a")
-    os.close(dead_owner)  # as the kernel does when a snapshot process is killed
-    remove_stale_claims(lock_dir, claims_dir(lock_dir))
-    os.close(owner)
-    assert sorted(p.name for p in lock_dir.iterdir()) == [f"{CLAIMS_PREFIX}running"]
-    assert running.claim("http://e.example/a")
+def _claim_all(claims: Claims, urls: list[str], start: threading.Event | None, conn) -> None:
+    if start is not None:
+        start.wait()
+    conn.send([url for url in urls if claims.claim(url)])
+    conn.close()
 
 
-def test_stale_claim_folders_of_older_versions_and_half_made_ones_are_removed(tmp_path):
-    lock_dir = tmp_path / "locks"
-    for name in ("claims-0123", ".making-0123", f".{CLAIMS_PREFIX}4567"):  # no owner file: nobody holds them
-        (lock_dir / name).mkdir(parents=True)
-        old = time.time() - 3600
-        os.utime(lock_dir / name, (old, old))
-    (lock_dir / f".{CLAIMS_PREFIX}89ab").mkdir()  # just made: its maker has not locked it yet
-    (lock_dir / "unrelated").mkdir()
-    remove_stale_claims(lock_dir, claims_dir(lock_dir))
-    assert sorted(p.name for p in lock_dir.iterdir()) == [f".{CLAIMS_PREFIX}89ab", "unrelated"]
+def test_each_url_is_claimed_by_exactly_one_of_the_forked_processes():
+    claims = Claims()
+    urls = [f"http://e.example/{n}.png" for n in range(3000)]
+    fork = multiprocessing.get_context("fork")
+    start = fork.Event()
+    pipes, processes = [], []
+    for _ in range(4):
+        receive, send = fork.Pipe(duplex=False)
+        processes.append(fork.Process(target=_claim_all, args=(claims, urls, start, send)))
+        processes[-1].start()
+        pipes.append(receive)
+    start.set()  # all four race for the same URLs
+    won = [receive.recv() for receive in pipes]
+    for process in processes:
+        process.join()
+    assert sorted(url for share in won for url in share) == sorted(urls)  # each once, none lost
+    assert not claims.claim(urls[0])  # the parent sees the workers' claims too
 
 
-def test_claim_folders_in_shared_memory_are_private_to_the_user(tmp_path):
-    parent = claims_dir(tmp_path / "locks")
-    if parent.parent != Path("/dev/shm"):
-        pytest.skip("no /dev/shm this user can write here: claim folders go to the lock folder")
-    claims, owner = Claims.create(parent, f"test-{os.getpid()}")
-    try:
-        assert claims.claim("http://e.example/a")
-        for path in (parent, claims.folder, *claims.folder.iterdir()):
-            found = path.lstat()
-            assert found.st_uid == os.getuid() and not found.st_mode & 0o077, path  # no one else may list or probe
-    finally:
-        os.close(owner)
-        shutil.rmtree(claims.folder)
+class TinyClaims(Claims):
+    SLOTS = 8
+    FULL_AT = 6
+    LOCK_WAIT = 0.2
 
 
-def test_a_claim_folder_removed_under_a_snapshot_lets_its_processes_go_on(tmp_path, caplog):
-    """As systemd's RemoveIPC empties /dev/shm when a user logs out: fetching a URL twice
-    is better than losing the snapshot."""
-    claims, owner = Claims.create(tmp_path / "locks", "gone")
-    os.close(owner)
-    assert claims.claim("http://e.example/a") and not claims.claim("http://e.example/a")
-    shutil.rmtree(claims.folder)
-    assert claims.claim("http://e.example/b") and claims.claim("http://e.example/a")
-    assert "claim folder" in caplog.text and "failed" in caplog.text
+def test_a_full_claim_table_lets_the_processes_go_on_fetching(caplog):
+    claims = TinyClaims()
+    assert [claims.claim(f"http://e.example/{n}") for n in range(6)] == [True] * 6
+    assert not claims.claim("http://e.example/0")
+    assert claims.claim("http://e.example/6")  # full: fetched rather than lost
+    assert claims.claim("http://e.example/0")  # from then on, every URL is this process's
+    assert "claims stopped working" in caplog.text and "6 URLs" in caplog.text
+
+
+def _hold_the_lock_and_die(claims: Claims) -> None:
+    claims.lock.acquire()
+    os._exit(0)  # as if killed while holding it
+
+
+def test_a_claim_lock_left_held_by_a_dead_process_does_not_stop_the_others(caplog):
+    claims = TinyClaims()
+    holder = multiprocessing.get_context("fork").Process(target=_hold_the_lock_and_die, args=(claims,))
+    holder.start()
+    holder.join()
+    assert claims.claim("http://e.example/a") and claims.claim("http://e.example/a")
+    assert "lock was not released" in caplog.text
 
 
 def test_one_process_when_politeness_is_on(tmp_path):
