@@ -62,6 +62,7 @@ class Job:
     redirects: int = 0
     seed_chain: bool = False
     attempt: int = 0
+    shared_seed: bool = False  # other processes may capture it: claimed when it starts
 
 
 class HostSlots:
@@ -267,7 +268,7 @@ class Crawler:
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
         self.batches: dict[str, Batch] = {}
-        self.inbox: queue.SimpleQueue[tuple[list[str], str, frozenset[str]]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[tuple[list[str], str, bool]] = queue.SimpleQueue()
         self.fetches = FetchLoop(self._fetch)
         self._resolved: set[tuple[str, str]] = set()  # (snapshot, host) already resolved
         self.stopping = False
@@ -277,10 +278,12 @@ class Crawler:
 
     # ---- feeding (any thread) ----------------------------------------------------------
 
-    def submit(self, seeds: list[str], snapshot_id: str = "", others: frozenset[str] = frozenset()) -> None:
-        """Queue normalised seed URLs as one new batch and wake the crawl loop. ``others``
-        are seeds of the same snapshot that another process captures: never fetched here."""
-        self.inbox.put((seeds, snapshot_id or os.urandom(16).hex(), others))
+    def submit(self, seeds: list[str], snapshot_id: str = "", shared: bool = False) -> None:
+        """Queue normalised seed URLs as one new batch and wake the crawl loop. ``shared``:
+        other processes capture the same snapshot from the same seeds; each seed is
+        captured by the first to claim it, when it starts, and left out of the others'
+        summaries (never fetched as a cross-reference either)."""
+        self.inbox.put((seeds, snapshot_id or os.urandom(16).hex(), shared))
         self.wake()
 
     def wake(self) -> None:
@@ -320,7 +323,17 @@ class Crawler:
     def _dispatch(self) -> None:
         """Start queued fetches while there is room."""
         while self._in_flight() < self.cfg.concurrency and (job := self.slots.take()):
+            if job.shared_seed and not self.claim(job.url):
+                self.slots.done(job)
+                self._leave_seed(self.batches[job.reached.snapshot], job.url)
+                continue
             self.fetches.submit(job)
+
+    def _leave_seed(self, batch: Batch, seed: str) -> None:
+        """A shared seed another process has claimed: no part of this batch."""
+        del batch.summary.seeds_ok[seed], batch.pending[seed]
+        if not any(batch.pending.values()):
+            self._finish_batch(batch)
 
     def _timeout(self) -> float | None:
         idle_close = self.archive.config.storage.warc_idle_close if self.archive.writer.current else None
@@ -352,14 +365,14 @@ class Crawler:
 
     def _take_inbox(self) -> None:
         while not self.inbox.empty():
-            seeds, snapshot_id, others = self.inbox.get()
-            batch = Batch(snapshot_id, seeds, seen=set(others))
+            seeds, snapshot_id, shared = self.inbox.get()
+            batch = Batch(snapshot_id, seeds)
             self.batches[batch.id] = batch
             for seed in seeds:
                 batch.summary.seeds_ok[seed] = False
                 batch.pending[seed] = 0
                 self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id, chain=True), is_page=True,
-                                         seed_chain=True), claimed=True)
+                                         seed_chain=True, shared_seed=shared), claimed=True)
             if not seeds:
                 self._finish_batch(batch)
 

@@ -3,10 +3,13 @@
 Python runs one thread at a time, and on a fast network a capture is bound by the CPU
 (building records, digests, deflate, the catalog, article extraction), not by the
 network. So a snapshot of several seeds is shared out among worker processes, one per
-CPU core. Each worker is a whole crawler on its share of the seeds, writing its own WARC
-file; they share the catalog (SQLite WAL), the ledger (flock) and a table of claimed URLs
-in shared memory. No URL is fetched twice in the snapshot: a worker never fetches another
-worker's seed, and fetches a cross-reference or requisite only if it is the first to claim it.
+CPU core. Each worker is a whole crawler writing its own WARC file; they share the
+catalog (SQLite WAL), the ledger (flock) and a table of claimed URLs in shared memory.
+Every worker is given every seed, each starting at its own point of the list, and
+captures a seed only if it is the first to claim it when the seed's turn comes: a worker
+that finishes early takes seeds the others have not reached, instead of waiting for
+them. No URL is fetched twice in the snapshot: a cross-reference or requisite, too, is
+fetched by the first worker to claim it, and a seed never as a cross-reference.
 
 Only with per_host_delay = 0: the politeness delay is kept per process, so with a delay
 one process captures (and the network, not the CPU, is what bounds it anyway).
@@ -125,48 +128,49 @@ def parallel_snapshot(archive: Archive, seeds: list[str], processes: int,
     config = archive.config
     snapshot_id = os.urandom(16).hex()
     claims = Claims()
-    workers: dict[multiprocessing.connection.Connection, tuple[multiprocessing.Process, list[str]]] = {}
+    workers: dict[multiprocessing.connection.Connection, multiprocessing.Process] = {}
     summary = SnapshotSummary()
     failures: list[str] = []
     try:
         _start_workers(workers, config, seeds, processes, snapshot_id, claims)
         while workers:
             for conn in multiprocessing.connection.wait(list(workers)):
-                process, part = workers[conn]
+                process = workers[conn]
                 done = _receive(conn, summary, on_result, failures, process.name)
                 if done:
                     del workers[conn]
                     conn.close()
                     process.join()
     finally:
-        for process, _ in workers.values():
+        for process in workers.values():
             process.kill()
             process.join()
     if failures:
         repair_abandoned(config, archive.catalog)
         raise ArchiverError("; ".join(failures))
+    for seed in seeds:
+        summary.seeds_ok.setdefault(seed, False)  # claimed by no worker: cannot be, but never reported as done
     summary.warcs = sorted({r.warc for r in summary.results})
     return summary
 
 
 def _start_workers(workers: dict, config: Config, seeds: list[str], processes: int, snapshot_id: str,
                    claims: Claims) -> None:
-    """Fork the workers, each with its share of the seeds, into ``workers`` (pipe ->
-    process and share). Python's objects are frozen meanwhile, as its gc documentation
+    """Fork the workers into ``workers`` (pipe -> process). Python's objects are frozen meanwhile, as its gc documentation
     advises: the workers' garbage collections then skip everything made before the fork."""
     context = multiprocessing.get_context("fork")
     frozen_by_caller = gc.get_freeze_count() > 0  # (archiver used as a library): left as it is
     gc.freeze()
     try:
         for i in range(processes):
-            part = seeds[i::processes]
+            start = i * len(seeds) // processes  # each its own part first: seeds are rarely raced for
             receive, send = context.Pipe(duplex=False)
             process = context.Process(target=_worker, name=f"archiver-capture-{i + 1}", daemon=True,
-                                      args=(config, part, frozenset(seeds) - set(part), snapshot_id,
-                                            claims, processes, os.getpid(), send))
+                                      args=(config, seeds[start:] + seeds[:start], snapshot_id, claims,
+                                            processes, os.getpid(), send))
             process.start()
             send.close()
-            workers[receive] = (process, part)
+            workers[receive] = process
     finally:
         if not frozen_by_caller:
             gc.unfreeze()
@@ -194,9 +198,9 @@ def _receive(conn, summary: SnapshotSummary, on_result: Callable[[FetchResult], 
     return True
 
 
-def _worker(config: Config, seeds: list[str], others: frozenset[str], snapshot_id: str, claims: Claims,
+def _worker(config: Config, seeds: list[str], snapshot_id: str, claims: Claims,
             processes: int, parent: int, conn: multiprocessing.connection.Connection) -> None:
-    """In a forked process: crawl this share of the seeds, send the results of each
+    """In a forked process: crawl the seeds this process claims, send the results of each
     batch once it is stored, then the seeds' outcomes. Never returns into the parent's code."""
     code = 0
     try:
@@ -211,7 +215,7 @@ def _worker(config: Config, seeds: list[str], others: frozenset[str], snapshot_i
         done = []
         crawler.on_batch_done = done.append
         try:
-            crawler.submit(seeds, snapshot_id, others)
+            crawler.submit(seeds, snapshot_id, shared=True)
             crawler.run()
             archive.catalog.copy_log_back()  # while the other workers still capture
         finally:

@@ -15,7 +15,7 @@ from archiver.parallel import Claims, process_count
 from archiver.verify import verify_archive
 
 from .conftest import make_archive, run_cli, warc_files, warcio_check
-from .site import Site
+from .site import Site, send
 from .test_crash import assert_catalog_matches_warcs, stalling_handler, start_snapshot
 
 
@@ -59,6 +59,31 @@ def test_seeds_shared_out_among_processes_fetch_each_url_once(site, tmp_path):
         assert warcio_check(path).returncode == 0
     assert_catalog_matches_warcs(config)
     assert verify_archive(config).ok
+
+
+def test_a_worker_held_up_by_a_slow_seed_leaves_the_other_seeds_to_the_others(site, tmp_path):
+    """Seeds are not dealt out in advance: while one worker waits on a slow page, the
+    other captures every other seed, those it would have been dealt included."""
+    fast = [f"/fast/{n}/" for n in range(1, 7)]
+    all_fast_asked = threading.Event()
+    for path in fast:
+        body = f"<html><body><p>page {path}</p></body></html>"
+        site.routes[path] = lambda h, body=body: (send(h, 200, body.encode(), "text/html"),
+                                                  all(site.hits[p] for p in fast) and all_fast_asked.set())
+    slow_waited_for_them = []
+    site.routes["/slow/"] = lambda h: (slow_waited_for_them.append(all_fast_asked.wait(10)),
+                                       send(h, 200, b"<html><body><p>slow</p></body></html>", "text/html"))
+    config = make_archive(tmp_path / "a", processes="2", concurrency="2", per_host_concurrency="2",
+                          requisites="false")
+    seeds = [site.url(p) for p in ["/slow/", *fast]]  # the first worker starts with /slow/
+
+    result = run_cli("--config", str(config.root / "config.toml"), "snapshot", "--json", *seeds)
+
+    assert result.returncode == 0, result.stderr
+    assert slow_waited_for_them == [True]  # no seed waited for /slow/ to be answered
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(line["url"] for line in lines) == sorted(seeds)
+    assert {line["role"] for line in lines} == {"seed"} and set(site.hits.values()) == {1}
 
 
 def _claim_all(claims: Claims, urls: list[str], start: threading.Event | None, conn) -> None:
@@ -137,9 +162,9 @@ def test_a_killed_capture_process_fails_the_snapshot_in_one_line_and_its_file_is
         site.routes["/big"] = lambda h: (clients.append(h.client_address[1]), stalling(h))
         config = make_archive(tmp_path / "a", processes="2", concurrency="2", per_host_concurrency="2",
                               requisites="false")
-        # Seeds are dealt round-robin: the first worker gets /first/ and /second/, the
-        # second /big alone, where it stalls.
-        proc = start_snapshot(config, site.url("/first/"), site.url("/big"), site.url("/second/"))
+        # The first worker starts with /big and stalls there; the second starts at
+        # /first/, goes on to /second/, and finds /big claimed.
+        proc = start_snapshot(config, site.url("/big"), site.url("/first/"), site.url("/second/"))
         assert stalled.wait(30)
         victim = worker_connected_from(proc.pid, clients[0], site.server.server_address[1])
         os.kill(victim, signal.SIGKILL)
