@@ -75,13 +75,10 @@ class Ledger:
             f.seek(0, os.SEEK_END)
             f.write("".join(lines).encode())
             f.flush()
+            os.fsync(f.fileno())
             self._known = (f.tell(), seq, prev)
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-        # Outside the lock: the next writer chains on these bytes once they are in the
-        # file, and cannot make its own entries durable without flushing these too (one
-        # inode). Two capture processes waited up to 20 ms a snapshot on each other's fsync.
-        os.fsync(f.fileno())
         return entries
 
     def close(self) -> None:
