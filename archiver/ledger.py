@@ -75,7 +75,7 @@ class Ledger:
             f.seek(0, os.SEEK_END)
             f.write("".join(lines).encode())
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(f.fileno())  # under the lock: no later writer's bytes reach the disk before ours
             self._known = (f.tell(), seq, prev)
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
