@@ -254,7 +254,8 @@ class Crawler:
                  summaries: bool = True, on_stored: Callable[[], None] = lambda: None):
         """``on_stored()`` follows the ``on_result`` calls of each stored batch.
         ``claim(url)`` says whether this crawler may fetch a URL that is not one of its
-        seeds: it is False when another process capturing the same snapshot has it.
+        seeds, or a shared seed (see ``submit``): it is False when another process
+        capturing the same snapshot has it.
         ``summaries=False`` (archiver run, which takes each seed from on_seed_done) keeps
         no batch summary: a batch lasts until its slowest seed is stored, and its summary
         would hold every other seed's results and history until then."""
@@ -323,10 +324,12 @@ class Crawler:
     def _dispatch(self) -> None:
         """Start queued fetches while there is room."""
         while self._in_flight() < self.cfg.concurrency and (job := self.slots.take()):
-            if job.shared_seed and not self.claim(job.url):
-                self.slots.done(job)
-                self._leave_seed(self.batches[job.reached.snapshot], job.url)
-                continue
+            if job.shared_seed:
+                if not self.claim(job.url):
+                    self.slots.done(job)
+                    self._leave_seed(self.batches[job.reached.snapshot], job.url)
+                    continue
+                job = replace(job, shared_seed=False)  # this process's now, with its redirects and retries
             self.fetches.submit(job)
 
     def _leave_seed(self, batch: Batch, seed: str) -> None:

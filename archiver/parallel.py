@@ -72,7 +72,7 @@ class Claims:
     removed (6 ms for 1,400 files at the end of a snapshot) and cleaned up after killed
     snapshots."""
 
-    SLOTS = 1 << 18  # 4 MiB mapped; the kernel gives a page only when a URL lands in it
+    SLOTS = 1 << 18  # 4 MiB of keys; the kernel gives a page only when a URL lands in it
     FULL_AT = SLOTS * 3 // 4  # past this, probing gets long: URLs are then fetched, not claimed
     KEY = 16  # bytes of BLAKE2b per URL: two URLs taken for one would have one of them lost
     LOCK_WAIT = 10.0  # seconds; the lock is held for microseconds, unless its holder was killed
@@ -81,13 +81,22 @@ class Claims:
         self.table = mmap.mmap(-1, self.KEY * (self.SLOTS + 1))  # slot 0: the count of claims
         self.lock = multiprocessing.get_context("fork").Lock()
         self.failed = False
+        self.seeds: frozenset[str] = frozenset()  # the snapshot's
+        self.own_seeds: frozenset[str] = frozenset()  # this process's fixed share, once claims fail
+
+    def fall_back_to_share(self, seeds: list[str], index: int, processes: int) -> None:
+        """Should claims fail in this process, it takes every ``processes``-th seed from
+        ``index`` on, as the others do theirs (and every other URL it reaches): no seed is
+        left out, and only seeds taken before the failure are fetched twice."""
+        self.seeds, self.own_seeds = frozenset(seeds), frozenset(seeds[index::processes])
 
     def claim(self, url: str) -> bool:
         """True: this process fetches the URL. If the table cannot take it (full, or the
-        lock is held by a process that was killed holding it), every URL is this process's
-        from then on: a URL fetched twice rather than a snapshot lost or stuck."""
+        lock is held by a process that was killed holding it), every URL but the other
+        processes' seeds is this process's from then on: a URL fetched twice rather than
+        a snapshot lost or stuck."""
         if self.failed:
-            return True
+            return url in self.own_seeds or url not in self.seeds
         key = hashlib.blake2b(url.encode(), digest_size=self.KEY).digest()
         if not self.lock.acquire(timeout=self.LOCK_WAIT):
             return self._fail("its lock was not released")
@@ -149,25 +158,26 @@ def parallel_snapshot(archive: Archive, seeds: list[str], processes: int,
         repair_abandoned(config, archive.catalog)
         raise ArchiverError("; ".join(failures))
     for seed in seeds:
-        summary.seeds_ok.setdefault(seed, False)  # claimed by no worker: cannot be, but never reported as done
+        if seed not in summary.seeds_ok:  # every worker goes through every seed: a bug if so
+            log.warning("no capture process took the seed %s", seed)
+            summary.seeds_ok[seed] = False
     summary.warcs = sorted({r.warc for r in summary.results})
     return summary
 
 
 def _start_workers(workers: dict, config: Config, seeds: list[str], processes: int, snapshot_id: str,
                    claims: Claims) -> None:
-    """Fork the workers into ``workers`` (pipe -> process). Python's objects are frozen meanwhile, as its gc documentation
-    advises: the workers' garbage collections then skip everything made before the fork."""
+    """Fork the workers into ``workers`` (pipe -> process). Python's objects are frozen
+    meanwhile, as its gc documentation advises: the workers' garbage collections then
+    skip everything made before the fork."""
     context = multiprocessing.get_context("fork")
     frozen_by_caller = gc.get_freeze_count() > 0  # (archiver used as a library): left as it is
     gc.freeze()
     try:
         for i in range(processes):
-            start = i * len(seeds) // processes  # each its own part first: seeds are rarely raced for
             receive, send = context.Pipe(duplex=False)
             process = context.Process(target=_worker, name=f"archiver-capture-{i + 1}", daemon=True,
-                                      args=(config, seeds[start:] + seeds[:start], snapshot_id, claims,
-                                            processes, os.getpid(), send))
+                                      args=(config, seeds, i, snapshot_id, claims, processes, os.getpid(), send))
             process.start()
             send.close()
             workers[receive] = process
@@ -198,7 +208,7 @@ def _receive(conn, summary: SnapshotSummary, on_result: Callable[[FetchResult], 
     return True
 
 
-def _worker(config: Config, seeds: list[str], snapshot_id: str, claims: Claims,
+def _worker(config: Config, seeds: list[str], index: int, snapshot_id: str, claims: Claims,
             processes: int, parent: int, conn: multiprocessing.connection.Connection) -> None:
     """In a forked process: crawl the seeds this process claims, send the results of each
     batch once it is stored, then the seeds' outcomes. Never returns into the parent's code."""
@@ -215,7 +225,9 @@ def _worker(config: Config, seeds: list[str], snapshot_id: str, claims: Claims,
         done = []
         crawler.on_batch_done = done.append
         try:
-            crawler.submit(seeds, snapshot_id, shared=True)
+            start = index * len(seeds) // processes  # each at its own point: seeds are rarely raced for
+            claims.fall_back_to_share(seeds, index, processes)
+            crawler.submit(seeds[start:] + seeds[:start], snapshot_id, shared=True)
             crawler.run()
             archive.catalog.copy_log_back()  # while the other workers still capture
         finally:

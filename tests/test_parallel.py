@@ -86,6 +86,29 @@ def test_a_worker_held_up_by_a_slow_seed_leaves_the_other_seeds_to_the_others(si
     assert {line["role"] for line in lines} == {"seed"} and set(site.hits.values()) == {1}
 
 
+def test_a_seed_that_redirects_or_is_retried_stays_with_the_process_that_claimed_it(site, tmp_path):
+    site.routes["/old/"] = lambda h: send(h, 301, b"", "text/html", (("Location", "/new/"),))
+    site.page("/new/", "<html><body><p>moved here</p></body></html>")
+    answers = iter([503, 200])
+    site.routes["/busy/"] = lambda h: send(h, next(answers), b"<html><body><p>busy</p></body></html>",
+                                           "text/html", (("Retry-After", "0"),))
+    for n in range(4):
+        site.page(f"/plain/{n}/", f"<html><body><p>plain {n}</p></body></html>")
+    config = make_archive(tmp_path / "a", processes="2", concurrency="2", per_host_concurrency="2",
+                          requisites="false", retries="1")
+    seeds = [site.url(p) for p in ["/old/", "/busy/", *(f"/plain/{n}/" for n in range(4))]]
+
+    result = run_cli("--config", str(config.root / "config.toml"), "snapshot", "--json", *seeds)
+
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted((line["url"], line["status"], line["role"]) for line in lines) == sorted(
+        [(site.url("/old/"), 301, "seed"), (site.url("/new/"), 200, "redirect"),
+         (site.url("/busy/"), 503, "seed"), (site.url("/busy/"), 200, "seed")]
+        + [(site.url(f"/plain/{n}/"), 200, "seed") for n in range(4)])
+    assert "WARNING" not in result.stderr and "no capture process" not in result.stderr
+
+
 def _claim_all(claims: Claims, urls: list[str], start: threading.Event | None, conn) -> None:
     if start is not None:
         start.wait()
@@ -120,10 +143,13 @@ class TinyClaims(Claims):
 
 def test_a_full_claim_table_lets_the_processes_go_on_fetching(caplog):
     claims = TinyClaims()
+    seeds = [f"http://e.example/seed/{n}" for n in range(4)]
+    claims.fall_back_to_share(seeds, 1, 2)  # the second of two processes
     assert [claims.claim(f"http://e.example/{n}") for n in range(6)] == [True] * 6
     assert not claims.claim("http://e.example/0")
     assert claims.claim("http://e.example/6")  # full: fetched rather than lost
-    assert claims.claim("http://e.example/0")  # from then on, every URL is this process's
+    assert claims.claim("http://e.example/0")  # from then on, every URL is this process's,
+    assert [claims.claim(seed) for seed in seeds] == [False, True, False, True]  # but seeds only its share
     assert "claims stopped working" in caplog.text and "6 URLs" in caplog.text
 
 
