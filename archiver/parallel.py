@@ -82,30 +82,38 @@ class Claims:
         self.lock = multiprocessing.get_context("fork").Lock()
         self.failed = False
         self.seeds: frozenset[str] = frozenset()  # the snapshot's
-        self.own_seeds: frozenset[str] = frozenset()  # this process's fixed share, once claims fail
+        self.own_seeds: frozenset[str] = frozenset()  # this process's share, once claims fail
 
-    def fall_back_to_share(self, seeds: list[str], index: int, processes: int) -> None:
-        """Should claims fail in this process, it takes every ``processes``-th seed from
-        ``index`` on, as the others do theirs (and every other URL it reaches): no seed is
-        left out, and only seeds taken before the failure are fetched twice."""
-        self.seeds, self.own_seeds = frozenset(seeds), frozenset(seeds[index::processes])
+    def fall_back_to_share(self, seeds: list[str], share: list[str]) -> None:
+        """Should claims fail in this process, it takes the seeds of its share (those it
+        starts with) and every other URL it reaches, but no other seed. A seed is then
+        fetched by its share's owner, or claimed by a process whose claims still work:
+        none is left out, though some may be fetched twice."""
+        self.seeds, self.own_seeds = frozenset(seeds), frozenset(share)
 
     def claim(self, url: str) -> bool:
         """True: this process fetches the URL. If the table cannot take it (full, or the
-        lock is held by a process that was killed holding it), every URL but the other
-        processes' seeds is this process's from then on: a URL fetched twice rather than
-        a snapshot lost or stuck."""
-        if self.failed:
+        lock is held by a process that was killed holding it), this process falls back to
+        its share (fall_back_to_share) from then on: a URL fetched twice rather than a
+        snapshot lost or stuck."""
+        claimed = None if self.failed else self._claim_in_table(url)
+        if claimed is None:
             return url in self.own_seeds or url not in self.seeds
+        return claimed
+
+    def _claim_in_table(self, url: str) -> bool | None:
+        """Whether the URL was not claimed yet (it is now); None if the table failed."""
         key = hashlib.blake2b(url.encode(), digest_size=self.KEY).digest()
         if not self.lock.acquire(timeout=self.LOCK_WAIT):
-            return self._fail("its lock was not released")
+            self._fail("its lock was not released")
+            return None
         try:
             return self._claim_locked(key)
         finally:
             self.lock.release()
 
-    def _claim_locked(self, key: bytes) -> bool:
+    def _claim_locked(self, key: bytes) -> bool | None:
+        """Whether the key was new, and is now in the table; None if the table is full."""
         table, size = self.table, self.KEY
         slot = int.from_bytes(key[:4], "little") % self.SLOTS + 1
         while (held := table[slot * size:(slot + 1) * size]) != EMPTY_KEY:  # linear probing
@@ -114,16 +122,16 @@ class Claims:
             slot = slot % self.SLOTS + 1
         count = int.from_bytes(table[:size], "little")
         if count >= self.FULL_AT:
-            return self._fail(f"it holds {count:,} URLs")
+            self._fail(f"it holds {count:,} URLs")
+            return None
         table[slot * size:(slot + 1) * size] = key
         table[:size] = (count + 1).to_bytes(size, "little")
         return True
 
-    def _fail(self, why: str) -> bool:
+    def _fail(self, why: str) -> None:
         self.failed = True
-        log.warning("the snapshot's URL claims stopped working (%s): this capture process may now fetch "
-                    "URLs another one fetches too", why)
-        return True
+        log.warning("the snapshot's URL claims stopped working (%s): this capture process now takes its "
+                    "share of the seeds and may fetch URLs another one fetches too", why)
 
 
 EMPTY_KEY = bytes(Claims.KEY)
@@ -201,7 +209,8 @@ def _receive(conn, summary: SnapshotSummary, on_result: Callable[[FetchResult], 
         return False
     if kind == "done":
         seeds_ok, histories = payload
-        summary.seeds_ok.update(seeds_ok)
+        for seed, ok in seeds_ok.items():  # a seed two processes fetched (claims failed) is ok if either got it
+            summary.seeds_ok[seed] = summary.seeds_ok.get(seed, False) or ok
         summary.histories.update(histories)
     else:
         failures.append(f"capture process {name}: {payload}")
@@ -225,9 +234,9 @@ def _worker(config: Config, seeds: list[str], index: int, snapshot_id: str, clai
         done = []
         crawler.on_batch_done = done.append
         try:
-            start = index * len(seeds) // processes  # each at its own point: seeds are rarely raced for
-            claims.fall_back_to_share(seeds, index, processes)
-            crawler.submit(seeds[start:] + seeds[:start], snapshot_id, shared=True)
+            start, end = (len(seeds) * i // processes for i in (index, index + 1))
+            claims.fall_back_to_share(seeds, seeds[start:end])
+            crawler.submit(seeds[start:] + seeds[:start], snapshot_id, shared=True)  # each at its own point
             crawler.run()
             archive.catalog.copy_log_back()  # while the other workers still capture
         finally:

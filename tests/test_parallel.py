@@ -144,12 +144,12 @@ class TinyClaims(Claims):
 def test_a_full_claim_table_lets_the_processes_go_on_fetching(caplog):
     claims = TinyClaims()
     seeds = [f"http://e.example/seed/{n}" for n in range(4)]
-    claims.fall_back_to_share(seeds, 1, 2)  # the second of two processes
+    claims.fall_back_to_share(seeds, seeds[2:])  # the second of two processes
     assert [claims.claim(f"http://e.example/{n}") for n in range(6)] == [True] * 6
     assert not claims.claim("http://e.example/0")
     assert claims.claim("http://e.example/6")  # full: fetched rather than lost
     assert claims.claim("http://e.example/0")  # from then on, every URL is this process's,
-    assert [claims.claim(seed) for seed in seeds] == [False, True, False, True]  # but seeds only its share
+    assert [claims.claim(seed) for seed in seeds] == [False, False, True, True]  # but seeds only its share
     assert "claims stopped working" in caplog.text and "6 URLs" in caplog.text
 
 
