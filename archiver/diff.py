@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from difflib import SequenceMatcher
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .article import Article, Ref
+
+if TYPE_CHECKING:
+    import difflib
 
 EQUAL, INSERT, DELETE, MOVE = "equal", "insert", "delete", "move"
 
@@ -114,7 +116,7 @@ def diff_articles(old: Article, new: Article, fixed_refs: tuple[tuple[Ref, ...],
 def diff_body(old: Iterable[str], new: Iterable[str]) -> tuple[list[BodyOp], list[Change]]:
     """Body ops for display and one body Change per changed passage (whole sentences)."""
     a, b = normalized_paragraphs(old), normalized_paragraphs(new)
-    opcodes = SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    opcodes = _matcher(a, b).get_opcodes()
     unmatched_a = {a[i] for tag, i1, i2, _, _ in opcodes if tag != EQUAL for i in range(i1, i2)}
     unmatched_b = {b[j] for tag, _, _, j1, j2 in opcodes if tag != EQUAL for j in range(j1, j2)}
     moved = unmatched_a & unmatched_b
@@ -140,8 +142,7 @@ def _changed_block(gone: list[str], came: list[tuple[int, str]], at: int,
     old_sentences = [s for p in gone for s in split_sentences(p)]
     new_sentences = [s for _, p in came for s in split_sentences(p)]
     paragraph = came[0][0] if came else at
-    matcher = SequenceMatcher(None, old_sentences, new_sentences, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for tag, i1, i2, j1, j2 in _matcher(old_sentences, new_sentences).get_opcodes():
         before, after = " ".join(old_sentences[i1:i2]), " ".join(new_sentences[j1:j2])
         if tag == EQUAL:
             ops.append(BodyOp(EQUAL, after, paragraph))
@@ -159,10 +160,16 @@ def split_sentences(paragraph: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(paragraph) if s]
 
 
+def _matcher(a: Sequence[str], b: Sequence[str]) -> difflib.SequenceMatcher:
+    import difflib  # here: 3 ms of a capture's start-up, and a first capture has nothing to compare
+
+    return difflib.SequenceMatcher(None, a, b, autojunk=False)
+
+
 def diff_words(before: str, after: str) -> list[tuple[str, str]]:
     a, b = before.split(), after.split()
     out: list[tuple[str, str]] = []
-    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, j2 in _matcher(a, b).get_opcodes():
         if tag == EQUAL:
             out.append((EQUAL, " ".join(b[j1:j2])))
             continue

@@ -18,6 +18,7 @@ one process captures (and the network, not the CPU, is what bounds it anyway).
 from __future__ import annotations
 
 import ctypes
+import encodings.idna  # noqa: F401 - socket's name lookups load it: once here, not in every forked process
 import functools
 import gc
 import hashlib

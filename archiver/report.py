@@ -8,12 +8,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from html import escape
 from typing import Any
 
 from . import __version__
 from .diff import DELETE, EQUAL, INSERT, MOVE, BodyOp, Change
 from .history import CaptureRef, History, Version
+
+
+def escape(text: str) -> str:
+    import html  # here: 2 ms of a capture's start-up (its entity table), for HTML reports only
+
+    return html.escape(text)
+
 
 ANSI = {DELETE: "\x1b[31;9m", INSERT: "\x1b[32;4m", MOVE: "\x1b[33m", "reset": "\x1b[0m", "dim": "\x1b[2m"}
 
