@@ -335,8 +335,7 @@ class Crawler:
     def _leave_seed(self, batch: Batch, seed: str) -> None:
         """A shared seed another process has claimed: no part of this batch."""
         del batch.summary.seeds_ok[seed], batch.pending[seed]
-        if not any(batch.pending.values()):
-            self._finish_batch(batch)
+        self._finish_batch_if_done(batch)
 
     def _timeout(self) -> float | None:
         idle_close = self.archive.config.storage.warc_idle_close if self.archive.writer.current else None
@@ -560,8 +559,12 @@ class Crawler:
         batch.pending[seed] -= 1
         if batch.pending[seed] == 0:
             self._finish_seed(batch, seed)
-            if not any(batch.pending.values()):
-                self._finish_batch(batch)
+            self._finish_batch_if_done(batch)
+
+    def _finish_batch_if_done(self, batch: Batch) -> None:
+        """Done when none of its seeds has a URL left to store."""
+        if not any(batch.pending.values()):
+            self._finish_batch(batch)
 
     def _finish_seed(self, batch: Batch, seed: str) -> None:
         """Every URL the seed reached is stored, and its history is up to date."""

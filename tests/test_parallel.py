@@ -109,9 +109,8 @@ def test_a_seed_that_redirects_or_is_retried_stays_with_the_process_that_claimed
     assert "WARNING" not in result.stderr and "no capture process" not in result.stderr
 
 
-def _claim_all(claims: Claims, urls: list[str], start: threading.Event | None, conn) -> None:
-    if start is not None:
-        start.wait()
+def _claim_all(claims: Claims, urls: list[str], start, conn) -> None:
+    start.wait()
     conn.send([url for url in urls if claims.claim(url)])
     conn.close()
 
