@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS observations (
     final_url TEXT NOT NULL,
     challenge TEXT NOT NULL,
     extractor TEXT NOT NULL,
-    article TEXT                  -- JSON, NULL when the capture holds no HTML page
+    article TEXT,                 -- JSON, NULL when the capture holds no HTML page
+    content_digest TEXT           -- diff.content_digest(article); NULL until a history build needs it
 );
 CREATE INDEX IF NOT EXISTS observations_url ON observations (tracked_url);
 -- Derived from observations by history.build_history, per tracked URL.
@@ -188,9 +189,21 @@ class Catalog:
             self.db.execute("PRAGMA busy_timeout=30000")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA)
+            self._add_missing_columns()
         except sqlite3.DatabaseError as e:
             raise ArchiverError(f"catalog {path}: {e}") from e
         self.write_lock = open(path.with_name(path.name + ".lock"), "a+b")
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a catalog was created (its derived tables are rebuilt by
+        reindex, but an old catalog must still open)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(observations)")}
+        if "content_digest" not in have:
+            try:
+                self.db.execute("ALTER TABLE observations ADD COLUMN content_digest TEXT")
+            except sqlite3.OperationalError as e:  # another process added it first
+                if "duplicate column" not in str(e):
+                    raise
 
     def copy_log_back(self) -> None:
         """Copy the write-ahead log into the database file now, alongside other writers:
@@ -270,8 +283,13 @@ class Catalog:
     def record_location(self, record_id: str) -> tuple[str, int] | None:
         return self.db.execute("SELECT warc, offset FROM captures WHERE record_id = ?", (record_id,)).fetchone()
 
-    def replace_history(self, tracked_url: str, versions: list[tuple], changes: list[tuple]) -> None:
+    def replace_history(self, tracked_url: str, versions: list[tuple], changes: list[tuple],
+                        digests: list[tuple[str, str, int]]) -> None:
+        """A tracked URL's versions and changes, and the content digests (digest, warc,
+        offset) of its observations worked out while building them."""
         with self.transaction():
+            self.db.executemany("UPDATE observations SET content_digest = ? WHERE capture_id = "
+                                "(SELECT id FROM captures WHERE warc = ? AND offset = ?)", digests)
             self.db.execute("DELETE FROM versions WHERE tracked_url = ?", (tracked_url,))
             self.db.execute("DELETE FROM changes WHERE tracked_url = ?", (tracked_url,))
             self.db.executemany(f"INSERT INTO versions VALUES ({', '.join('?' * 11)})", versions)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .article import Article, Ref
-from .diff import BodyOp, Change, content_key, diff_articles, normalize, normalized_paragraphs, ref_targets
+from .diff import (BodyOp, Change, content_digest, diff_articles, is_current_digest, normalize, normalized_paragraphs,
+                   ref_targets)
 
 FIXED_AFTER = 3  # identical READ targets in this many captures in a row make them fixed
 SHORT_RATIO = 0.3  # an extraction under this share of the current version's words is suspect
@@ -42,6 +44,7 @@ class Observation:
     article: Article | None  # None: no response, or not an HTML page
     error: str = ""
     challenge: str = ""  # set from response headers, e.g. "cf-mitigated: challenge"
+    digest: str = ""  # content_digest(article) as stored: "" when not yet worked out
 
 
 @dataclass
@@ -60,10 +63,15 @@ class Version:
     captures: int = 1
     fixed_refs: tuple[Ref, ...] | None = None
     read_seen: dict[str, int] = field(default_factory=dict)  # READ target -> captures that showed it
+    digest: str = ""  # content_digest(article) once known (see _version_digest)
 
     @property
     def gone(self) -> bool:
         return self.article is None
+
+    @cached_property
+    def words(self) -> int:
+        return _words(self.article)
 
     @property
     def text_sha256(self) -> str:
@@ -83,6 +91,9 @@ class History:
     versions: list[Version] = field(default_factory=list)
     suspects: list[Suspect] = field(default_factory=list)
     read_boxes: str = "unknown"  # unknown | fixed | rotating
+    # Content digests worked out while building, for observations stored without a
+    # current one: update_history stores them, so each is worked out once.
+    computed: dict[CaptureRef, str] = field(default_factory=dict)
 
 
 class ReadBoxes:
@@ -133,10 +144,10 @@ def build_history(observations: list[Observation]) -> History:
     doubted: list[Observation] = []  # consecutive suspect captures with the same content
     for obs in observations:
         live = _last_live(history)
-        reason = suspect_reason(obs, live.article if live else None)
+        reason = suspect_reason(obs, live)
         if reason:
             history.suspects.append(Suspect(obs.capture, obs.status, reason))
-            doubted = _doubted(doubted, obs, reason)
+            doubted = _doubted(history, doubted, obs, reason)
             if len(doubted) >= FIXED_AFTER:  # the same page again and again: it is the article now
                 del history.suspects[-len(doubted):]
                 for again in doubted:
@@ -157,14 +168,13 @@ def _observe(history: History, obs: Observation, boxes: ReadBoxes) -> None:
         _observe_live(history, obs, current, boxes)
 
 
-def _doubted(doubted: list[Observation], obs: Observation, reason: str) -> list[Observation]:
+def _doubted(history: History, doubted: list[Observation], obs: Observation, reason: str) -> list[Observation]:
     """Content suspects (a page far shorter, emptied, or an error or consent page served
     with 200) that repeat unchanged may be the real article: a retraction, a soft
     deletion, a gutted text. Errors, challenges and failed fetches never are."""
     if obs.article is None or reason.startswith(("HTTP", "no response", "bot challenge", "not an HTML")):
         return []
-    last = doubted[-1].article if doubted else None
-    if last is not None and content_key(last, None) != content_key(obs.article, None):
+    if doubted and _obs_digest(history, doubted[-1]) != _obs_digest(history, obs):
         return [obs]
     return doubted + [obs]
 
@@ -185,8 +195,7 @@ def _observe_live(history: History, obs: Observation, current: Version | None, b
     article = obs.article
     assert article is not None
     previous = _last_live(history)
-    core_changed = previous is None or previous.article is None or \
-        content_key(previous.article, None) != content_key(article, None)
+    core_changed = previous is None or _version_digest(history, previous) != _obs_digest(history, obs)
     swap = boxes.observe(article.read_refs, other_edits=core_changed)
     redirected = current is not None and obs.final_url != current.final_url
     if current is not None and not current.gone and not core_changed and not swap and not redirected:
@@ -194,7 +203,30 @@ def _observe_live(history: History, obs: Observation, current: Version | None, b
         return
     changes, kinds = _changes(previous, current, article, swap, obs)
     # Changes are measured from the last live version when there is one.
-    _start(history, obs, article, kinds, changes, since=previous or current, fixed_refs=boxes.fixed)
+    _start(history, obs, article, kinds, changes, since=previous or current, fixed_refs=boxes.fixed,
+           digest=obs.digest)
+
+
+def _obs_digest(history: History, obs: Observation) -> str:
+    assert obs.article is not None
+    return _digest(history, obs.capture, obs.digest, obs.article)
+
+
+def _version_digest(history: History, version: Version) -> str:
+    assert version.article is not None
+    version.digest = _digest(history, version.first, version.digest, version.article)
+    return version.digest
+
+
+def _digest(history: History, capture: CaptureRef, stored: str, article: Article) -> str:
+    """A capture's content digest: as stored when of this KEY_VERSION, else worked out
+    (only when a comparison needs it: never for a URL's first capture) and kept in
+    history.computed for the catalog."""
+    if is_current_digest(stored):
+        return stored
+    if capture not in history.computed:
+        history.computed[capture] = content_digest(article)
+    return history.computed[capture]
 
 
 def _changes(previous: Version | None, current: Version | None, article: Article, swap, obs: Observation):
@@ -210,12 +242,12 @@ def _changes(previous: Version | None, current: Version | None, article: Article
 
 
 def _start(history: History, obs: Observation, article: Article | None, kinds, changes, since: Version | None,
-           fixed_refs: tuple[Ref, ...] | None) -> Version:
+           fixed_refs: tuple[Ref, ...] | None, digest: str = "") -> Version:
     version = Version(number=len(history.versions) + 1, first=obs.capture, last=obs.capture,
                       final_url=obs.final_url, article=article, status=obs.status, kinds=tuple(kinds),
                       changes=tuple(changes), since=since.last if since else None,
-                      since_version=since.number if since else 0, fixed_refs=fixed_refs)
-    version.revert_of = _reverted_to(history.versions, version)
+                      since_version=since.number if since else 0, fixed_refs=fixed_refs, digest=digest)
+    version.revert_of = _reverted_to(history, version)
     _count_read(version, article)
     history.versions.append(version)
     return version
@@ -232,26 +264,27 @@ def _count_read(version: Version, article: Article | None) -> None:
         version.read_seen[url] = version.read_seen.get(url, 0) + 1
 
 
-def _same_content(a: Version, b: Version) -> bool:
+def _same_content(history: History, a: Version, b: Version) -> bool:
     """Same editorial content, same final URL; fixed READ targets compared where both
     versions had them (before they were known to be fixed there is nothing to compare)."""
     if a.article is None or b.article is None:
         return False
-    if content_key(a.article, None) != content_key(b.article, None) or a.final_url != b.final_url:
+    if a.final_url != b.final_url or _version_digest(history, a) != _version_digest(history, b):
         return False
     return a.fixed_refs is None or b.fixed_refs is None or ref_targets(a.fixed_refs) == ref_targets(b.fixed_refs)
 
 
-def _reverted_to(earlier: list[Version], version: Version) -> int | None:
+def _reverted_to(history: History, version: Version) -> int | None:
     """The latest earlier, non-adjacent version with the same content."""
-    for old in reversed(earlier[:-1]):
-        if _same_content(old, version):
+    for old in reversed(history.versions[:-1]):
+        if _same_content(history, old, version):
             return old.number
     return None
 
 
-def suspect_reason(obs: Observation, current: Article | None) -> str:
-    """Why a capture is not the article, or "" if it is (404/410 are answers, not suspect)."""
+def suspect_reason(obs: Observation, live: Version | None) -> str:
+    """Why a capture is not the article, or "" if it is (404/410 are answers, not suspect);
+    live is the current live version."""
     if obs.status is None:
         return f"no response: {obs.error}" if obs.error else "no response"
     if obs.challenge:
@@ -262,12 +295,12 @@ def suspect_reason(obs: Observation, current: Article | None) -> str:
         return f"HTTP {obs.status}"
     if obs.article is None:
         return "not an HTML page"
-    return _content_suspect(obs.article, current)
+    return _content_suspect(obs.article, live.article if live else None, live.words if live else 0)
 
 
-def _content_suspect(article: Article, current: Article | None) -> str:
+def _content_suspect(article: Article, current: Article | None, current_words: int) -> str:
     """The current live version's article is the yardstick for "far shorter"."""
-    words, current_words = _words(article), _words(current)
+    words = _words(article)
     title = normalize(article.title)
     if words < 150 and CHALLENGE_TITLES.search(title):
         return f"bot challenge page ({title[:60]})"

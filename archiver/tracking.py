@@ -66,7 +66,7 @@ def article_from_json(text: str | None) -> Article | None:
 def load_history(catalog: Catalog, tracked_url: str) -> History:
     observations = [
         Observation(CaptureRef(r["warc"], r["offset"], r["fetched_at"]), r["status"], r["final_url"],
-                    article_from_json(r["article"]), r["error"], r["challenge"])
+                    article_from_json(r["article"]), r["error"], r["challenge"], r["content_digest"] or "")
         for r in catalog.observations(tracked_url)]
     return build_history(observations)
 
@@ -82,7 +82,8 @@ def update_history(catalog: Catalog, tracked_url: str) -> History:
         since = v.since or v.first
         changes += [(tracked_url, v.since_version, v.number, c.kind, c.before, c.after, since.warc, since.offset,
                      since.fetched_at, v.first.warc, v.first.offset, v.first.fetched_at) for c in v.changes]
-    catalog.replace_history(tracked_url, versions, changes)
+    digests = [(digest, capture.warc, capture.offset) for capture, digest in history.computed.items()]
+    catalog.replace_history(tracked_url, versions, changes, digests)
     return history
 
 

@@ -1,5 +1,7 @@
 """Catalog transactions: writes made inside catalog.transaction() commit, or roll back, as one."""
 
+import sqlite3
+
 import pytest
 
 from archiver.catalog import Catalog
@@ -35,3 +37,17 @@ def test_a_failure_inside_rolls_back_every_write_made_inside(tmp_path):
     catalog.sync_schedule({"http://kept.test/": "kept.test", "http://new.test/": "new.test"}, 3.0)  # the lock was released
     assert _scheduled(path) == {"http://kept.test/", "http://new.test/"}
     catalog.close()
+
+
+def test_a_catalog_made_before_content_digests_opens_and_takes_them(tmp_path):
+    path = tmp_path / "archive.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE observations (capture_id INTEGER PRIMARY KEY, tracked_url TEXT NOT NULL, "
+                "final_url TEXT NOT NULL, challenge TEXT NOT NULL, extractor TEXT NOT NULL, article TEXT)")
+    old.close()
+    catalog = Catalog(path)
+    catalog.add_observation(1, "http://a.test/", "http://a.test/", "", "archiver/1", None)
+    columns = [row[1] for row in catalog.db.execute("PRAGMA table_info(observations)")]
+    assert columns[-1] == "content_digest"
+    catalog.close()
+    Catalog(path).close()  # opened again: the column is there, nothing to add

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -166,3 +167,26 @@ def test_changes_after_a_deletion_are_measured_from_the_last_live_version():
     history = build_history([live(0, "A"), observation(1, 404), live(2, "B")])
     v3 = history.versions[2]
     assert v3.kinds == ("restored", "title") and v3.since_version == 1 and v3.since.offset == 0
+
+
+def test_a_stored_digest_of_this_version_stands_for_the_article():
+    """History is rebuilt from every observation on each capture; a digest stored with
+    the observation is trusted instead of normalising the article again."""
+    article = live(0).article
+    assert article is not None
+    same = diff.content_digest(article)
+    other = diff.content_digest(Article("https://e.example/", title="Other", paragraphs=("Different words.",)))
+    history = build_history([replace(live(0), digest=same), replace(live(1), digest=other)])
+    assert [v.number for v in history.versions] == [1, 2]  # the stored digest decided
+    assert history.computed == {}
+    history = build_history([replace(live(0), digest=same), replace(live(1), digest=same)])
+    assert [v.captures for v in history.versions] == [2]
+
+
+def test_digests_are_worked_out_once_when_missing_or_of_another_key_version():
+    stale = "v0:" + "0" * 64
+    first = build_history([live(0)])
+    assert first.computed == {}  # nothing to compare a first capture with
+    history = build_history([replace(live(0), digest=stale), live(1), live(2)])
+    assert [v.captures for v in history.versions] == [3]
+    assert history.computed == {live(i).capture: diff.content_digest(live(i).article) for i in range(3)}

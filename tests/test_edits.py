@@ -226,5 +226,21 @@ def test_reextract_rebuilds_the_same_versions(news):
     catalog.close()
 
 
+def test_each_content_digest_is_worked_out_once_and_stored(news):
+    """Every capture rebuilds the URL's history from all its observations: their
+    content digests come from the catalog, not from normalising each article again."""
+    from archiver.catalog import Catalog
+    from archiver.diff import content_digest
+    from archiver.tracking import article_from_json, load_history
+    site, config = news
+    url = site.url("wordpress")
+    capture(config, url, times=3)
+    catalog = Catalog(config.storage.catalog)
+    rows = catalog.observations(url)
+    assert [r["content_digest"] for r in rows] == [content_digest(article_from_json(r["article"])) for r in rows]
+    assert load_history(catalog, url).computed == {}
+    catalog.close()
+
+
 def test_story_fixture_is_not_shared_between_tests():
     assert Story().paragraphs == copy.deepcopy(Story()).paragraphs
