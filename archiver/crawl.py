@@ -234,9 +234,8 @@ class FetchLoop:
 
 @dataclass
 class Batch:
-    """One snapshot: its seeds and what it has reached so far."""
+    """One snapshot and what it has reached so far."""
     id: str
-    seeds: list[str]
     summary: SnapshotSummary = field(default_factory=SnapshotSummary)
     seen: set[str] = field(default_factory=set)
     observed: set[str] = field(default_factory=set)
@@ -368,7 +367,7 @@ class Crawler:
     def _take_inbox(self) -> None:
         while not self.inbox.empty():
             seeds, snapshot_id, shared = self.inbox.get()
-            batch = Batch(snapshot_id, seeds)
+            batch = Batch(snapshot_id)
             self.batches[batch.id] = batch
             for seed in seeds:
                 batch.summary.seeds_ok[seed] = False

@@ -151,9 +151,9 @@ class Fetcher:
     def __init__(self, cfg: CaptureConfig, clock: Callable[[], datetime] = utcnow):
         self.cfg = cfg
         self.clock = clock
-        self.headers = [("User-Agent", cfg.user_agent), *DEFAULT_HEADERS]
-        names = {name.lower() for name, _ in cfg.headers}
-        self.headers = [(k, v) for k, v in self.headers if k.lower() not in names] + list(cfg.headers)
+        configured = {name.lower() for name, _ in cfg.headers}  # replace defaults of the same name
+        defaults = [("User-Agent", cfg.user_agent), *DEFAULT_HEADERS]
+        self.headers = [(k, v) for k, v in defaults if k.lower() not in configured] + list(cfg.headers)
         self.cookies = _load_cookies(cfg.cookies_file) if cfg.cookies_file else None
         self.proxy = _proxy(cfg.proxy) if cfg.proxy else None
         # Loading the default CA bundle costs 17 ms, so it waits for the first https URL;
