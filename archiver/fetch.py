@@ -380,11 +380,13 @@ class Fetcher:
         payload_digest = hashlib.sha1()
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
         ex.body = spool
+        if kept := http1.kept_codings(response):
+            ex.error = f"transfer coding {', '.join(kept)} kept as received"
         try:
             ex.truncated = yield from self._stream_body(conn, response, spool, (head_digest, payload_digest))
         except (OSError, http1.ResponseError) as e:
             ex.truncated = "time" if isinstance(e, TimeoutError) else "disconnect"
-            ex.error = f"body incomplete: {describe_error(e)}"
+            ex.error = "; ".join(filter(None, (ex.error, f"body incomplete: {describe_error(e)}")))
         ex.body_length = spool.tell()
         ex.payload_digest = sha1_label(payload_digest)
         ex.block_digest = sha1_label(head_digest)
@@ -394,7 +396,7 @@ class Fetcher:
                      digests: tuple) -> Generator[http1.Wait, None, str]:
         """Copy the body as it arrives; stop at max_bytes ("length") or at the response's
         deadline, total_timeout after the fetch began ("time")."""
-        body = http1.Body(conn.reader, response)
+        body = http1.body_of(conn.reader, response)
         kept = 0
         try:
             while chunk := (yield from body.next_piece()):

@@ -17,6 +17,7 @@ import selectors
 import socket
 import ssl
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Callable, Generator, TypeVar
 
@@ -54,6 +55,7 @@ class Response:
     framing: str                   # "none", "length", "chunked" or "close"
     length: int = 0                # with "length"
     will_close: bool = False       # the connection cannot carry another request
+    codings: tuple[str, ...] = ()  # transfer codings besides the final chunked, lowercased
 
     # Read as warcio's StatusAndHeaders are, so index.py and the catalog take a head just
     # captured and one read back from a WARC file alike.
@@ -237,6 +239,7 @@ def _frame(response: Response) -> None:
         response.framing = "none"
     elif codings:
         response.framing = "chunked" if codings[-1] == "chunked" else "close"
+        response.codings = tuple(codings[:-1] if response.framing == "chunked" else codings)
     elif len(set(lengths)) == 1 and DIGITS.fullmatch(lengths[0]):  # else: read to the end
         response.framing, response.length = "length", int(lengths[0])
     # Transfer-Encoding with Content-Length, or in HTTP/1.0, is how responses are smuggled:
@@ -255,6 +258,24 @@ def _framing_lists(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
         if found is not None:
             found += [e for e in (e.strip(" \t").lower() for e in value.split(",")) if e]
     return lists
+
+
+INFLATED = ("gzip", "x-gzip", "deflate")  # the transfer codings a body is decoded of
+INFLATE_PIECE = 1 << 20  # bytes of decoded output at a time: a small gzip body may inflate a thousandfold
+
+
+def body_of(reader: Reader, response: Response) -> Body | Inflated:
+    """The body as the message carries it (RFC 9112 6, 7): de-framed, and decoded of a
+    gzip or deflate transfer coding (a hop's coding, unlike Content-Encoding, which is
+    kept). Other transfer codings are left as received (see Response.codings)."""
+    body = Body(reader, response)
+    return Inflated(body) if response.codings and not kept_codings(response) else body
+
+
+def kept_codings(response: Response) -> tuple[str, ...]:
+    """The transfer codings body_of leaves on the body: all of them unless there is one,
+    gzip or deflate."""
+    return () if len(response.codings) == 1 and response.codings[0] in INFLATED else response.codings
 
 
 class Body:
@@ -304,3 +325,38 @@ class Body:
             if trailers > MAX_HEAD:
                 raise ResponseError(f"trailer fields over {MAX_HEAD // 1024} KB")
         self.done = True
+
+
+class Inflated:
+    """A body decoded of its gzip or deflate transfer coding, piece by piece."""
+
+    def __init__(self, body: Body):
+        self.body = body
+        self.inflater = zlib.decompressobj(47)  # 32 + 15: a gzip or a zlib header
+        self.pending = b""  # input the inflater has not taken yet
+        self.done = False
+
+    def next_piece(self) -> Generator[Wait, None, bytes]:
+        if self.done:
+            return b""
+        while not self.inflater.eof:
+            ended = False
+            if not self.pending:
+                self.pending = yield from self.body.next_piece()
+                ended = not self.pending
+            try:
+                piece = self.inflater.decompress(self.pending, INFLATE_PIECE)
+            except zlib.error as e:
+                raise ResponseError(f"bad gzip or deflate transfer coding: {e}") from e
+            self.pending = self.inflater.unconsumed_tail
+            if piece:
+                return piece
+            if ended and not self.inflater.eof:
+                raise BodyCut("body ended before its gzip or deflate transfer coding did")
+        self.done = True
+        extra = len(self.inflater.unused_data) + len(self.pending)
+        while rest := (yield from self.body.next_piece()):  # to the body's end, so the connection can go on
+            extra += len(rest)
+        if extra:
+            raise ResponseError(f"{extra} bytes after the end of the gzip or deflate transfer coding")
+        return b""

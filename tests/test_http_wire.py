@@ -4,9 +4,11 @@ sent byte by byte from a raw socket server, requests through a proxy, cookies_fi
 from __future__ import annotations
 
 import base64
+import gzip
 import socket
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 
 import pytest
@@ -155,6 +157,51 @@ def test_chunked_body_with_extensions_and_trailer_is_dechunked_and_the_connectio
     assert first.response_head_bytes == b"HTTP/1.1 200 OK\r\nX-Archive-Orig-Transfer-Encoding: chunked\r\n\r\n"
     assert first.header("X-Archive-Orig-Transfer-Encoding") == "chunked" and not first.header("Transfer-Encoding")
     assert body_of(second) == b"ok" and server.connections == 1
+
+
+def chunked(data: bytes, size: int = 7) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + size]), data[i:i + size])
+                    for i in range(0, len(data), size)) + b"0\r\n\r\n"
+
+
+def test_gzip_and_deflate_transfer_codings_are_removed_like_chunked(fetcher):
+    """A transfer coding is the hop's, not the resource's (RFC 9112 7): the payload is the
+    body without it, as it is without chunked framing; Content-Encoding is kept."""
+    gzip_coded = gzip.compress(b"hello, gzip")
+    server = RawServer(
+        Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + chunked(gzip_coded), close=False),
+        Reply(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: deflate\r\n\r\n"
+              + zlib.compress(gzip_coded)))
+    first, second = fetcher.fetch(server.base + "/1"), fetcher.fetch(server.base + "/2")
+    server.stop()
+    assert body_of(first) == b"hello, gzip" and not first.error
+    assert first.header("X-Archive-Orig-Transfer-Encoding") == "gzip, chunked"
+    assert body_of(second) == gzip_coded and not second.error
+    assert server.connections == 1  # the chunked body was read to its end: the connection went on
+
+
+def test_a_transfer_coded_bomb_stops_at_max_bytes(tmp_path):
+    fetcher = Fetcher(make_archive(tmp_path / "a", timeout="5.0", max_bytes="1000000").capture)
+    bomb = gzip.compress(b"a" * 200_000_000, compresslevel=9)  # 194 KB
+    server = RawServer(Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                             + chunked(bomb, 65536)))
+    ex = fetcher.fetch(server.base + "/")
+    server.stop()
+    fetcher.close()
+    ex.close()
+    assert ex.body_length == 1_000_000 and ex.truncated == "length"
+
+
+def test_transfer_codings_that_are_not_what_they_say_are_recorded(fetcher):
+    server = RawServer(
+        Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + chunked(b"not gzip at all")),
+        Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n" + gzip.compress(b"text") + b"tail"),
+        Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: compress, chunked\r\n\r\n" + chunked(b"kept")))
+    bad, tail, unknown = (fetcher.fetch(server.base + f"/{n}") for n in range(3))
+    server.stop()
+    assert body_of(bad) == b"" and "bad gzip or deflate transfer coding" in bad.error
+    assert body_of(tail) == b"text" and "4 bytes after the end of the gzip or deflate transfer coding" in tail.error
+    assert body_of(unknown) == b"kept" and "transfer coding compress kept as received" in unknown.error
 
 
 def test_body_shorter_than_content_length_is_kept_and_marked_cut(fetcher):
