@@ -608,19 +608,26 @@ def retry_delay(retry_after: str, attempt: int, now: datetime) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-class RobotsPolicy:
-    """robots.txt per host, fetched once per crawler (only with robots = "obey")."""
+ROBOTS_MAX_AGE = 24 * 3600.0  # seconds a host's robots.txt is kept, as Google keeps it
 
-    def __init__(self, fetcher: Fetcher):
+
+class RobotsPolicy:
+    """robots.txt per host, fetched again once a day: `archiver run` goes on for months
+    (only with robots = "obey")."""
+
+    def __init__(self, fetcher: Fetcher, clock: Callable[[], float] = time.monotonic):
         import urllib.robotparser  # 8 ms of start-up, for the archives that obey robots.txt only
 
         self.fetcher = fetcher
+        self.clock = clock
         self.new_parser = urllib.robotparser.RobotFileParser
-        self.parsers: dict[str, RobotFileParser] = {}
+        self.parsers: dict[str, tuple[RobotFileParser, float]] = {}  # host -> (parser, when fetched)
 
     def allowed(self, url: str, agent: str) -> Generator[Wait, None, bool]:
         scheme, host = url.split("://", 1)[0], url_host(url)
-        if host not in self.parsers:
+        kept = self.parsers.get(host)
+        if kept is None or self.clock() - kept[1] > ROBOTS_MAX_AGE:
+            fetched_at = self.clock()
             parser = self.new_parser()
             ex = yield from self.fetcher.exchange(f"{scheme}://{host}/robots.txt")
             try:
@@ -628,6 +635,6 @@ class RobotsPolicy:
                 parser.parse(text.splitlines() if ex.status == 200 else [])
             finally:
                 ex.close()
-            self.parsers[host] = parser
-        return self.parsers[host].can_fetch(agent, url)
+            kept = self.parsers[host] = (parser, fetched_at)
+        return kept[0].can_fetch(agent, url)
 

@@ -117,6 +117,27 @@ def test_robots_obey_records_disallowed_urls_as_failed(site, tmp_path):
     assert site.hits["/private/x"] == 0
 
 
+def test_robots_txt_is_fetched_again_after_a_day(site, tmp_path):
+    """archiver run goes on for months: a site's new robots.txt must be seen."""
+    from archiver.crawl import ROBOTS_MAX_AGE, RobotsPolicy
+    from archiver.fetch import Fetcher, run_blocking
+
+    site.page("/robots.txt", "User-agent: *\nDisallow:\n", "text/plain")
+    now = [1000.0]
+    fetcher = Fetcher(make_archive(tmp_path / "a").capture)
+    policy = RobotsPolicy(fetcher, clock=lambda: now[0])
+    try:
+        assert run_blocking(policy.allowed(site.url("/p/"), "archiver"))
+        site.page("/robots.txt", "User-agent: *\nDisallow: /p/\n", "text/plain")
+        now[0] += ROBOTS_MAX_AGE - 1
+        assert run_blocking(policy.allowed(site.url("/p/"), "archiver"))  # kept for a day
+        now[0] += 2
+        assert not run_blocking(policy.allowed(site.url("/p/"), "archiver"))
+        assert site.hits["/robots.txt"] == 2
+    finally:
+        fetcher.close()
+
+
 def test_slow_drip_body_is_cut_at_total_timeout(site, tmp_path):
     stop = threading.Event()
 
