@@ -199,11 +199,15 @@ class Catalog:
         reindex, but an old catalog must still open)."""
         have = {row[1] for row in self.db.execute("PRAGMA table_info(observations)")}
         if "content_digest" not in have:
-            try:
-                self.db.execute("ALTER TABLE observations ADD COLUMN content_digest TEXT")
-            except sqlite3.OperationalError as e:  # another process added it first
-                if "duplicate column" not in str(e):
-                    raise
+            self.add_column("observations", "content_digest TEXT")
+
+    def add_column(self, table: str, column: str) -> None:
+        """ALTER TABLE table ADD COLUMN column, unless another process just added it."""
+        try:
+            self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        except sqlite3.OperationalError as e:
+            if "duplicate column" not in str(e):
+                raise
 
     def copy_log_back(self) -> None:
         """Copy the write-ahead log into the database file now, alongside other writers:

@@ -8,10 +8,13 @@ moved is a move), changed paragraphs sentence by sentence, changed sentences wor
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .article import Article, Ref
@@ -221,18 +224,29 @@ def content_key(article: Article, fixed_refs: tuple[Ref, ...] | None) -> tuple:
 # Bump when normalize() or content_key() change what they return: digests stored with
 # another version are then recomputed from the article instead of trusted.
 KEY_VERSION = 1
-_DIGEST_PREFIX = f"v{KEY_VERSION}:"
 
 
 def content_digest(article: Article) -> str:
-    """content_key(article, None) in 68 characters, to store beside an observation: a
+    """content_key(article, None) in one string, to store beside an observation: a
     tracked URL's history is rebuilt from all its observations on every capture, and
     normalising every old article again cost 3 ms each."""
-    return _DIGEST_PREFIX + hashlib.sha256(repr(content_key(article, None)).encode()).hexdigest()
+    return _digest_prefix() + hashlib.sha256(repr(content_key(article, None)).encode()).hexdigest()
 
 
 def is_current_digest(digest: str) -> bool:
-    return digest.startswith(_DIGEST_PREFIX)
+    return digest.startswith(_digest_prefix())
+
+
+@functools.cache
+def _digest_prefix() -> str:
+    """What decides normalize()'s output besides this file: KEY_VERSION, the Unicode
+    tables (NFC) and ftfy (mojibake repair), whose version is read from its source
+    because importing it takes 30 ms. An upgrade of either makes stored digests stale."""
+    spec = importlib.util.find_spec("ftfy")
+    source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
+    found = re.search(r'^__version__ = "([^"]+)"', source, re.M)
+    ftfy = found[1] if found else hashlib.sha256(source.encode()).hexdigest()[:12]
+    return f"v{KEY_VERSION}/unicode-{unicodedata.unidata_version}/ftfy-{ftfy}:"
 
 
 def ref_targets(refs: Iterable[Ref]) -> tuple[str, ...]:

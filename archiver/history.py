@@ -139,6 +139,8 @@ class ReadBoxes:
 
 
 def build_history(observations: list[Observation]) -> History:
+    """Versions, suspects and READ-box status from a URL's observations, oldest first;
+    each observation is of its own capture (one CaptureRef, one article)."""
     history = History()
     boxes = ReadBoxes()
     doubted: list[Observation] = []  # consecutive suspect captures with the same content

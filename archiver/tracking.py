@@ -72,18 +72,20 @@ def load_history(catalog: Catalog, tracked_url: str) -> History:
 
 
 def update_history(catalog: Catalog, tracked_url: str) -> History:
-    """Recompute a tracked URL's versions and change events and store them."""
-    history = load_history(catalog, tracked_url)
-    versions, changes = [], []
-    for v in history.versions:
-        versions.append((tracked_url, v.number, v.first.fetched_at, v.last.fetched_at, v.captures,
-                         v.article.title if v.article else "", v.text_sha256, json.dumps(list(v.kinds)),
-                         v.revert_of, int(v.gone), v.article.extractor if v.article else ""))
-        since = v.since or v.first
-        changes += [(tracked_url, v.since_version, v.number, c.kind, c.before, c.after, since.warc, since.offset,
-                     since.fetched_at, v.first.warc, v.first.offset, v.first.fetched_at) for c in v.changes]
-    digests = [(digest, capture.warc, capture.offset) for capture, digest in history.computed.items()]
-    catalog.replace_history(tracked_url, versions, changes, digests)
+    """Recompute a tracked URL's versions and change events and store them, in one
+    transaction with the read: the content digests stored are of the observations read."""
+    with catalog.transaction():
+        history = load_history(catalog, tracked_url)
+        versions, changes = [], []
+        for v in history.versions:
+            versions.append((tracked_url, v.number, v.first.fetched_at, v.last.fetched_at, v.captures,
+                             v.article.title if v.article else "", v.text_sha256, json.dumps(list(v.kinds)),
+                             v.revert_of, int(v.gone), v.article.extractor if v.article else ""))
+            since = v.since or v.first
+            changes += [(tracked_url, v.since_version, v.number, c.kind, c.before, c.after, since.warc, since.offset,
+                         since.fetched_at, v.first.warc, v.first.offset, v.first.fetched_at) for c in v.changes]
+        digests = [(digest, capture.warc, capture.offset) for capture, digest in history.computed.items()]
+        catalog.replace_history(tracked_url, versions, changes, digests)
     return history
 
 

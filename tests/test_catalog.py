@@ -49,5 +49,8 @@ def test_a_catalog_made_before_content_digests_opens_and_takes_them(tmp_path):
     catalog.add_observation(1, "http://a.test/", "http://a.test/", "", "archiver/1", None)
     columns = [row[1] for row in catalog.db.execute("PRAGMA table_info(observations)")]
     assert columns[-1] == "content_digest"
+    catalog.add_column("observations", "content_digest TEXT")  # as a second process would, a moment late
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        catalog.add_column("no_such_table", "x TEXT")
     catalog.close()
     Catalog(path).close()  # opened again: the column is there, nothing to add

@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from archiver.article import Article, Ref
 from archiver import diff
+from archiver import history as history_module
 from archiver.diff import diff_articles, diff_body, normalize
 from archiver.history import FIXED_AFTER, CaptureRef, Observation, ReadBoxes, build_history
 
@@ -177,16 +178,33 @@ def test_a_stored_digest_of_this_version_stands_for_the_article():
     same = diff.content_digest(article)
     other = diff.content_digest(Article("https://e.example/", title="Other", paragraphs=("Different words.",)))
     history = build_history([replace(live(0), digest=same), replace(live(1), digest=other)])
-    assert [v.number for v in history.versions] == [1, 2]  # the stored digest decided
+    assert [v.number for v in history.versions] == [1, 2]  # same article, told apart by the digests
     assert history.computed == {}
-    history = build_history([replace(live(0), digest=same), replace(live(1), digest=same)])
-    assert [v.captures for v in history.versions] == [2]
+    edited = live(1, paragraphs=("An edited paragraph with other words in it.",))
+    history = build_history([replace(live(0), digest=same), replace(edited, digest=same)])
+    assert [v.captures for v in history.versions] == [2]  # an edit, hidden by the digests
 
 
-def test_digests_are_worked_out_once_when_missing_or_of_another_key_version():
+def test_digests_are_worked_out_once_when_missing_or_of_another_key_version(monkeypatch):
+    worked_out = []
+    monkeypatch.setattr(history_module, "content_digest", lambda a: worked_out.append(a) or diff.content_digest(a))
+    assert build_history([live(0)]).computed == {}  # nothing to compare a first capture with
     stale = "v0:" + "0" * 64
-    first = build_history([live(0)])
-    assert first.computed == {}  # nothing to compare a first capture with
-    history = build_history([replace(live(0), digest=stale), live(1), live(2)])
-    assert [v.captures for v in history.versions] == [3]
-    assert history.computed == {live(i).capture: diff.content_digest(live(i).article) for i in range(3)}
+    observations = [replace(live(0), digest=stale), live(1), live(2),
+                    live(3, paragraphs=("An edited paragraph with other words in it.",)), live(4)]
+    history = build_history(observations)
+    assert [(v.captures, v.revert_of) for v in history.versions] == [(3, None), (1, None), (1, 1)]
+    assert history.computed == {o.capture: diff.content_digest(o.article) for o in observations}
+    assert len(worked_out) == 5
+
+
+def test_content_digest_changes_only_with_key_version():
+    """A change to what normalize() or content_key() return must bump KEY_VERSION, or
+    stored digests would be compared with new ones: this pins one digest."""
+    article = Article("https://e.example/", title="A \u201cquoted\u201d title", byline="By\u00a0Someone",
+                      published="2026-01-02", paragraphs=("First paragraph \u2014 with a dash.", "Updated 5 minutes ago",
+                                                          "Caf\u0065\u0301 society, 1,200 words."),
+                      links=(Ref("https://e.example/source", "the\u00a0source"),))
+    prefix, digest = diff.content_digest(article).split(":", 1)
+    assert prefix.startswith(f"v{diff.KEY_VERSION}/unicode-")
+    assert (diff.KEY_VERSION, digest) == (1, "5ddf533bd6db019ad93c7bfac5daa669375b6a7cfef23dae9e91a9ad703cea09")

@@ -231,7 +231,7 @@ def test_each_content_digest_is_worked_out_once_and_stored(news):
     content digests come from the catalog, not from normalising each article again."""
     from archiver.catalog import Catalog
     from archiver.diff import content_digest
-    from archiver.tracking import article_from_json, load_history
+    from archiver.tracking import article_from_json, load_history, reextract
     site, config = news
     url = site.url("wordpress")
     capture(config, url, times=3)
@@ -239,6 +239,14 @@ def test_each_content_digest_is_worked_out_once_and_stored(news):
     rows = catalog.observations(url)
     assert [r["content_digest"] for r in rows] == [content_digest(article_from_json(r["article"])) for r in rows]
     assert load_history(catalog, url).computed == {}
+    # reextract records the observations again: a stored digest, even a wrong one, goes.
+    prefix = rows[0]["content_digest"].split(":")[0]
+    catalog.db.execute("UPDATE observations SET content_digest = ?", (prefix + ":wrong",))
+    catalog.close()
+    assert reextract(config) == 1
+    catalog = Catalog(config.storage.catalog)
+    rows = catalog.observations(url)
+    assert [r["content_digest"] for r in rows] == [content_digest(article_from_json(r["article"])) for r in rows]
     catalog.close()
 
 
