@@ -15,7 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Iterator
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import ArchiverError
 
@@ -59,14 +59,16 @@ class Ledger:
     def append(self, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Chain and append entries (each a dict with "type", "time" and its fields);
         fsynced before returning them with their seq and hash."""
-        if not payloads:
-            return []
+        return self._append(lambda count, head: payloads) if payloads else []
+
+    def _append(self, make: Callable[[int, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Append the entries make(count, head) gives for the chain as it is under the lock."""
         f = self._open()
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             seq, prev = self._locked_head(f)
             entries, lines = [], []
-            for payload in payloads:
+            for payload in make(seq, prev):
                 seq += 1
                 entry, line = chained(payload, seq, prev)
                 prev = entry["hash"]
@@ -101,17 +103,17 @@ class Ledger:
         return self._head(f)
 
     def checkpoint(self, key: SigningKey | None, time: str) -> dict[str, Any]:
-        """Append a checkpoint over everything before it; signed when there is a key."""
-        with open(self.path, "a+b") as f:
-            fcntl.flock(f, fcntl.LOCK_SH)
-            count, head = self._head(f)
-        payload: dict[str, Any] = {"type": "checkpoint", "time": time, "count": count, "head": head}
-        if key is not None:
-            payload["public_key"] = key.public_b64
-            payload["signature"] = key.sign(checkpoint_message(count, head, time))
-        [entry] = self.append([payload])
-        if entry["seq"] != count + 1:  # another writer got in between: checkpoint again
-            return self.checkpoint(key, time)
+        """Append a checkpoint over everything before it; signed when there is a key. Its
+        count and head are read under the lock it is written under: read before, another
+        writer's entries could come between them and it."""
+        def payload(count: int, head: str) -> list[dict[str, Any]]:
+            entry: dict[str, Any] = {"type": "checkpoint", "time": time, "count": count, "head": head}
+            if key is not None:
+                entry["public_key"] = key.public_b64
+                entry["signature"] = key.sign(checkpoint_message(count, head, time))
+            return [entry]
+
+        [entry] = self._append(payload)
         return entry
 
     def head(self) -> tuple[int, str]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+import threading
 import zlib
 
 import pytest
 
 from archiver.index import warc_captures
-from archiver.ledger import canonical, chained, entry_hash
+from archiver.ledger import Ledger, canonical, chained, check_chain, entry_hash
 
 from .conftest import make_archive, run_cli, run_snapshot, warc_files
 
@@ -199,3 +201,36 @@ def test_ledger_lines_are_the_canonical_json_of_their_entries():
         entry, line = chained(payload, 7, "cd" * 32)
         assert line == canonical(entry) and json.loads(line) == entry
         assert entry["hash"] == entry_hash(entry)
+
+
+def test_checkpoints_racing_other_writers_always_match_the_chain_before_them(tmp_path):
+    """Capture processes append to one ledger while one of them checkpoints it: a
+    checkpoint's count and head must be read under the lock its entry is written under,
+    or verify reports a sound archive as tampered with."""
+    path = tmp_path / "ledger.jsonl"
+    entry = {"type": "capture", "time": "2026-11-27T08:00:00.000000Z", "url": "https://a.example/"}
+
+    def appender() -> None:
+        ledger = Ledger(path)
+        for _ in range(300):
+            ledger.append([entry])
+        ledger.close()
+
+    def checkpointer() -> None:
+        ledger = Ledger(path)
+        for _ in range(100):
+            ledger.checkpoint(None, "2026-11-27T08:00:00.000000Z")
+        ledger.close()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # the threads take turns every few bytecodes, as processes would
+    try:
+        threads = [threading.Thread(target=f) for f in (appender, appender, checkpointer)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    problems, checkpoints, count, _ = check_chain(Ledger(path), None)
+    assert (problems, len(checkpoints), count) == ([], 100, 700)
