@@ -28,7 +28,7 @@ from .config import CaptureConfig
 from .errors import UsageError
 from .article import Article, article_of, may_be_html
 from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, decode_text, parse_html, requisites_of
-from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, lookup
+from .fetch import REDIRECT_STATUSES, Exchange, Fetcher
 from .http1 import Wait
 from .seeds import DEFAULT_PORTS, normalize_url, url_host
 from .tracking import PARSE_LIMIT, challenge_of, is_html, record_observation, update_history, write_feed
@@ -395,7 +395,7 @@ class Crawler:
             return None
         self._resolved.add(key)
         host = parts.hostname or ""
-        return host, (yield from resolve(host, parts.port or DEFAULT_PORTS[parts.scheme], self.cfg.timeout))
+        return host, (yield from resolve(self.fetcher, host, parts.port or DEFAULT_PORTS[parts.scheme]))
 
     # ---- storing and following -------------------------------------------------------
 
@@ -581,10 +581,11 @@ class Crawler:
         self.on_batch_done(batch)
 
 
-def resolve(host: str, port: int, timeout: float) -> Generator[Wait, None, list[str]]:
-    """Every address getaddrinfo gives for the host (the fetch itself resolves again)."""
+def resolve(fetcher: Fetcher, host: str, port: int) -> Generator[Wait, None, list[str]]:
+    """Every address getaddrinfo gives for the host (the fetch that follows connects to
+    them without asking again)."""
     try:
-        infos = yield from lookup(host, port, timeout, time.monotonic() + timeout)
+        infos = yield from fetcher.look_up(host, port)
     except (OSError, UnicodeError) as e:
         return [f"error: {e}"]
     return list(dict.fromkeys(str(info[4][0]) for info in infos))

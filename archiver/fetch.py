@@ -57,6 +57,7 @@ REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 ENCODING_DER = 2  # _ssl.ENCODING_DER, for the certificate objects of the chain
 RENAMED_HEADER_PREFIX = "X-Archive-Orig-"
 MIN_IDLE = 16  # kept-alive connections held at least (more with a higher concurrency)
+ANSWER_MAX_AGE = 30.0  # seconds a DNS answer the crawl recorded may serve a new connection
 # A kept-alive connection the server has meanwhile closed fails like this before any
 # response byte arrives; the request is then sent once more on a new connection.
 STALE_CONNECTION = (http1.NoResponse, BrokenPipeError, ConnectionResetError)
@@ -165,6 +166,7 @@ class Fetcher:
         self.idle_count = 0
         self.max_idle = max(MIN_IDLE, 2 * cfg.concurrency)
         self.lock = threading.Lock()
+        self.answers: dict[tuple[str, int], tuple[float, list]] = {}  # see look_up
 
     def close(self) -> None:
         with self.lock:
@@ -204,6 +206,14 @@ class Fetcher:
             else:
                 conn.close()
         return ex
+
+    def look_up(self, host: str, port: int) -> Generator[http1.Wait, None, list]:
+        """getaddrinfo's answer for host, kept for the next connection to it if that comes
+        within ANSWER_MAX_AGE: the crawl records each host's addresses once per snapshot,
+        just before its first fetch there, which need not ask again."""
+        infos = yield from lookup(host, port, self.cfg.timeout, time.monotonic() + self.cfg.timeout)
+        self.answers[(host, port)] = (time.monotonic(), infos)
+        return infos
 
     # ---- the request ------------------------------------------------------------------
 
@@ -281,7 +291,10 @@ class Fetcher:
         """A connected non-blocking socket to the first address of host that answers, as
         socket.create_connection does."""
         error: OSError = OSError(f"no address for {host}")
-        for family, kind, proto, _, address in (yield from lookup(host, port, self.cfg.timeout, deadline)):
+        kept = self.answers.pop((host, port), None)
+        fresh = kept is not None and time.monotonic() - kept[0] < ANSWER_MAX_AGE
+        infos = kept[1] if fresh else (yield from lookup(host, port, self.cfg.timeout, deadline))
+        for family, kind, proto, _, address in infos:
             try:
                 sock = socket.socket(family, kind, proto)
             except OSError as e:  # e.g. an IPv6 address on a kernel without IPv6

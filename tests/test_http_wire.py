@@ -345,6 +345,23 @@ def test_an_address_that_drops_the_connection_is_left_for_the_next_one(site, tmp
     body_of(ex)
 
 
+def test_a_host_is_looked_up_once_for_its_dns_record_and_first_connection(site, tmp_path, monkeypatch):
+    site.page("/page", "<html><body><img src='/img.png'></body></html>")
+    site.page("/img.png", b"\x89PNG" + b"i" * 100, "image/png")
+    looked_up = []
+    resolve = socket.getaddrinfo
+
+    def counting(host, *a, **k):
+        looked_up.append(host)
+        return resolve("127.0.0.1" if host == "counted.test" else host, *a, **k)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    config = make_archive(tmp_path / "a", processes="1")
+    summary = run_snapshot(config, f"http://counted.test:{site.server.server_address[1]}/page")
+    assert sorted(r.status for r in summary.results) == [200, 200]
+    assert looked_up.count("counted.test") == 1
+
+
 def test_bad_chunk_size_keeps_what_came_before_it(fetcher):
     server = RawServer(Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n-5\r\nxx"))
     ex = fetcher.fetch(server.base + "/")
