@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
 from .capture import Original, Reached, exchange_records, metadata_content
-from .catalog import Catalog
+from .catalog import CaptureRow, Catalog
 from .config import Config
 from .extract import Link
 from .fetch import Exchange, utcnow
@@ -191,13 +191,24 @@ def capture_entry(url: str, warc: str, time: str, records: list[Record] | list[A
 
 def recover_ledger(config: Config, catalog: Catalog, ledger: Ledger, now: str) -> int:
     """Ledger entries for captures a crash left out of the ledger (after the catalog
-    commit, before the ledger append), marked as recovered."""
-    missing = catalog.unledgered()
-    if not missing:
+    commit, before the ledger append), marked as recovered.
+
+    A live writer's captures are unledgered too, for a moment: committed, then ledgered
+    under the ledger's lock, and its WARC file is closed only after that. So captures are
+    read again under that lock, and only those in closed files are recovered."""
+    if not catalog.unledgered():
         return 0
-    payloads = [capture_entry(row.url, row.warc, now, *group_records(config.storage.warc_dir / row.warc, row),
-                              recovered=True) for row in missing]
-    entries = ledger.append(payloads)
+    warc_dir = config.storage.warc_dir
+    missing: list[CaptureRow] = []
+
+    def payloads(count: int, head: str) -> list[dict[str, Any]]:
+        missing[:] = [row for row in catalog.unledgered() if (warc_dir / row.warc).exists()]
+        return [capture_entry(row.url, row.warc, now, *group_records(warc_dir / row.warc, row), recovered=True)
+                for row in missing]
+
+    entries = ledger.append_made(payloads)
+    if not entries:
+        return 0
     catalog.mark_ledgered([(catalog.capture_id(r.warc, r.offset) or 0, e["seq"]) for r, e in zip(missing, entries)],
                           (entries[-1]["seq"], entries[-1]["hash"]))
     log.warning("added %d capture(s) to the ledger that a crash had left out", len(entries))
@@ -220,7 +231,7 @@ def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:
         except (BlockingIOError, FileNotFoundError):
             continue  # another process is repairing it right now
         write_cdxj(final, config.storage.index_dir)
-        _observe_repaired(config, catalog)
+        _observe_repaired(config, catalog, final.name)
         log.warning("repaired %s, left open by a crashed process (dropped %d torn bytes)", final.name, dropped)
         repaired.append((final.name, dropped))
     return repaired
@@ -233,6 +244,8 @@ def open_catalog(config: Config) -> Catalog:
     return catalog
 
 
-def _observe_repaired(config: Config, catalog: Catalog) -> None:
-    for url in observe_from_warcs(catalog, config):
+def _observe_repaired(config: Config, catalog: Catalog, warc: str) -> None:
+    """Observations for the repaired file's chain ends (not other files': a live
+    writer's redirect chain may still be waiting for its end)."""
+    for url in observe_from_warcs(catalog, config, only_warc=warc):
         update_history(catalog, url)

@@ -329,10 +329,10 @@ class Catalog:
     def sync_schedule(self, urls: dict[str, str], now: float) -> tuple[int, int]:
         """Make the schedule hold exactly these URLs (url -> host); new ones are due now.
         Returns (added, removed)."""
-        known = {r[0] for r in self.db.execute("SELECT url FROM schedule")}
-        added = [(u, h, now, now) for u, h in urls.items() if u not in known]
-        removed = [(u,) for u in known - urls.keys()]
-        with self.transaction():
+        with self.transaction():  # the read too: another archiver run may be syncing the same seeds
+            known = {r[0] for r in self.db.execute("SELECT url FROM schedule")}
+            added = [(u, h, now, now) for u, h in urls.items() if u not in known]
+            removed = [(u,) for u in known - urls.keys()]
             self.db.executemany("INSERT INTO schedule (url, host, added, next_due) VALUES (?, ?, ?, ?)", added)
             self.db.executemany("DELETE FROM schedule WHERE url = ?", removed)
         return len(added), len(removed)

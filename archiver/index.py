@@ -166,7 +166,7 @@ def write_cdxj_stream(warc_name: str, sorted_lines: Iterable[str], index_dir: Pa
     written atomically."""
     index_dir.mkdir(parents=True, exist_ok=True)
     target = index_dir / (warc_name + ".cdxj")
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # two processes may index one file (repair, reindex)
     with open(tmp, "w", encoding="utf-8") as f:
         f.writelines(sorted_lines)
         f.flush()

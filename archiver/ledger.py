@@ -59,16 +59,20 @@ class Ledger:
     def append(self, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Chain and append entries (each a dict with "type", "time" and its fields);
         fsynced before returning them with their seq and hash."""
-        return self._append(lambda count, head: payloads) if payloads else []
+        return self.append_made(lambda count, head: payloads) if payloads else []
 
-    def _append(self, make: Callable[[int, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        """Append the entries make(count, head) gives for the chain as it is under the lock."""
+    def append_made(self, make: Callable[[int, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Append the entries make(count, head) gives, called under the lock with the
+        chain's count and head: no other writer appends between what make read and them."""
         f = self._open()
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             seq, prev = self._locked_head(f)
+            payloads = make(seq, prev)
+            if not payloads:
+                return []
             entries, lines = [], []
-            for payload in make(seq, prev):
+            for payload in payloads:
                 seq += 1
                 entry, line = chained(payload, seq, prev)
                 prev = entry["hash"]
@@ -113,7 +117,7 @@ class Ledger:
                 entry["signature"] = key.sign(checkpoint_message(count, head, time))
             return [entry]
 
-        [entry] = self._append(payload)
+        [entry] = self.append_made(payload)
         return entry
 
     def head(self) -> tuple[int, str]:

@@ -89,13 +89,14 @@ def update_history(catalog: Catalog, tracked_url: str) -> History:
     return history
 
 
-def observe_from_warcs(catalog: Catalog, config: Config, only_missing: bool = True) -> set[str]:
-    """Extract an observation for every chain-end capture (without one, if only_missing)
-    from the WARC payloads; returns the tracked URLs touched."""
+def observe_from_warcs(catalog: Catalog, config: Config, only_missing: bool = True,
+                       only_warc: str | None = None) -> set[str]:
+    """Extract an observation for every chain-end capture (without one, if only_missing;
+    in one WARC file, if only_warc) from the WARC payloads; returns the tracked URLs touched."""
     touched = set()
     have = catalog.observed_capture_ids() if only_missing else set()
     for row in catalog.chain_ends():
-        if row["id"] in have:
+        if row["id"] in have or (only_warc is not None and row["warc"] != only_warc):
             continue
         headers, body = _payload(catalog, config.storage.warc_dir, row)
         get = (lambda name: (headers.get_header(name) or "") if headers else "")

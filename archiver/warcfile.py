@@ -385,14 +385,29 @@ def find_abandoned(warc_dir: Path) -> list[Path]:
     abandoned = []
     with creation_lock(warc_dir):
         for path in sorted(warc_dir.glob("*" + WARC_SUFFIX + OPEN_SUFFIX)):
-            with open(path, "rb") as f:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a live process is still writing it
-                fcntl.flock(f, fcntl.LOCK_UN)
-            abandoned.append(path)
+            if not is_live(path):
+                abandoned.append(path)
     return abandoned
+
+
+def live_open_files(warc_dir: Path) -> list[Path]:
+    """``.open`` files a live process is writing."""
+    return [p for p in sorted(warc_dir.glob("*" + WARC_SUFFIX + OPEN_SUFFIX)) if is_live(p)]
+
+
+def is_live(path: Path) -> bool:
+    """True while a process holds the ``.open`` file's lock. A file closed (renamed) by
+    its writer since it was listed counts as live: there is nothing to repair."""
+    try:
+        with open(path, "rb") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        return True
 
 
 def repair_open_file(path: Path, before_close: Callable[[Path, str], None]) -> tuple[Path, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +14,11 @@ import pytest
 
 from archiver.catalog import COLUMNS, Catalog
 from archiver.index import warc_captures
-from archiver.archive import open_catalog
+from archiver.archive import Archive, open_catalog
+from archiver.errors import ArchiverError
+from archiver.pipeline import reindex, snapshot
+from archiver.verify import verify_archive
+from archiver.warcfile import is_live
 
 from .conftest import reported, make_archive, run_cli, run_snapshot, warc_files, warcio_check
 from .site import Site
@@ -134,3 +140,70 @@ def test_two_processes_write_the_same_archive_at_once(tmp_path):
     finally:
         release.set()
         site.stop()
+
+
+def other_process_opens_between_catalog_and_ledger(writer: Archive, opening) -> list:
+    """Run opening(), as another process starting on the archive would, in the moment
+    a live writer's batch is in the catalog but not yet in the ledger (store() commits
+    the rows, then appends the ledger entries); what it raised, if anything."""
+    raised: list = []
+    append = writer.ledger.append
+
+    def append_after_the_other_opened(payloads):
+        try:
+            opening()
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            raised.append(e)
+        writer.ledger.append = append
+        return append(payloads)
+
+    writer.ledger.append = append_after_the_other_opened
+    return raised
+
+
+def test_opening_the_archive_while_another_writer_stores_leaves_its_captures_to_it(site, tmp_path):
+    """The other command must neither fail on the writer's still-open WARC file nor
+    ledger its captures as lost in a crash, while it repairs a crashed process's file."""
+    site.page("/earlier/", "<html><body><p>an earlier capture</p></body></html>")
+    site.page("/live/", "<html><body><p>the live writer's page</p></body></html>")
+    config = make_archive(tmp_path / "a", processes="1", requisites="false")
+    elsewhere = make_archive(tmp_path / "b", processes="1", requisites="false")
+    run_snapshot(elsewhere, site.url("/earlier/"))
+    [earlier] = warc_files(elsewhere)
+    config.storage.warc_dir.mkdir(exist_ok=True)
+    abandoned = config.storage.warc_dir / (earlier.name + ".open")
+    shutil.move(earlier, abandoned)  # as a killed process leaves its file: captured, never committed
+
+    writer = Archive(config)
+    raised = other_process_opens_between_catalog_and_ledger(writer, lambda: Archive(config).close())
+    try:
+        snapshot(writer, [site.url("/live/")])
+    finally:
+        writer.close()
+
+    assert raised == []
+    assert not abandoned.exists() and abandoned.with_name(abandoned.name[:-5]).exists()  # repaired
+    entries = [json.loads(line) for line in config.evidence.ledger.read_text().splitlines()]
+    recovered = {e["warc"] for e in entries if e.get("recovered")}
+    assert recovered == {abandoned.name[:-5]}  # the crashed file's captures; the live writer's were its own
+    records = [(e["warc"], r["offset"]) for e in entries if e["type"] == "capture" for r in e["records"]]
+    assert len(records) == len(set(records))  # each record in the ledger once
+    report = verify_archive(config)
+    assert report.ok, report.problems
+
+
+def test_reindex_refuses_while_a_writer_is_storing(site, tmp_path):
+    site.page("/live/", "<html><body><p>the live writer's page</p></body></html>")
+    config = make_archive(tmp_path / "a", processes="1", requisites="false")
+    writer = Archive(config)
+    raised = other_process_opens_between_catalog_and_ledger(writer, lambda: reindex(config))
+    try:
+        snapshot(writer, [site.url("/live/")])
+    finally:
+        writer.close()
+    assert len(raised) == 1 and isinstance(raised[0], ArchiverError) and "being written" in str(raised[0])
+    assert_catalog_matches_warcs(config)
+
+
+def test_an_open_file_renamed_by_its_writer_while_listed_is_not_abandoned(tmp_path):
+    assert is_live(tmp_path / "closed-meanwhile.warc.gz.open")
