@@ -193,25 +193,36 @@ def recover_ledger(config: Config, catalog: Catalog, ledger: Ledger, now: str) -
     """Ledger entries for captures a crash left out of the ledger (after the catalog
     commit, before the ledger append), marked as recovered.
 
-    A live writer's captures are unledgered too, for a moment: committed, then ledgered
-    under the ledger's lock, and its WARC file is closed only after that. So captures are
-    read again under that lock, and only those in closed files are recovered."""
-    if not catalog.unledgered():
-        return 0
+    A live writer's captures are unledgered too, for a moment: committed, then ledgered,
+    and its WARC file is closed only after that (or after its store failed). So only
+    captures in closed files are candidates, their records read before the ledger's lock
+    is taken. Under it, the candidates still unledgered are those the ledger already
+    holds (the crash came after the append, before the catalog heard of it) and are
+    linked to their entries; the others are appended and marked before the lock is let
+    go, so two processes opening the archive at once cannot both recover them."""
     warc_dir = config.storage.warc_dir
+    candidates = [row for row in catalog.unledgered() if (warc_dir / row.warc).exists()]
+    if not candidates:
+        return 0
+    records = {(row.warc, row.offset): group_records(warc_dir / row.warc, row) for row in candidates}
     missing: list[CaptureRow] = []
 
     def payloads(count: int, head: str) -> list[dict[str, Any]]:
-        missing[:] = [row for row in catalog.unledgered() if (warc_dir / row.warc).exists()]
-        return [capture_entry(row.url, row.warc, now, *group_records(warc_dir / row.warc, row), recovered=True)
+        rows = [row for row in catalog.unledgered() if (row.warc, row.offset) in records]
+        held = ledger.seqs_holding({(row.warc, row.offset) for row in rows})
+        if held:
+            catalog.mark_ledgered([(catalog.capture_id(*key) or 0, seq) for key, seq in held.items()], (count, head))
+        missing[:] = [row for row in rows if (row.warc, row.offset) not in held]
+        return [capture_entry(row.url, row.warc, now, *records[(row.warc, row.offset)], recovered=True)
                 for row in missing]
 
-    entries = ledger.append_made(payloads)
-    if not entries:
-        return 0
-    catalog.mark_ledgered([(catalog.capture_id(r.warc, r.offset) or 0, e["seq"]) for r, e in zip(missing, entries)],
-                          (entries[-1]["seq"], entries[-1]["hash"]))
-    log.warning("added %d capture(s) to the ledger that a crash had left out", len(entries))
+    def mark(entries: list[dict[str, Any]]) -> None:
+        catalog.mark_ledgered([(catalog.capture_id(r.warc, r.offset) or 0, e["seq"]) for r, e in zip(missing, entries)],
+                              (entries[-1]["seq"], entries[-1]["hash"]))
+
+    entries = ledger.append_made(payloads, then=mark)
+    if entries:
+        log.warning("added %d capture(s) to the ledger that a crash had left out", len(entries))
     return len(entries)
 
 

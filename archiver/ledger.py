@@ -61,9 +61,11 @@ class Ledger:
         fsynced before returning them with their seq and hash."""
         return self.append_made(lambda count, head: payloads) if payloads else []
 
-    def append_made(self, make: Callable[[int, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    def append_made(self, make: Callable[[int, str], list[dict[str, Any]]],
+                    then: Callable[[list[dict[str, Any]]], None] = lambda entries: None) -> list[dict[str, Any]]:
         """Append the entries make(count, head) gives, called under the lock with the
-        chain's count and head: no other writer appends between what make read and them."""
+        chain's count and head: no other writer appends between what make read and them;
+        then(entries) runs once they are on disk, still under the lock."""
         f = self._open()
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -83,6 +85,7 @@ class Ledger:
             f.flush()
             os.fsync(f.fileno())  # under the lock: no later writer's bytes reach the disk before ours
             self._known = (f.tell(), seq, prev)
+            then(entries)
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
         return entries
@@ -119,6 +122,18 @@ class Ledger:
 
         [entry] = self.append_made(payload)
         return entry
+
+    def seqs_holding(self, records: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """(WARC file, record offset) -> seq of the capture entry that holds it, for those
+        of records the ledger holds (read through: only after a crash)."""
+        found: dict[tuple[str, int], int] = {}
+        for _, entry, _ in self.entries():
+            if entry and entry.get("type") == "capture":
+                for record in entry.get("records", []):
+                    key = (entry.get("warc", ""), record.get("offset", -1))
+                    if key in records:
+                        found[key] = entry["seq"]
+        return found
 
     def head(self) -> tuple[int, str]:
         if not self.path.exists():

@@ -207,3 +207,26 @@ def test_reindex_refuses_while_a_writer_is_storing(site, tmp_path):
 
 def test_an_open_file_renamed_by_its_writer_while_listed_is_not_abandoned(tmp_path):
     assert is_live(tmp_path / "closed-meanwhile.warc.gz.open")
+
+
+def test_captures_in_the_ledger_but_not_marked_in_the_catalog_are_linked_not_ledgered_again(site, tmp_path):
+    """A crash (or a failed catalog write) after the ledger append, before the catalog
+    marked the captures ledgered: the next command links them to their entries."""
+    site.page("/p/", "<html><body><p>a page</p></body></html>")
+    config = make_archive(tmp_path / "a", processes="1", requisites="false")
+    run_snapshot(config, site.url("/p/"))
+    catalog = Catalog(config.storage.catalog)
+    with catalog.transaction():
+        catalog.db.execute("DELETE FROM ledgered")
+    catalog.close()
+    before = config.evidence.ledger.read_text()
+
+    Archive(config).close()
+
+    assert config.evidence.ledger.read_text().startswith(before)
+    added = [json.loads(line) for line in config.evidence.ledger.read_text()[len(before):].splitlines()]
+    assert [e["type"] for e in added] in ([], ["checkpoint"])  # no capture ledgered twice
+    catalog = Catalog(config.storage.catalog)
+    assert catalog.unledgered() == []
+    catalog.close()
+    assert verify_archive(config).ok
