@@ -610,6 +610,7 @@ def retry_delay(retry_after: str, attempt: int, now: datetime) -> float:
 
 
 ROBOTS_MAX_AGE = 24 * 3600.0  # seconds a host's robots.txt is kept, as Google keeps it
+ROBOTS_RETRY = 3600.0  # after a 5xx or no answer: the rules kept so far are used an hour more
 
 
 class RobotsPolicy:
@@ -622,20 +623,30 @@ class RobotsPolicy:
         self.fetcher = fetcher
         self.clock = clock
         self.new_parser = urllib.robotparser.RobotFileParser
-        self.parsers: dict[str, tuple[RobotFileParser, float]] = {}  # host -> (parser, when fetched)
+        self.parsers: dict[str, tuple[RobotFileParser, float]] = {}  # host -> (parser, when to fetch again)
 
     def allowed(self, url: str, agent: str) -> Generator[Wait, None, bool]:
         scheme, host = url.split("://", 1)[0], url_host(url)
         kept = self.parsers.get(host)
-        if kept is None or self.clock() - kept[1] > ROBOTS_MAX_AGE:
-            fetched_at = self.clock()
-            parser = self.new_parser()
-            ex = yield from self.fetcher.exchange(f"{scheme}://{host}/robots.txt")
-            try:
-                text = decode_body(ex.read_body(1_000_000), ex.header("Content-Encoding")).decode("utf-8", "replace")
-                parser.parse(text.splitlines() if ex.status == 200 else [])
-            finally:
-                ex.close()
-            kept = self.parsers[host] = (parser, fetched_at)
+        if kept is None or self.clock() >= kept[1]:
+            kept = self.parsers[host] = yield from self._fetch(scheme, host, kept)
         return kept[0].can_fetch(agent, url)
+
+    def _fetch(self, scheme: str, host: str, kept: tuple[RobotFileParser, float] | None
+               ) -> Generator[Wait, None, tuple[RobotFileParser, float]]:
+        """(the rules, when to fetch them again). A server error or no answer keeps the
+        rules fetched before (RFC 9309 2.3.1.4 lets a crawler use them) for an hour; a
+        first fetch that fails allows all, and is tried again in an hour."""
+        now = self.clock()
+        ex = yield from self.fetcher.exchange(f"{scheme}://{host}/robots.txt")
+        try:
+            failed = ex.status is None or ex.status >= 500
+            if failed and kept is not None:
+                return kept[0], now + ROBOTS_RETRY
+            parser = self.new_parser()
+            text = decode_body(ex.read_body(1_000_000), ex.header("Content-Encoding")).decode("utf-8", "replace")
+            parser.parse(text.splitlines() if ex.status == 200 else [])
+            return parser, now + (ROBOTS_RETRY if failed else ROBOTS_MAX_AGE)
+        finally:
+            ex.close()
 

@@ -58,6 +58,7 @@ ENCODING_DER = 2  # _ssl.ENCODING_DER, for the certificate objects of the chain
 RENAMED_HEADER_PREFIX = "X-Archive-Orig-"
 MIN_IDLE = 16  # kept-alive connections held at least (more with a higher concurrency)
 ANSWER_MAX_AGE = 30.0  # seconds a DNS answer the crawl recorded may serve a new connection
+MAX_ANSWERS = 1024  # kept DNS answers before the stale ones are dropped
 # A kept-alive connection the server has meanwhile closed fails like this before any
 # response byte arrives; the request is then sent once more on a new connection.
 STALE_CONNECTION = (http1.NoResponse, BrokenPipeError, ConnectionResetError)
@@ -212,7 +213,11 @@ class Fetcher:
         within ANSWER_MAX_AGE: the crawl records each host's addresses once per snapshot,
         just before its first fetch there, which need not ask again."""
         infos = yield from lookup(host, port, self.cfg.timeout, time.monotonic() + self.cfg.timeout)
-        self.answers[(host, port)] = (time.monotonic(), infos)
+        if self.proxy is None:  # else connections go to the proxy, not to these addresses
+            now = time.monotonic()
+            if len(self.answers) >= MAX_ANSWERS:  # answers no connection came for
+                self.answers = {k: v for k, v in self.answers.items() if now - v[0] < ANSWER_MAX_AGE}
+            self.answers[(host, port)] = (now, infos)
         return infos
 
     # ---- the request ------------------------------------------------------------------

@@ -239,7 +239,8 @@ def _frame(response: Response) -> None:
         response.framing = "none"
     elif codings:
         response.framing = "chunked" if codings[-1] == "chunked" else "close"
-        response.codings = tuple(codings[:-1] if response.framing == "chunked" else codings)
+        response.codings = tuple(c for c in (codings[:-1] if response.framing == "chunked" else codings)
+                                 if c != "identity")  # identity: no coding (RFC 2616's, still sent)
     elif len(set(lengths)) == 1 and DIGITS.fullmatch(lengths[0]):  # else: read to the end
         response.framing, response.length = "length", int(lengths[0])
     # Transfer-Encoding with Content-Length, or in HTTP/1.0, is how responses are smuggled:
@@ -262,6 +263,7 @@ def _framing_lists(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 INFLATED = ("gzip", "x-gzip", "deflate")  # the transfer codings a body is decoded of
 INFLATE_PIECE = 1 << 20  # bytes of decoded output at a time: a small gzip body may inflate a thousandfold
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def body_of(reader: Reader, response: Response) -> Body | Inflated:
@@ -328,35 +330,57 @@ class Body:
 
 
 class Inflated:
-    """A body decoded of its gzip or deflate transfer coding, piece by piece."""
+    """A body decoded of its gzip or deflate transfer coding, piece by piece: gzip of one
+    member or several (RFC 1952), deflate with its zlib header or, as some servers send
+    it, without."""
 
     def __init__(self, body: Body):
         self.body = body
-        self.inflater = zlib.decompressobj(47)  # 32 + 15: a gzip or a zlib header
+        self.inflater: zlib._Decompress | None = None  # made when the first bytes show which
         self.pending = b""  # input the inflater has not taken yet
         self.done = False
 
     def next_piece(self) -> Generator[Wait, None, bytes]:
         if self.done:
             return b""
-        while not self.inflater.eof:
+        while True:
             ended = False
-            if not self.pending:
-                self.pending = yield from self.body.next_piece()
-                ended = not self.pending
+            deciding = self.inflater is None or self.inflater.eof  # on what the next bytes start
+            while not ended and (not self.pending or (deciding and len(self.pending) < 2)):
+                more = yield from self.body.next_piece()
+                self.pending, ended = self.pending + more, not more
+            if self.inflater is None or (self.inflater.eof and self.pending.startswith(GZIP_MAGIC)):
+                if not self.pending:  # no (further) coded data
+                    break
+                self.inflater = zlib.decompressobj(_window_bits(self.pending))
+            elif self.inflater.eof:
+                break
             try:
                 piece = self.inflater.decompress(self.pending, INFLATE_PIECE)
             except zlib.error as e:
                 raise ResponseError(f"bad gzip or deflate transfer coding: {e}") from e
-            self.pending = self.inflater.unconsumed_tail
+            self.pending = self.inflater.unconsumed_tail or self.inflater.unused_data
             if piece:
                 return piece
             if ended and not self.inflater.eof:
-                raise BodyCut("body ended before its gzip or deflate transfer coding did")
+                raise ResponseError("body ended before its gzip or deflate transfer coding did")
+        if self.inflater is None:
+            raise ResponseError("empty body with a gzip or deflate transfer coding")
         self.done = True
-        extra = len(self.inflater.unused_data) + len(self.pending)
+        extra = len(self.pending)
         while rest := (yield from self.body.next_piece()):  # to the body's end, so the connection can go on
             extra += len(rest)
         if extra:
             raise ResponseError(f"{extra} bytes after the end of the gzip or deflate transfer coding")
         return b""
+
+
+def _window_bits(start: bytes) -> int:
+    """zlib's wbits for coded data starting so: gzip, zlib (RFC 1950's header check), or
+    raw deflate."""
+    if start.startswith(GZIP_MAGIC):
+        return 31
+    if len(start) >= 2 and start[0] & 0x0F == 8 and (start[0] << 8 | start[1]) % 31 == 0:
+        return 15
+    return -15
+

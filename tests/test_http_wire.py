@@ -180,6 +180,25 @@ def test_gzip_and_deflate_transfer_codings_are_removed_like_chunked(fetcher):
     assert server.connections == 1  # the chunked body was read to its end: the connection went on
 
 
+def test_transfer_codings_as_servers_really_send_them(fetcher):
+    """Raw deflate (no zlib header), gzip of several members, one byte a chunk, and the
+    no-op identity."""
+    raw = zlib.compressobj(6, zlib.DEFLATED, -15)
+    raw_deflate = raw.compress(b"raw deflate") + raw.flush()
+    server = RawServer(
+        Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: deflate, chunked\r\n\r\n" + chunked(raw_deflate), close=False),
+        Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+              + chunked(gzip.compress(b"two ") + gzip.compress(b"members"), 1), close=False),
+        Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity, chunked\r\n\r\n" + chunked(b"plain"), close=False),
+        Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"))
+    exchanges = [fetcher.fetch(server.base + f"/{n}") for n in range(4)]
+    server.stop()
+    assert [(body_of(ex), ex.error) for ex in exchanges[:3]] == [(b"raw deflate", ""), (b"two members", ""),
+                                                                (b"plain", "")]
+    assert body_of(exchanges[3]) == b"" and "empty body with a gzip or deflate transfer coding" in exchanges[3].error
+    assert server.connections == 1
+
+
 def test_a_transfer_coded_bomb_stops_at_max_bytes(tmp_path):
     fetcher = Fetcher(make_archive(tmp_path / "a", timeout="5.0", max_bytes="1000000").capture)
     bomb = gzip.compress(b"a" * 200_000_000, compresslevel=9)  # 194 KB

@@ -119,7 +119,7 @@ def test_robots_obey_records_disallowed_urls_as_failed(site, tmp_path):
 
 def test_robots_txt_is_fetched_again_after_a_day(site, tmp_path):
     """archiver run goes on for months: a site's new robots.txt must be seen."""
-    from archiver.crawl import ROBOTS_MAX_AGE, RobotsPolicy
+    from archiver.crawl import ROBOTS_MAX_AGE, ROBOTS_RETRY, RobotsPolicy
     from archiver.fetch import Fetcher, run_blocking
 
     site.page("/robots.txt", "User-agent: *\nDisallow:\n", "text/plain")
@@ -134,6 +134,17 @@ def test_robots_txt_is_fetched_again_after_a_day(site, tmp_path):
         now[0] += 2
         assert not run_blocking(policy.allowed(site.url("/p/"), "archiver"))
         assert site.hits["/robots.txt"] == 2
+        # A day later the server fails: the rules it gave are kept, and asked for in an hour.
+        site.page("/robots.txt", "down", "text/plain", status=503)
+        now[0] += ROBOTS_MAX_AGE + 1
+        assert not run_blocking(policy.allowed(site.url("/p/"), "archiver"))
+        now[0] += ROBOTS_RETRY - 1
+        assert not run_blocking(policy.allowed(site.url("/p/"), "archiver"))
+        assert site.hits["/robots.txt"] == 3
+        site.page("/robots.txt", "User-agent: *\nDisallow:\n", "text/plain")
+        now[0] += 2
+        assert run_blocking(policy.allowed(site.url("/p/"), "archiver"))
+        assert site.hits["/robots.txt"] == 4
     finally:
         fetcher.close()
 
