@@ -560,7 +560,7 @@ def scheduler_overhead(root: Path, copy: Path, args: argparse.Namespace) -> dict
             break
         calls.append({"urls": n, "wall_s": wall, "cpu_s": cpu, "running_before": 0})
         taken = submitted[-1]
-        batch = Batch("bench", list(taken))
+        batch = Batch("bench")
         for i, url in enumerate(taken):  # results grow as the crawler stores them
             batch.summary.results.append(FetchResult(url, 200, "seed", "response", "bench.warc.gz", i, "", url))
             _, wall, cpu = timed(runner._seed_done, batch, url)
