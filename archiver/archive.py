@@ -25,6 +25,7 @@ from .history import History
 from .index import PendingIndex, Placed, capture_row, cdxj_line, warc_captures, write_cdxj
 from .tracking import observe_from_warcs, update_history
 from .ledger import Ledger
+from .locks import WriterLock
 from .warcfile import Record, WarcWriterPool, Written, find_abandoned, group_records, repair_open_file, warc_date
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class Archive:
     def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow, repair: bool = True):
         self.config = config
         self.clock = clock
+        self.writing = WriterLock(config.storage.lock_dir)
+        self.writing.share()
         self.catalog = Catalog(config.storage.catalog)
         self.ledger = Ledger(config.evidence.ledger)
         self.key = signing_key(config.evidence.key)
@@ -145,6 +148,7 @@ class Archive:
             self.checkpoint()
         self.catalog.close()
         self.ledger.close()
+        self.writing.close()
 
 
 def signing_key(path: Path) -> SigningKey | None:

@@ -1,5 +1,6 @@
-"""Per-URL locks across processes: a ``snapshot`` next to an ``archiver run`` never
-captures the same tracked URL at the same time.
+"""Locks across processes. Per URL: a ``snapshot`` next to an ``archiver run`` never
+captures the same tracked URL at the same time. Per archive: ``reindex`` never runs
+while another process writes.
 
 One lock file, one byte-range lock per URL (at an offset taken from the URL's hash):
 POSIX record locks conflict between processes, vanish with their process (a killed
@@ -11,8 +12,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 from pathlib import Path
+
+from .errors import ArchiverError
+
+log = logging.getLogger(__name__)
 
 LOCK_FILE = "urls.lock"
 OFFSET_BITS = 40  # 2**40 slots: two URLs sharing one is a (harmless) false conflict
@@ -69,3 +75,33 @@ class UrlLocks:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class WriterLock:
+    """Held shared by every process that writes the archive (a snapshot, archiver run,
+    their capture processes), exclusive by reindex, which clears and rebuilds what they
+    write into: a writer's captures still in an open WARC file would be lost to it."""
+
+    def __init__(self, lock_dir: Path):
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        self.file = open(lock_dir / "writers.lock", "a+b")
+
+    def share(self) -> None:
+        """Take the lock beside other writers; waits while a reindex runs."""
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting: archiver reindex is running on this archive")
+            fcntl.flock(self.file, fcntl.LOCK_SH)
+
+    def take_alone(self) -> None:
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.close()
+            raise ArchiverError("another process is writing this archive (archiver run or a snapshot): "
+                                "stop it, then reindex") from None
+
+    def close(self) -> None:
+        self.file.close()  # lets the lock go
+

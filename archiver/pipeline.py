@@ -18,11 +18,10 @@ from .crawl import Batch, Crawler
 from .index import warc_captures, write_cdxj
 from .ledger import Ledger
 from .parallel import parallel_snapshot, process_count
-from .locks import UrlLocks
+from .locks import UrlLocks, WriterLock
 from .seeds import normalize_url
 from .tracking import load_history, observe_from_warcs, update_history
-from .errors import ArchiverError
-from .warcfile import WARC_SUFFIX, live_open_files
+from .warcfile import WARC_SUFFIX
 
 log = logging.getLogger("archiver")
 
@@ -84,10 +83,8 @@ def _crawl(archive: Archive, seeds: list[str], on_result: Callable[[FetchResult]
 def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) -> tuple[int, int]:
     """Rebuild captures, cross-references and CDXJ files from the WARC files alone.
     Returns (files, captures)."""
-    live = live_open_files(config.storage.warc_dir) if config.storage.warc_dir.exists() else []
-    if live:  # its captures are in no closed file yet: cleared here, they would be lost to the catalog
-        raise ArchiverError(f"{len(live)} WARC file(s) are being written ({live[0].name}): "
-                            "stop archiver run and running snapshots, then reindex")
+    alone = WriterLock(config.storage.lock_dir)
+    alone.take_alone()  # a writer's captures still in an open file would be cleared for good
     catalog = Catalog(config.storage.catalog)
     try:
         repair_abandoned(config, catalog)
@@ -105,3 +102,4 @@ def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) 
         return len(files), count
     finally:
         catalog.close()
+        alone.close()

@@ -390,11 +390,6 @@ def find_abandoned(warc_dir: Path) -> list[Path]:
     return abandoned
 
 
-def live_open_files(warc_dir: Path) -> list[Path]:
-    """``.open`` files a live process is writing."""
-    return [p for p in sorted(warc_dir.glob("*" + WARC_SUFFIX + OPEN_SUFFIX)) if is_live(p)]
-
-
 def is_live(path: Path) -> bool:
     """True while a process holds the ``.open`` file's lock. A file closed (renamed) by
     its writer since it was listed counts as live: there is nothing to repair."""

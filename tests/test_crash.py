@@ -18,6 +18,7 @@ from archiver.archive import Archive, open_catalog
 from archiver.errors import ArchiverError
 from archiver.pipeline import reindex, snapshot
 from archiver.verify import verify_archive
+from archiver.locks import WriterLock
 from archiver.warcfile import is_live
 
 from .conftest import reported, make_archive, run_cli, run_snapshot, warc_files, warcio_check
@@ -201,8 +202,25 @@ def test_reindex_refuses_while_a_writer_is_storing(site, tmp_path):
         snapshot(writer, [site.url("/live/")])
     finally:
         writer.close()
-    assert len(raised) == 1 and isinstance(raised[0], ArchiverError) and "being written" in str(raised[0])
+    assert len(raised) == 1 and isinstance(raised[0], ArchiverError)
+    assert "another process is writing this archive" in str(raised[0])
     assert_catalog_matches_warcs(config)
+
+
+def test_a_snapshot_started_during_a_reindex_waits_for_it(site, tmp_path):
+    site.page("/p/", "<html><body><p>a page</p></body></html>")
+    config = make_archive(tmp_path / "a", processes="1", requisites="false")
+    reindexing = WriterLock(config.storage.lock_dir)
+    reindexing.take_alone()  # as archiver reindex holds it
+    proc = start_snapshot(config, site.url("/p/"))
+    try:
+        assert "waiting: archiver reindex is running" in proc.stderr.readline()
+        assert site.hits["/p/"] == 0
+    finally:
+        reindexing.close()
+    out, err = proc.communicate(timeout=STALL_TIMEOUT)
+    assert proc.returncode == 0, err
+    assert site.hits["/p/"] == 1
 
 
 def test_an_open_file_renamed_by_its_writer_while_listed_is_not_abandoned(tmp_path):
