@@ -79,8 +79,9 @@ class UrlLocks:
 
 class WriterLock:
     """Held shared by every process that writes the archive (a snapshot, archiver run,
-    their capture processes), exclusive by reindex, which clears and rebuilds what they
-    write into: a writer's captures still in an open WARC file would be lost to it."""
+    their capture processes), exclusive by reindex and reextract, which clear and rebuild
+    what they write into: a writer's captures still in an open WARC file would be lost to
+    them."""
 
     def __init__(self, lock_dir: Path):
         lock_dir.mkdir(parents=True, exist_ok=True)
@@ -94,13 +95,13 @@ class WriterLock:
             log.info("waiting: archiver reindex is running on this archive")
             fcntl.flock(self.file, fcntl.LOCK_SH)
 
-    def take_alone(self) -> None:
+    def take_alone(self, command: str) -> None:
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.close()
             raise ArchiverError("another process is writing this archive (archiver run or a snapshot): "
-                                "stop it, then reindex") from None
+                                f"stop it, then {command}") from None
 
     def close(self) -> None:
         self.file.close()  # lets the lock go

@@ -84,7 +84,7 @@ def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) 
     """Rebuild captures, cross-references and CDXJ files from the WARC files alone.
     Returns (files, captures)."""
     alone = WriterLock(config.storage.lock_dir)
-    alone.take_alone()  # a writer's captures still in an open file would be cleared for good
+    alone.take_alone("reindex")  # a writer's captures still in an open file would be cleared for good
     catalog = Catalog(config.storage.catalog)
     try:
         repair_abandoned(config, catalog)

@@ -19,6 +19,7 @@ from .catalog import Catalog
 from .config import Config
 from .extract import decode_body
 from .errors import UsageError
+from .locks import WriterLock
 from .history import CaptureRef, History, Observation, build_history, diff_versions
 from .report import VersionDiff, atom_feed, change_event_json
 from .warcfile import read_response
@@ -123,7 +124,10 @@ def _payload(catalog: Catalog, warc_dir: Path, row) -> tuple[Any, bytes | None]:
 
 def reextract(config: Config, on_url: Callable[[str], None] = lambda url: None) -> int:
     """Re-run the current extractor over every stored capture of every tracked URL and
-    rebuild versions; returns the number of tracked URLs."""
+    rebuild versions; returns the number of tracked URLs. Alone, as reindex: a writer's
+    observations and its captures in open files would be lost or unreadable to it."""
+    alone = WriterLock(config.storage.lock_dir)
+    alone.take_alone("reextract")
     catalog = Catalog(config.storage.catalog)
     try:
         catalog.clear_observations()
@@ -134,6 +138,7 @@ def reextract(config: Config, on_url: Callable[[str], None] = lambda url: None) 
         return len(urls)
     finally:
         catalog.close()
+        alone.close()
 
 
 def write_feed(catalog: Catalog, config: Config, now: str) -> Path | None:

@@ -211,7 +211,7 @@ def test_a_snapshot_started_during_a_reindex_waits_for_it(site, tmp_path):
     site.page("/p/", "<html><body><p>a page</p></body></html>")
     config = make_archive(tmp_path / "a", processes="1", requisites="false")
     reindexing = WriterLock(config.storage.lock_dir)
-    reindexing.take_alone()  # as archiver reindex holds it
+    reindexing.take_alone("reindex")  # as archiver reindex holds it
     proc = start_snapshot(config, site.url("/p/"))
     try:
         assert "waiting: archiver reindex is running" in proc.stderr.readline()
