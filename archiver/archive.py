@@ -25,7 +25,7 @@ from .history import History
 from .index import PendingIndex, Placed, capture_row, cdxj_line, warc_captures, write_cdxj
 from .tracking import observe_from_warcs, update_history
 from .ledger import Ledger
-from .locks import WriterLock
+from .locks import WriterLock, reading
 from .warcfile import Record, WarcWriterPool, Written, find_abandoned, group_records, repair_open_file, warc_date
 
 if TYPE_CHECKING:
@@ -208,7 +208,13 @@ def recover_ledger(config: Config, catalog: Catalog, ledger: Ledger, now: str) -
     candidates = [row for row in catalog.unledgered() if (warc_dir / row.warc).exists()]
     if not candidates:
         return 0
-    records = {(row.warc, row.offset): group_records(warc_dir / row.warc, row) for row in candidates}
+    records = {}
+    for row in candidates:
+        try:
+            records[(row.warc, row.offset)] = group_records(warc_dir / row.warc, row)
+        except Exception as e:  # noqa: BLE001 - warcio raises many kinds; the archive must still open
+            log.warning("%s@%d (%s): not readable, left out of the ledger; run archiver verify: %s",
+                        row.warc, row.offset, row.url, f"{type(e).__name__}: {str(e)[:200]}")
     missing: list[CaptureRow] = []
 
     def payloads(count: int, head: str) -> list[dict[str, Any]]:
@@ -253,8 +259,9 @@ def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:
 
 
 def open_catalog(config: Config) -> Catalog:
-    """The catalog, after closing any WARC file a crashed process left open."""
-    catalog = Catalog(config.storage.catalog)
+    """The catalog, after closing any WARC file a crashed process left open; a reindex
+    is waited for."""
+    catalog = Catalog(config.storage.catalog, holding=reading(config.storage.lock_dir))
     repair_abandoned(config, catalog)
     return catalog
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from .errors import ArchiverError
+from .locks import WriterLock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS captures (
@@ -178,7 +179,9 @@ DERIVED_FROM_OBSERVATIONS = ("observations", "versions", "changes")
 
 
 class Catalog:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, holding: WriterLock | None = None):
+        """holding: a lock to let go when the catalog is closed (see locks.reading)."""
+        self.holding = holding
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -217,6 +220,8 @@ class Catalog:
     def close(self) -> None:
         self.db.close()
         self.write_lock.close()
+        if self.holding is not None:
+            self.holding.close()
 
     def add_capture(self, row: CaptureRow, xrefs: list[XrefRow]) -> int | None:
         return self.add_captures([(row, xrefs)])[0]

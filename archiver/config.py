@@ -42,7 +42,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("storage", "warc_dir", "warcs", "Folder for WARC files (relative to config.toml)."),
     Setting("storage", "index_dir", "indexes", "Folder for the CDXJ replay index, one file per closed WARC."),
     Setting("storage", "catalog", "archive.sqlite", "SQLite catalog of captures and cross-references."),
-    Setting("storage", "lock_dir", "locks", "Lock files that keep two processes from capturing one URL at once."),
+    Setting("storage", "lock_dir", "locks", "Lock files: one URL captured by one process at a time; reindex and reextract run alone."),
     Setting("storage", "warc_prefix", "archiver", "First part of every WARC file name."),
     Setting("storage", "warc_max_bytes", 1_000_000_000, "Start a new WARC file once one reaches this size (checked between records)."),
     Setting("storage", "warc_idle_close", 60.0, "Seconds a long-running process keeps an idle WARC file open before closing it (used by the scheduler)."),

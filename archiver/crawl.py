@@ -20,7 +20,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Generator
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from .archive import Archive, FetchResult, SnapshotSummary
 from .capture import Reached
@@ -611,6 +611,7 @@ def retry_delay(retry_after: str, attempt: int, now: datetime) -> float:
 
 ROBOTS_MAX_AGE = 24 * 3600.0  # seconds a host's robots.txt is kept, as Google keeps it
 ROBOTS_RETRY = 3600.0  # after a 5xx or no answer: the rules kept so far are used an hour more
+ROBOTS_REDIRECTS = 5  # RFC 9309 2.3.1.2: at least five
 
 
 class RobotsPolicy:
@@ -634,19 +635,31 @@ class RobotsPolicy:
 
     def _fetch(self, scheme: str, host: str, kept: tuple[RobotFileParser, float] | None
                ) -> Generator[Wait, None, tuple[RobotFileParser, float]]:
-        """(the rules, when to fetch them again). A server error or no answer keeps the
-        rules fetched before (RFC 9309 2.3.1.4 lets a crawler use them) for an hour; a
-        first fetch that fails allows all, and is tried again in an hour."""
+        """(the rules, when to fetch them again), as RFC 9309 2.3.1 says: redirects are
+        followed (up to five), a 4xx means no rules; unreachable (a 5xx, 429, a cut body,
+        no answer, too many redirects) keeps the rules fetched before, or disallows all
+        when there are none, and is tried again in an hour."""
         now = self.clock()
-        ex = yield from self.fetcher.exchange(f"{scheme}://{host}/robots.txt")
+        url = f"{scheme}://{host}/robots.txt"
+        for _ in range(ROBOTS_REDIRECTS + 1):
+            ex = yield from self.fetcher.exchange(url)
+            location = ex.header("Location") if ex.status in REDIRECT_STATUSES else ""
+            if not location:
+                break
+            ex.close()
+            url = urljoin(url, location)
         try:
-            failed = ex.status is None or ex.status >= 500
-            if failed and kept is not None:
-                return kept[0], now + ROBOTS_RETRY
-            parser = self.new_parser()
-            text = decode_body(ex.read_body(1_000_000), ex.header("Content-Encoding")).decode("utf-8", "replace")
-            parser.parse(text.splitlines() if ex.status == 200 else [])
-            return parser, now + (ROBOTS_RETRY if failed else ROBOTS_MAX_AGE)
+            status = ex.status
+            if status is None or status >= 500 or status == 429 or status in REDIRECT_STATUSES or ex.truncated:
+                return (kept[0] if kept else self._rules(["User-agent: *", "Disallow: /"])), now + ROBOTS_RETRY
+            body = decode_body(ex.read_body(1_000_000), ex.header("Content-Encoding"))
+            return self._rules(body.decode("utf-8", "replace").splitlines() if status == 200 else []), \
+                now + ROBOTS_MAX_AGE
         finally:
             ex.close()
+
+    def _rules(self, lines: list[str]) -> RobotFileParser:
+        parser = self.new_parser()
+        parser.parse(lines)
+        return parser
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from . import __version__
 from .catalog import CaptureRow, Catalog
+from .locks import reading
 from .config import Config
 from .errors import UsageError
 from .index import Placed, cdxj_line
@@ -130,7 +131,7 @@ def export_wacz(config: Config, out: Path, urls: list[str], since: str | None = 
                 now: datetime | None = None) -> Exported:
     now = now or datetime.now(timezone.utc)
     created = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    catalog = Catalog(config.storage.catalog)
+    catalog = Catalog(config.storage.catalog, holding=reading(config.storage.lock_dir))
     try:
         rows = select(catalog, urls, since)
         titles = catalog.article_titles()

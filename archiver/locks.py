@@ -106,3 +106,15 @@ class WriterLock:
     def close(self) -> None:
         self.file.close()  # lets the lock go
 
+
+def reading(lock_dir: Path) -> WriterLock | None:
+    """The writer lock taken shared by a command that reads the catalog, so that it never
+    reads one half rebuilt by reindex; None where the lock file cannot be opened (a copy
+    of an archive on read-only media, where no reindex can run either)."""
+    try:
+        lock = WriterLock(lock_dir)
+    except OSError:
+        return None
+    lock.share()
+    return lock
+

@@ -21,6 +21,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from .catalog import Catalog
+from .locks import reading
 from .config import Config
 from .export import WARC_NAME
 from .keys import load_key, verify_signature
@@ -67,9 +68,15 @@ class Report:
 
 def verify_archive(config: Config) -> Report:
     report = Report()
-    records = scan_warcs(config.storage.warc_dir, report)
-    check_pairs(records, report)
-    catalog = Catalog(config.storage.catalog)
+    lock = reading(config.storage.lock_dir)  # not during a reindex: its catalog is half built
+    try:
+        records = scan_warcs(config.storage.warc_dir, report)
+        check_pairs(records, report)
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        raise
+    catalog = Catalog(config.storage.catalog, holding=lock)
     try:
         check_catalog(catalog, records, report)
         check_ledger(config, catalog, records, report)

@@ -223,6 +223,22 @@ def test_a_snapshot_started_during_a_reindex_waits_for_it(site, tmp_path):
     assert site.hits["/p/"] == 1
 
 
+def test_verify_started_during_a_reindex_waits_for_the_rebuilt_catalog(site, tmp_path):
+    site.page("/p/", "<html><body><p>a page</p></body></html>")
+    config = make_archive(tmp_path / "a", processes="1", requisites="false")
+    run_snapshot(config, site.url("/p/"))
+    reindexing = WriterLock(config.storage.lock_dir)
+    reindexing.take_alone("reindex")
+    proc = subprocess.Popen([sys.executable, "-m", "archiver", "--config", str(config.root / "config.toml"), "verify"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "waiting: archiver reindex is running" in proc.stderr.readline()
+    finally:
+        reindexing.close()
+    out, err = proc.communicate(timeout=STALL_TIMEOUT)
+    assert proc.returncode == 0, err
+
+
 def test_an_open_file_renamed_by_its_writer_while_listed_is_not_abandoned(tmp_path):
     assert is_live(tmp_path / "closed-meanwhile.warc.gz.open")
 
@@ -248,3 +264,20 @@ def test_captures_in_the_ledger_but_not_marked_in_the_catalog_are_linked_not_led
     assert catalog.unledgered() == []
     catalog.close()
     assert verify_archive(config).ok
+
+
+def test_an_unreadable_capture_left_out_of_the_ledger_does_not_keep_the_archive_shut(site, tmp_path, caplog):
+    site.page("/p/", "<html><body><p>a page</p></body></html>")
+    config = make_archive(tmp_path / "a", processes="1", requisites="false")
+    run_snapshot(config, site.url("/p/"))
+    catalog = Catalog(config.storage.catalog)
+    with catalog.transaction():
+        catalog.db.execute("DELETE FROM ledgered")
+        catalog.db.execute("UPDATE captures SET offset = offset + 10000000")  # points past the file's end
+    catalog.close()
+
+    Archive(config).close()  # opens, with a warning, twice
+    Archive(config).close()
+
+    assert "not readable, left out of the ledger; run archiver verify" in caplog.text
+    assert not verify_archive(config).ok

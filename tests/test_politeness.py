@@ -11,7 +11,7 @@ from archiver.crawl import FetchLoop, HostSlots, Job
 from archiver.fetch import Fetcher
 
 from .conftest import make_archive, run_snapshot
-from .site import Site, send
+from .site import Site, redirect, send
 
 
 def job(url: str) -> Job:
@@ -145,6 +145,28 @@ def test_robots_txt_is_fetched_again_after_a_day(site, tmp_path):
         now[0] += 2
         assert run_blocking(policy.allowed(site.url("/p/"), "archiver"))
         assert site.hits["/robots.txt"] == 4
+    finally:
+        fetcher.close()
+
+
+def test_robots_txt_unreachable_disallows_all_and_redirects_are_followed(site, tmp_path):
+    """RFC 9309 2.3.1: redirects followed; a 5xx or 429 with no rules fetched before
+    means complete disallow (tried again in an hour); a 404 means no rules."""
+    from archiver.crawl import ROBOTS_RETRY, RobotsPolicy
+    from archiver.fetch import Fetcher, run_blocking
+
+    now = [0.0]
+    fetcher = Fetcher(make_archive(tmp_path / "a").capture)
+    policy = RobotsPolicy(fetcher, clock=lambda: now[0])
+    allowed = lambda path: run_blocking(policy.allowed(site.url(path), "archiver"))  # noqa: E731
+    try:
+        site.page("/robots.txt", "busy", "text/plain", status=429)
+        assert not allowed("/p/")
+        now[0] += ROBOTS_RETRY
+        site.routes["/robots.txt"] = redirect("/rules.txt")
+        site.page("/rules.txt", "User-agent: *\nDisallow: /private/\n", "text/plain")
+        assert allowed("/p/") and not allowed("/private/x")
+        assert site.hits["/rules.txt"] == 1
     finally:
         fetcher.close()
 
