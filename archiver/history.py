@@ -302,7 +302,7 @@ def suspect_reason(obs: Observation, live: Version | None) -> str:
 
 def _content_suspect(article: Article, current: Article | None, current_words: int) -> str:
     """The current live version's article is the yardstick for "far shorter"."""
-    words = _words(article)
+    words = _words(article, up_to=max(150, SHORT_RATIO * current_words))  # exact below that: all asked here
     title = normalize(article.title)
     if words < 150 and CHALLENGE_TITLES.search(title):
         return f"bot challenge page ({title[:60]})"
@@ -319,8 +319,15 @@ def _content_suspect(article: Article, current: Article | None, current_words: i
     return ""
 
 
-def _words(article: Article | None) -> int:
-    return sum(len(p.split()) for p in article.paragraphs) if article else 0
+def _words(article: Article | None, up_to: float = float("inf")) -> int:
+    """The article's words, counted until there are up_to: a long article is not counted
+    through on every rebuild of its history only to learn that it is not short."""
+    count = 0
+    for paragraph in article.paragraphs if article else ():
+        count += len(paragraph.split())
+        if count >= up_to:
+            break
+    return count
 
 
 def diff_versions(old: Version, new: Version) -> tuple[list[Change], list[BodyOp]]:
