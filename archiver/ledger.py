@@ -123,17 +123,18 @@ class Ledger:
         [entry] = self.append_made(payload)
         return entry
 
-    def seqs_holding(self, records: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """(WARC file, record offset) -> seq of the capture entry that holds it, for those
-        of records the ledger holds (read through: only after a crash)."""
-        found: dict[tuple[str, int], int] = {}
+    def capture_records(self) -> Iterator[tuple[str, int, int]]:
+        """(WARC file, record offset, seq of its capture entry) for every record the
+        ledger's capture entries hold, in order (the whole file is read)."""
         for _, entry, _ in self.entries():
             if entry and entry.get("type") == "capture":
                 for record in entry.get("records", []):
-                    key = (entry.get("warc", ""), record.get("offset", -1))
-                    if key in records:
-                        found[key] = entry["seq"]
-        return found
+                    yield entry.get("warc", ""), record.get("offset", -1), entry["seq"]
+
+    def seqs_holding(self, records: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """(WARC file, record offset) -> seq of the capture entry that holds it, for those
+        of records the ledger holds (read through: only after a crash)."""
+        return {(warc, offset): seq for warc, offset, seq in self.capture_records() if (warc, offset) in records}
 
     def head(self) -> tuple[int, str]:
         if not self.path.exists():

@@ -38,13 +38,10 @@ def history_of(config: Config, url: str) -> History:
 def relink_ledger(catalog: Catalog, ledger: Ledger) -> None:
     """Which ledger entry holds each capture, read back from the ledger file."""
     pairs = []
-    for _, entry, _ in ledger.entries():
-        if not entry or entry.get("type") != "capture":
-            continue
-        for record in entry.get("records", []):
-            capture_id = catalog.capture_id(entry.get("warc", ""), record.get("offset", -1))
-            if capture_id is not None:
-                pairs.append((capture_id, entry["seq"]))
+    for warc, offset, seq in ledger.capture_records():
+        capture_id = catalog.capture_id(warc, offset)
+        if capture_id is not None:
+            pairs.append((capture_id, seq))
     if pairs:
         catalog.mark_ledgered(pairs, ledger.head())
 
