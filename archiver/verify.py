@@ -68,16 +68,11 @@ class Report:
 
 def verify_archive(config: Config) -> Report:
     report = Report()
-    lock = reading(config.storage.lock_dir)  # not during a reindex: its catalog is half built
+    # Not during a reindex: its catalog is half built. The lock goes with the catalog.
+    catalog = Catalog(config.storage.catalog, holding=reading(config.storage.lock_dir))
     try:
         records = scan_warcs(config.storage.warc_dir, report)
         check_pairs(records, report)
-    except BaseException:
-        if lock is not None:
-            lock.close()
-        raise
-    catalog = Catalog(config.storage.catalog, holding=lock)
-    try:
         check_catalog(catalog, records, report)
         check_ledger(config, catalog, records, report)
     finally:
