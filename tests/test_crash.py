@@ -243,16 +243,24 @@ def test_an_open_file_renamed_by_its_writer_while_listed_is_not_abandoned(tmp_pa
     assert is_live(tmp_path / "closed-meanwhile.warc.gz.open")
 
 
-def test_captures_in_the_ledger_but_not_marked_in_the_catalog_are_linked_not_ledgered_again(site, tmp_path):
-    """A crash (or a failed catalog write) after the ledger append, before the catalog
-    marked the captures ledgered: the next command links them to their entries."""
+def captured_then_catalog_edited(site, tmp_path, *statements: str):
+    """An archive with one page captured, then its catalog changed by statements (in one
+    transaction) as a crash or a failed write would have left it."""
     site.page("/p/", "<html><body><p>a page</p></body></html>")
     config = make_archive(tmp_path / "a", processes="1", requisites="false")
     run_snapshot(config, site.url("/p/"))
     catalog = Catalog(config.storage.catalog)
     with catalog.transaction():
-        catalog.db.execute("DELETE FROM ledgered")
+        for statement in statements:
+            catalog.db.execute(statement)
     catalog.close()
+    return config
+
+
+def test_captures_in_the_ledger_but_not_marked_in_the_catalog_are_linked_not_ledgered_again(site, tmp_path):
+    """A crash (or a failed catalog write) after the ledger append, before the catalog
+    marked the captures ledgered: the next command links them to their entries."""
+    config = captured_then_catalog_edited(site, tmp_path, "DELETE FROM ledgered")
     before = config.evidence.ledger.read_text()
 
     Archive(config).close()
@@ -267,14 +275,8 @@ def test_captures_in_the_ledger_but_not_marked_in_the_catalog_are_linked_not_led
 
 
 def test_an_unreadable_capture_left_out_of_the_ledger_does_not_keep_the_archive_shut(site, tmp_path, caplog):
-    site.page("/p/", "<html><body><p>a page</p></body></html>")
-    config = make_archive(tmp_path / "a", processes="1", requisites="false")
-    run_snapshot(config, site.url("/p/"))
-    catalog = Catalog(config.storage.catalog)
-    with catalog.transaction():
-        catalog.db.execute("DELETE FROM ledgered")
-        catalog.db.execute("UPDATE captures SET offset = offset + 10000000")  # points past the file's end
-    catalog.close()
+    config = captured_then_catalog_edited(site, tmp_path, "DELETE FROM ledgered",
+                                          "UPDATE captures SET offset = offset + 10000000")  # past the file's end
 
     Archive(config).close()  # opens, with a warning, twice
     Archive(config).close()
