@@ -19,6 +19,10 @@ from .site import Site
 from .tls import TlsSite, make_ca_and_leaf
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+# Real pages and WARCs written by others, kept beside the repository and not in it: a clone
+# alone skips the tests that read them (mark them, or their module, with needs_corpus).
+needs_corpus = pytest.mark.skipif(
+    not CORPUS.is_dir(), reason="needs ../shared/corpus (the project's test corpus beside the repository), absent here")
 
 
 @pytest.fixture

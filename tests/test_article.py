@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from archiver.article import Article, Ref, extract_article
 from archiver.config import DEFAULT_CTA_TEXTS
 
-from .conftest import CORPUS
+from .conftest import CORPUS, needs_corpus
 
 CTA = tuple(DEFAULT_CTA_TEXTS)
 HTML = CORPUS / "html"
@@ -36,6 +36,7 @@ def readability_page(name: str) -> tuple[Article, dict]:
     return extract_article((folder / "source.html").read_bytes(), READABILITY_URL), meta
 
 
+@needs_corpus
 @pytest.mark.parametrize("name", ["002", "aktualne", "ars-1", "cnet", "cnn", "folha", "lemonde-1", "nytimes-1",
                                   "nytimes-2", "schema-org-context-object"])
 def test_title_and_byline_of_real_pages(name):
@@ -43,6 +44,7 @@ def test_title_and_byline_of_real_pages(name):
     assert (article.title, article.byline) == (meta["title"], meta["byline"])
 
 
+@needs_corpus
 @pytest.mark.parametrize("name", ["aktualne", "bbc-1", "breitbart", "folha", "guardian-1", "liberation-1",
                                   "schema-org-context-object", "seattletimes-1", "theverge", "wordpress"])
 def test_published_date_of_real_pages(name):
@@ -50,6 +52,7 @@ def test_published_date_of_real_pages(name):
     assert article.published == meta["publishedTime"]
 
 
+@needs_corpus
 def test_byline_leaves_out_the_relative_time_printed_beside_it():
     article, _ = readability_page("aktualne")  # <div class="author__date">před 2 hodinami</div> in the byline box
     assert article.byline == "Aleš Vávra"
@@ -73,6 +76,7 @@ def token_f1(got: str, want: str) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
 
+@needs_corpus
 def test_body_text_matches_readability_ground_truth():
     """Measured (bench/extract_quality.py): macro F1 0.970, lowest page 0.829 (yahoo-2,
     whose lead photo caption we leave out). Thresholds sit a little below."""
@@ -85,6 +89,7 @@ def test_body_text_matches_readability_ground_truth():
     assert min(scores.values()) >= 0.80, scores
 
 
+@needs_corpus
 def test_body_text_keeps_and_drops_trafilatura_snippets():
     """trafilatura's evaldata: snippets the main text must / must not contain. Measured
     F1 0.864 over the corpus pages (trafilatura itself: 0.877); threshold a little below."""
@@ -104,6 +109,7 @@ def test_body_text_keeps_and_drops_trafilatura_snippets():
 
 # ---- real pages: READ boxes --------------------------------------------------------------
 
+@needs_corpus
 def test_inline_related_posts_minimalist_boxes_are_read_refs_not_paragraphs():
     page = (HTML / "inline-related-posts" / "desdechinandega.com-ladivina.html").read_bytes()
     article = extract_article(page, "https://www.desdechinandega.com/el-domingo-de-la-divina-misericordia.html",
@@ -120,6 +126,7 @@ def test_inline_related_posts_minimalist_boxes_are_read_refs_not_paragraphs():
     assert Ref("https://www.aciprensa.com/juanpabloii/index.html", "San Juan Pablo II") in article.links
 
 
+@needs_corpus
 def test_inline_related_posts_pro_box_is_a_read_ref_not_a_paragraph():
     page = (HTML / "inline-related-posts" / "minuto30-lasierra.html").read_bytes()
     article = extract_article(page, "https://www.minuto30.com/policia-hace-presencia-en-la-sierra/1331134/", "", CTA)

@@ -11,8 +11,10 @@ from archiver.article import extract_article
 from archiver.config import DEFAULT_CTA_TEXTS
 from archiver.diff import diff_articles
 
-from .conftest import CORPUS, make_archive, run_snapshot
+from .conftest import CORPUS, make_archive, needs_corpus, run_snapshot
 from .site import send
+
+pytestmark = needs_corpus
 
 IRP = CORPUS / "html" / "inline-related-posts"
 REVISIONS = CORPUS / "revisions" / "web-monitoring-diff"

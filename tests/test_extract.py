@@ -9,7 +9,7 @@ from archiver.config import DEFAULT_CTA_TEXTS
 from archiver.article import extract_article
 from archiver.extract import css_links, decode_body, page_requisites
 
-from .conftest import CORPUS
+from .conftest import CORPUS, needs_corpus
 
 CTA = tuple(DEFAULT_CTA_TEXTS)
 BASE = "https://news.example/2026/article/"
@@ -28,6 +28,7 @@ def article(inner: str, outside: str = "") -> str:
     return f"<html><body>{outside}<div class='entry-content'><p>{FILLER}</p>{inner}<p>{FILLER}</p></div></body></html>"
 
 
+@needs_corpus
 def test_inline_related_posts_minimalist_boxes_on_a_real_page():
     page = (CORPUS / "html/inline-related-posts/desdechinandega.com-ladivina.html").read_bytes()
     assert refs(page, "read") == [
@@ -37,6 +38,7 @@ def test_inline_related_posts_minimalist_boxes_on_a_real_page():
          "Más de 1700 viviendas afectadas por el Huracán Eta en Nicaragua")]
 
 
+@needs_corpus
 def test_inline_related_posts_pro_box_on_a_real_page():
     page = (CORPUS / "html/inline-related-posts/minuto30-lasierra.html").read_bytes()
     assert refs(page, "read") == [
