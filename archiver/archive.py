@@ -270,4 +270,4 @@ def _observe_repaired(config: Config, catalog: Catalog, warc: str) -> None:
     """Observations for the repaired file's chain ends (not other files': a live
     writer's redirect chain may still be waiting for its end)."""
     for url in observe_from_warcs(catalog, config, only_warc=warc):
-        update_history(catalog, url)
+        update_history(catalog, url, config.detect.confirm)

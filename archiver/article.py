@@ -28,14 +28,16 @@ from lxml import etree
 
 from .extract import EXCLUDED_TAGS, _absolute, _base_url, _cta_pattern, _is_inside, _names, decode_text, parse_html
 
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"
 
 
 @dataclass(frozen=True)
 class Ref:
-    """A link in the article: target URL and its anchor text (or READ box title)."""
+    """A link in the article: target URL, its anchor text (or READ box title), and the
+    signature of the block it stands in (see ``signature``)."""
     url: str
     text: str
+    block: str = field(default="", compare=False)  # where it stands, not what it says
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Article:
     paragraphs: tuple[str, ...] = ()
     links: tuple[Ref, ...] = ()       # editorial links in the body, in order
     read_refs: tuple[Ref, ...] = ()   # READ-box cross-references, in order
+    blocks: tuple[str, ...] = ()      # the signature of each paragraph's block (see ``signature``)
     extractor: str = field(default=f"archiver/{EXTRACTOR_VERSION}")
 
 
@@ -77,10 +80,11 @@ def article_of(doc: etree._Element | None, url: str, cta_texts: tuple[str, ...] 
     lede = _lede(doc, roots[0], meta) if roots else ""
     if lede and lede not in content.paragraphs[:3]:
         content.paragraphs.insert(0, lede)
+        content.blocks.insert(0, "lede")
     return Article(url=url, canonical_url=_canonical(doc, meta, base), title=title, byline=_byline(scopes, meta),
                    published=_date(date_scopes, meta, PUBLISHED), modified=_date(date_scopes, meta, MODIFIED),
                    paragraphs=tuple(content.paragraphs), links=tuple(content.links),
-                   read_refs=tuple(content.read_refs))
+                   read_refs=tuple(content.read_refs), blocks=tuple(content.blocks))
 
 
 # ---- parsing -----------------------------------------------------------------------------
@@ -98,6 +102,8 @@ _TIMES = etree.XPath(".//time[@datetime]")
 _TEXT_STARTING = etree.XPath("//text()[contains(., $start)]")
 _CTA_TEXT = etree.XPath("descendant-or-self::*[contains(@class,'ctaText')]")
 _POST_TITLE = etree.XPath(".//*[contains(@class,'postTitle')]")
+_TEXT_NODES = etree.XPath("descendant::text()[normalize-space()]")
+_LINKS = etree.XPath("descendant-or-self::a[@href]")
 
 
 HTML_TYPES = {"", "text/html", "application/xhtml+xml", "application/xml", "text/xml", "application/octet-stream"}
@@ -640,13 +646,14 @@ class _Content:
     """Walks body elements in document order into paragraphs, editorial links and READ refs.
 
     Text accumulates until a block element starts or ends (or two <br> in a row), then
-    becomes one paragraph, with the links met on the way. A short paragraph opening
-    with a call to action ("READ:", "Lea también") is a READ box; so is Inline Related
-    Posts markup, found up front."""
+    becomes one paragraph, with the links met on the way and the signature of the block
+    it started in. A READ box (a short block opening with a call to action, wherever it
+    stands, or Inline Related Posts markup) is found up front and gives READ refs."""
 
     def __init__(self, base: str, cta: re.Pattern[str] | None, title: str):
         self.base, self.cta, self.title = base, cta, title.casefold()
         self.paragraphs: list[str] = []
+        self.blocks: list[str] = []
         self.links: list[Ref] = []
         self.read_refs: list[Ref] = []
         self._pieces: list[str] = []
@@ -654,9 +661,13 @@ class _Content:
         self._brs = 0
         self._boxes: dict[etree._Element, list[Ref]] = {}
         self._whole = 0.0
+        self._root: etree._Element | None = None
+        self._here: etree._Element | None = None  # the element whose text is being read
+        self._start: etree._Element | None = None  # where the pending paragraph's text started
 
     def walk(self, root: etree._Element) -> None:
-        self._boxes = _read_boxes(root, self.base)
+        self._root = root
+        self._boxes = _read_boxes(root, self.base, self.cta)
         self._whole = _length(root)
         self._visit(root, is_root=True)
         self._flush()
@@ -675,10 +686,12 @@ class _Content:
             self._line_break()
         elif el.tag == "a":
             self._link(el)
+        self._here = el
         self._add(el.text)
         for child in el:
             if isinstance(child.tag, str):
                 self._visit(child)
+            self._here = el
             self._add(child.tail)
         if block:
             self._flush()
@@ -692,6 +705,8 @@ class _Content:
             self._pieces.append(text)
             if not text.isspace():
                 self._brs = 0
+                if self._start is None:
+                    self._start = self._here
 
     def _line_break(self) -> None:
         """One <br> is a line break inside a paragraph; two in a row end the paragraph."""
@@ -709,16 +724,56 @@ class _Content:
     def _flush(self) -> None:
         text = "".join(self._pieces)
         text = " ".join((text if text.isascii() else text.translate(INVISIBLE)).split())
+        start, self._start = (self._start if self._start is not None else self._here), None
         links, self._pieces, self._pending, self._brs = self._pending, [], [], 0
+        block = signature(start, self._root, text) if start is not None else ""
+        links = [Ref(r.url, r.text, block) for r in links]
         if self._is_cta(text) and links:
             self.read_refs += links
         elif not text or not (_per_render(text, self.title) or _link_list(text, links)):
             self.links += links
             if text:
                 self.paragraphs.append(text)
+                self.blocks.append(block)
 
     def _is_cta(self, text: str) -> bool:
         return self.cta is not None and len(text) < MAX_CTA_BLOCK and bool(self.cta.match(text))
+
+
+# ---- block signatures ----------------------------------------------------------------------
+
+SIGNATURE_DEPTH = 4  # elements named, from the block up towards the content root
+LABEL = re.compile(r"^\W{0,3}([^\W\d_][^\W\d_ ]*(?: [^\W\d_]+){0,2})\s*:")
+_NAME_PARTS = re.compile(r"[-_]+")
+
+
+def signature(el: etree._Element, root: etree._Element | None, text: str = "") -> str:
+    """Where a block stands in its page template, the same on every page of a site and in
+    every render: its tag path up to the content root, each element with its class and
+    id words less digits and hashes, and the label its text opens with ("Advertisement:").
+    Blocks that differ between two renders of a page are learned as noise by this key
+    (history.learn_noise), whatever the site calls them."""
+    parts = []
+    node: etree._Element | None = el
+    while node is not None and node is not root and len(parts) < SIGNATURE_DEPTH:
+        parts.append(node.tag + "".join("." + w for w in _stable_words(node.get("class") or "", node.get("id") or "")))
+        node = node.getparent()
+    path = ">".join(reversed(parts)) or (root.tag if root is not None else "")
+    label = LABEL.match(text)
+    return f"{path}|{label[1].casefold()}" if label else path
+
+
+@functools.lru_cache(maxsize=4096)
+def _stable_words(classes: str, ident: str) -> tuple[str, ...]:
+    """Class and id words without the parts that change per render or per page: digits,
+    hashes ("css-1x2y3z" -> "css", "code-block-3" -> "code-block", "div-gpt-ad-16051-0" ->
+    "div-gpt-ad")."""
+    words = set()
+    for word in f"{classes} {ident}".split():
+        kept = [p for p in _NAME_PARTS.split(word.casefold()) if p and p.isalpha()]
+        if kept:
+            words.add("-".join(kept))
+    return tuple(sorted(words))
 
 
 def _per_render(text: str, title: str) -> bool:
@@ -732,14 +787,37 @@ def _link_list(text: str, links: list[Ref]) -> bool:
     return len(links) >= 2 and sum(len(r.text) for r in links) >= 0.9 * len(text)
 
 
-def _read_boxes(root: etree._Element, base: str) -> dict[etree._Element, list[Ref]]:
-    """Inline Related Posts boxes under root: the outermost element that holds only the box."""
+def _read_boxes(root: etree._Element, base: str, cta: re.Pattern[str] | None) -> dict[etree._Element, list[Ref]]:
+    """READ boxes under root, each the outermost element that holds only the box: Inline
+    Related Posts markup, and short blocks opening with a call to action wherever they
+    stand (a paragraph, a cell, an aside or a "related" box that would otherwise be
+    dropped as furniture), the label and its links in one element or in several."""
     boxes: dict[etree._Element, list[Ref]] = {}
-    for marker in IRP_MARKERS(root):
-        box = _box_of(marker, root)
+    found = [_box_of(marker, root) for marker in IRP_MARKERS(root)]
+    if cta is not None:
+        found += [_cta_box(t, root, cta) for t in _TEXT_NODES(root) if cta.match(t.lstrip())]
+    for box in found:
         if box is not None and box not in boxes and not any(b in boxes for b in box.iterancestors()):
-            boxes[box] = _box_refs(box, base)
+            for inner in [b for b in boxes if box in b.iterancestors()]:
+                del boxes[inner]
+            boxes[box] = _box_refs(box, base, signature(box, root, _text(box)))
     return boxes
+
+
+def _cta_box(text: Any, root: etree._Element, cta: re.Pattern[str]) -> etree._Element | None:
+    """The outermost element around a call-to-action text that still opens with it, is
+    short, and holds a link."""
+    owner = text.getparent()
+    el = owner.getparent() if text.is_tail else owner
+    box = None
+    while el is not None and el is not root:
+        words = _text(el)
+        if len(words) >= MAX_CTA_BLOCK or not cta.match(words):
+            break
+        if _LINKS(el):
+            box = el
+        el = el.getparent()
+    return box
 
 
 def _box_of(marker: etree._Element, root: etree._Element) -> etree._Element | None:
@@ -760,11 +838,11 @@ def _box_of(marker: etree._Element, root: etree._Element) -> etree._Element | No
     return box
 
 
-def _box_refs(box: etree._Element, base: str) -> list[Ref]:
+def _box_refs(box: etree._Element, base: str, block: str) -> list[Ref]:
     refs = []
     for a in box.iter("a"):
         target = _absolute(base, a.get("href"))
         titles = _POST_TITLE(a) or _POST_TITLE(box)
         if target:
-            refs.append(Ref(target, _text(titles[0]) if titles else _text(a)))
+            refs.append(Ref(target, _text(titles[0]) if titles else _text(a), block))
     return refs

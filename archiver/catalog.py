@@ -68,6 +68,13 @@ CREATE TABLE IF NOT EXISTS observations (
     content_digest TEXT           -- diff.content_digest(article); NULL until a history build needs it
 );
 CREATE INDEX IF NOT EXISTS observations_url ON observations (tracked_url);
+-- Keys of blocks a site renders anew on every request (noise.learn_noise), learned from
+-- confirming fetches; derived from observations, so rebuilt with them.
+CREATE TABLE IF NOT EXISTS noise (
+    site TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (site, key)
+);
 -- Derived from observations by history.build_history, per tracked URL.
 CREATE TABLE IF NOT EXISTS versions (
     tracked_url TEXT NOT NULL,
@@ -175,7 +182,7 @@ class XrefRow:
 COLUMNS = [f.name for f in fields(CaptureRow)]
 capture_values = operator.attrgetter(*COLUMNS)  # dataclasses.astuple deep-copies: 40 µs a row
 xref_values = operator.attrgetter(*(f.name for f in fields(XrefRow)))
-DERIVED_FROM_OBSERVATIONS = ("observations", "versions", "changes")
+DERIVED_FROM_OBSERVATIONS = ("observations", "versions", "changes", "noise")
 
 
 class Catalog:
@@ -278,16 +285,28 @@ class Catalog:
 
     def observations(self, tracked_url: str) -> list[sqlite3.Row]:
         return self._rows(
-            "SELECT o.*, c.warc, c.offset, c.fetched_at, c.status, c.error FROM observations o "
+            "SELECT o.*, c.warc, c.offset, c.fetched_at, c.status, c.error, c.role FROM observations o "
             "JOIN captures c ON c.id = o.capture_id WHERE o.tracked_url = ? ORDER BY c.fetched_at, c.id",
             (tracked_url,))
 
     def chain_ends(self) -> list[sqlite3.Row]:
-        """The last fetch of each tracked URL's own chain (redirect hops, retries) per snapshot."""
+        """The last fetch of each tracked URL's own chain (redirect hops, retries) per
+        snapshot, and of its confirming fetch (role confirm) apart."""
         return self._rows(
             "SELECT c.id, c.seed, c.url, c.record, c.refers_to, c.warc, c.offset, c.status FROM captures c "
             "WHERE c.chain = 1 AND c.fetched_at = (SELECT MAX(d.fetched_at) FROM captures d "
-            " WHERE d.snapshot = c.snapshot AND d.seed = c.seed AND d.chain = 1) ORDER BY c.fetched_at, c.id")
+            " WHERE d.snapshot = c.snapshot AND d.seed = c.seed AND d.chain = 1 "
+            " AND (d.role = 'confirm') = (c.role = 'confirm')) ORDER BY c.fetched_at, c.id")
+
+    def add_noise(self, site: str, keys: frozenset[str]) -> None:
+        with self.transaction():
+            self.db.executemany("INSERT OR IGNORE INTO noise (site, key) VALUES (?, ?)", [(site, k) for k in keys])
+
+    def has_noise(self) -> bool:
+        return self.db.execute("SELECT 1 FROM noise LIMIT 1").fetchone() is not None
+
+    def noise(self, site: str) -> frozenset[str]:
+        return frozenset(r[0] for r in self.db.execute("SELECT key FROM noise WHERE site = ?", (site,)))
 
     def record_location(self, record_id: str) -> tuple[str, int] | None:
         return self.db.execute("SELECT warc, offset FROM captures WHERE record_id = ?", (record_id,)).fetchone()

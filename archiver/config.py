@@ -33,9 +33,18 @@ class Setting:
 
 
 DEFAULT_CTA_TEXTS = [
-    "READ", "READ ALSO", "READ MORE", "ALSO READ", "SEE ALSO", "Related",
-    "Related:", "RELATED", "Lea también", "Lee también", "También puede leer",
-    "Leer más", "Lire aussi", "Читайте также", "Lesen Sie auch",
+    # English
+    "READ", "READ ALSO", "READ MORE", "ALSO READ", "SEE ALSO", "Related", "Related stories", "Related articles",
+    "Related content", "Read next", "More on this", "More on this story", "Further reading", "Recommended",
+    # Spanish, Portuguese, French, Italian, German, Dutch
+    "Lea también", "Lee también", "También puede leer", "Leer más", "Vea también", "Ver también", "Te puede interesar",
+    "Leia também", "Leia mais", "Veja também", "Lire aussi", "À lire aussi", "Lisez aussi", "Voir aussi",
+    "Leggi anche", "Vedi anche", "Lesen Sie auch", "Mehr zum Thema", "Weiterlesen", "Lees ook",
+    # Slavic languages, Romanian, Hungarian, Greek, Turkish, Arabic
+    "Читайте также", "Читайте еще", "Читайте також", "Прочитајте још", "Прочитајте и", "Pročitajte još",
+    "Pročitajte i", "Pročitajte još i", "Прочетете още", "Czytaj też", "Czytaj także", "Přečtěte si také",
+    "Čítajte aj", "Citește și", "Olvassa el", "Διαβάστε επίσης", "Διαβάστε ακόμη", "Ayrıca okuyun",
+    "İlginizi çekebilir", "اقرأ أيضا", "اقرأ أيضاً",
 ]
 
 SETTINGS: tuple[Setting, ...] = (
@@ -67,6 +76,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "verify_tls", True, "Check TLS certificates."),
     Setting("capture", "ca_bundle", "", "PEM file of CA certificates to trust instead of the default bundle (\"\" = default)."),
     Setting("capture", "cta_texts", DEFAULT_CTA_TEXTS, "Call-to-action texts that open a READ box (\"READ\", \"READ ALSO\", ...)."),
+    Setting("detect", "confirm", True, "Fetch a page once more before reporting a change: only what both renders show is an edit; what differs between them is learned as the site's per-render noise."),
+    Setting("detect", "confirm_delay", 2.0, "Seconds between a capture that shows a change and its confirming fetch (never less than per_host_delay)."),
     Setting("schedule", "default", "adaptive", "Schedule of seeds without every= or cron=: adaptive, or an interval such as 6h."),
     Setting("schedule", "adaptive", ["3h=15m", "1d=1h", "7d=3h", "30d=1d", "365d=7d"],
             "Adaptive policy: AGE=INTERVAL steps; while the article last changed less than AGE ago, recapture every INTERVAL."),
@@ -127,6 +138,12 @@ class CaptureConfig:
 
 
 @dataclass(frozen=True)
+class DetectConfig:
+    confirm: bool
+    confirm_delay: float
+
+
+@dataclass(frozen=True)
 class ScheduleConfig:
     default: str
     adaptive_steps: tuple[tuple[float, float], ...]  # (quiet for less than, interval) in seconds
@@ -169,6 +186,7 @@ class Config:
     root: Path
     storage: StorageConfig
     capture: CaptureConfig
+    detect: DetectConfig
     schedule: ScheduleConfig
     evidence: EvidenceConfig
     replay: ReplayConfig
@@ -203,6 +221,7 @@ def build_config(raw: dict[str, Any], root: Path) -> Config:
     return Config(
         values=values,
         replay=ReplayConfig(**values["replay"]),
+        detect=DetectConfig(**values["detect"]),
         evidence=EvidenceConfig(key=root / ev["key"], ledger=root / ev["ledger"], checkpoint_every=ev["checkpoint_every"]),
         schedule=_schedule_config(values["schedule"]),
         report=ReportConfig(feed=(root / rep["feed"]) if rep["feed"] else None, feed_entries=rep["feed_entries"]),

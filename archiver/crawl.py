@@ -9,6 +9,7 @@ when every URL it reached has been stored; its seeds' histories are then updated
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import queue
@@ -63,6 +64,7 @@ class Job:
     seed_chain: bool = False
     attempt: int = 0
     shared_seed: bool = False  # other processes may capture it: claimed when it starts
+    confirm: bool = False  # a second render of a page whose capture showed a change
 
 
 class HostSlots:
@@ -77,9 +79,18 @@ class HostSlots:
         self.busy: dict[str, int] = {}
         self.ready_at: dict[str, float] = {}   # politeness: next start allowed
         self.held_until: dict[str, float] = {}  # retry back-off or Retry-After
+        self.later: list[tuple[float, int, Job]] = []  # (not before, order, job), a heap
 
-    def add(self, job: Job) -> None:
+    def add(self, job: Job, after: float = 0.0) -> None:
+        """Queue a job; with ``after``, not before that many seconds from now."""
+        if after > 0:
+            heapq.heappush(self.later, (self.clock() + after, len(self.later), job))
+            return
         self.queues.setdefault(url_host(job.url), deque()).append(job)
+
+    def _release_due(self, now: float) -> None:
+        while self.later and self.later[0][0] <= now:
+            self.add(heapq.heappop(self.later)[2])
 
     def hold(self, host: str, seconds: float) -> None:
         """Send nothing to host for this long (a Retry-After, a retry back-off)."""
@@ -89,10 +100,11 @@ class HostSlots:
         return max(self.ready_at.get(host, 0.0), self.held_until.get(host, 0.0))
 
     def pending(self) -> bool:
-        return bool(self.queues)  # only hosts with queued jobs are kept
+        return bool(self.queues) or bool(self.later)  # only hosts with queued jobs are kept
 
     def take(self) -> Job | None:
         now = self.clock()
+        self._release_due(now)
         for host, jobs in self.queues.items():
             if self.busy.get(host, 0) < self.limit and self._free_at(host) <= now:
                 break
@@ -117,6 +129,7 @@ class HostSlots:
         """Until a queued job may start; None when no queued host is free."""
         now = self.clock()
         waits = [max(0.0, self._free_at(h) - now) for h in self.queues if self.busy.get(h, 0) < self.limit]
+        waits += [max(0.0, self.later[0][0] - now)] if self.later else []
         return min(waits) if waits else None
 
 
@@ -437,23 +450,38 @@ class Crawler:
         """The articles of the seeds' pages just stored, and the histories of the seeds
         they complete: one transaction (a flock, BEGIN, COMMIT) per batch, not two per seed."""
         completing = Counter((job.reached.snapshot, job.reached.seed) for job, _, _ in taken)
+        ends: dict[tuple[str, str], Job] = {}
+        confirm = self.archive.config.detect.confirm
         with self.archive.catalog.transaction():
             for (job, ex, (article, _, follows)), capture_id in zip(taken, capture_ids):
                 if job.seed_chain and not follows and not self._retrying(job, ex):
                     self._observe(self.batches[job.reached.snapshot], job, ex, article, capture_id)
+                    ends[(job.reached.snapshot, job.reached.seed)] = replace(job, url=ex.url)
             for (snapshot, seed), count in completing.items():
                 batch = self.batches[snapshot]
                 if batch.pending[seed] == count and seed in batch.observed:
-                    history = update_history(self.archive.catalog, seed)
+                    history = update_history(self.archive.catalog, seed, confirm)
+                    end = ends.get((snapshot, seed))
+                    if history.awaiting_confirm is not None and end is not None and not end.confirm:
+                        self._confirm(batch, end)
                     if self.summaries:
                         batch.summary.histories[seed] = history
+
+    def _confirm(self, batch: Batch, end: Job) -> None:
+        """Fetch the page whose capture showed a change once more, after the politeness
+        delay: history keeps as edits only what both renders show (see history.py)."""
+        delay = max(self.archive.config.detect.confirm_delay, self.cfg.per_host_delay)
+        reached = replace(end.reached, role="confirm", via=end.url)
+        batch.pending[end.reached.seed] += 1
+        self.slots.add(Job(end.url, reached, is_page=True, seed_chain=True, confirm=True), after=delay)
+        log.info("confirming a change of %s in %.0f s", end.url, delay)
 
     def _prepare(self, job: Job, ex: Exchange) -> tuple[Article | None, list[Link], bool]:
         """(the article of a page, links found, whether a redirect will be followed). Parsing
         never costs the capture: a parser failure is recorded with the exchange, which is stored."""
         target = self._redirect_target(ex)
-        follows = target is not None and job.redirects < self.cfg.max_redirects
-        if target and not follows:
+        follows = target is not None and job.redirects < self.cfg.max_redirects and not job.confirm
+        if target and not follows and not job.confirm:
             ex.error = f"stopped after {self.cfg.max_redirects} redirects (max_redirects)"
         body = self._parseable_body(ex)
         try:
@@ -498,6 +526,8 @@ class Crawler:
         batch.observed.add(job.reached.seed)
 
     def _follow(self, batch: Batch, job: Job, ex: Exchange, links: list[Link]) -> None:
+        if job.confirm:
+            return  # evidence of one decision: its page's links and requisites are captured already
         if self._retrying(job, ex):
             self._retry(batch, job, ex)
             return
@@ -520,7 +550,7 @@ class Crawler:
     def _retrying(self, job: Job, ex: Exchange) -> bool:
         """429, 503 and failed connections are retried, each response kept as evidence."""
         transient = ex.status in RETRY_STATUSES or (ex.status is None and ex.request_head is not None)
-        return transient and job.attempt < self.cfg.retries
+        return transient and job.attempt < self.cfg.retries and not job.confirm
 
     def _retry(self, batch: Batch, job: Job, ex: Exchange) -> None:
         delay = retry_delay(ex.header("Retry-After"), job.attempt, self.archive.clock())

@@ -160,7 +160,7 @@ def run_demo(directory, on_result=lambda r: None) -> list:
     from .workdir import init_archive
 
     root = Path(directory)
-    init_archive(root, overrides={"per_host_delay": "0.0"})
+    init_archive(root, overrides={"per_host_delay": "0.0", "confirm_delay": "0.5"})
     config = load_config(root / "config.toml")
     generate_key(config.evidence.key)  # so the demo's ledger checkpoints are signed
     summaries = []

@@ -5,18 +5,26 @@ differs from the current version, when fixed READ targets are swapped, when it g
 comes back (404/410), or when it now redirects elsewhere. Captures that are not the
 article (errors, bot challenges, consent walls, empty or implausibly short extractions)
 are suspect: recorded and shown, never versions.
+
+Confirm before alarm: with ``confirm``, a capture whose content differs is compared with
+a second render fetched seconds later (role ``confirm``; failing that, the next capture).
+Only changes both renders show are edits; what differs between the two renders is
+per-render noise. Its blocks are learned (``learn_noise``) by their structural signature,
+per site, so later captures of any page of the site ignore them without a second fetch;
+fields and READ targets that flip between renders are recorded as variants.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from .article import Article, Ref
 from .diff import (BodyOp, Change, content_digest, diff_articles, is_current_digest, normalize, normalized_paragraphs,
                    ref_targets)
+from .noise import learn_noise, mask
 
 FIXED_AFTER = 3  # identical READ targets in this many captures in a row make them fixed
 SHORT_RATIO = 0.3  # an extraction under this share of the current version's words is suspect
@@ -45,6 +53,7 @@ class Observation:
     error: str = ""
     challenge: str = ""  # set from response headers, e.g. "cf-mitigated: challenge"
     digest: str = ""  # content_digest(article) as stored: "" when not yet worked out
+    confirm: bool = False  # a confirming fetch of the observation before it (role confirm)
 
 
 @dataclass
@@ -64,6 +73,7 @@ class Version:
     fixed_refs: tuple[Ref, ...] | None = None
     read_seen: dict[str, int] = field(default_factory=dict)  # READ target -> captures that showed it
     digest: str = ""  # content_digest(article) once known (see _version_digest)
+    unconfirmed: bool = False  # no second render has shown its changes yet
 
     @property
     def gone(self) -> bool:
@@ -86,14 +96,27 @@ class Suspect:
     reason: str
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A field, READ box or block that two renders of the same content disagreed on."""
+    capture: CaptureRef
+    field: str  # title | byline | published | modified | cross_refs | body
+    values: tuple[str, ...]
+
+
 @dataclass
 class History:
     versions: list[Version] = field(default_factory=list)
     suspects: list[Suspect] = field(default_factory=list)
+    variants: list[Variant] = field(default_factory=list)
     read_boxes: str = "unknown"  # unknown | fixed | rotating
     # Content digests worked out while building, for observations stored without a
     # current one: update_history stores them, so each is worked out once.
     computed: dict[CaptureRef, str] = field(default_factory=dict)
+    learned: frozenset[str] = frozenset()  # noise keys learned from this URL's confirming fetches
+    awaiting_confirm: CaptureRef | None = None  # the last capture's changes, not yet confirmed
+    masked: set[CaptureRef] = field(default_factory=set)  # captures whose article lost noise blocks
+    scratch: dict[CaptureRef, str] = field(default_factory=dict)  # digests of masked articles: not stored
 
 
 class ReadBoxes:
@@ -138,13 +161,17 @@ class ReadBoxes:
         return before, refs
 
 
-def build_history(observations: list[Observation]) -> History:
-    """Versions, suspects and READ-box status from a URL's observations, oldest first;
-    each observation is of its own capture (one CaptureRef, one article)."""
-    history = History()
+def build_history(observations: list[Observation], noise: frozenset[str] = frozenset(),
+                  confirm: bool = False) -> History:
+    """Versions, suspects, variants and READ-box status from a URL's observations, oldest
+    first; each observation is of its own capture (one CaptureRef, one article).
+    ``noise``: keys of blocks known to change per render on this site (learn_noise);
+    ``confirm``: changes are edits only once a second render shows them too."""
+    history = History(learned=_learned(observations))
+    observations = _masked(history, observations, noise | history.learned)
     boxes = ReadBoxes()
     doubted: list[Observation] = []  # consecutive suspect captures with the same content
-    for obs in observations:
+    for i, obs in enumerate(observations):
         live = _last_live(history)
         reason = suspect_reason(obs, live)
         if reason:
@@ -157,17 +184,60 @@ def build_history(observations: list[Observation]) -> History:
                 doubted = []
             continue
         doubted = []
-        _observe(history, obs, boxes)
+        _observe(history, obs, boxes, _confirmer(observations, i, live) if confirm and not obs.confirm else None,
+                 decide=confirm)
     history.read_boxes = boxes.status
     return history
 
 
-def _observe(history: History, obs: Observation, boxes: ReadBoxes) -> None:
+def _learned(observations: list[Observation]) -> frozenset[str]:
+    """Noise keys from each observation and the confirming fetch right after it."""
+    keys: set[str] = set()
+    for first, second in zip(observations, observations[1:]):
+        if second.confirm and first.article is not None and second.article is not None:
+            keys |= learn_noise(first.article, second.article)
+    return frozenset(keys)
+
+
+def _masked(history: History, observations: list[Observation], noise: frozenset[str]) -> list[Observation]:
+    """Observations whose articles lost their noise blocks; their stored digests (of the
+    whole article) no longer apply."""
+    out = []
+    for obs in observations:
+        article = mask(obs.article, noise) if obs.article is not None else None
+        if article is not obs.article:
+            history.masked.add(obs.capture)
+            obs = replace(obs, article=article, digest="")
+        out.append(obs)
+    return out
+
+
+AWAITING, FAILED = "awaiting", "failed"
+
+
+def _confirmer(observations: list[Observation], i: int, live: Version | None) -> Observation | str:
+    """What settles observation i's changes: its confirming fetch when that got the page,
+    else the next ordinary capture that did; AWAITING when nothing came after it yet,
+    FAILED when what came after could not settle it."""
+    later_ones = observations[i + 1:]
+    for later in later_ones:
+        usable = later.article is not None and not suspect_reason(later, live)
+        if usable:
+            return later
+        if not later.confirm:
+            return FAILED
+    return FAILED if later_ones else AWAITING
+
+
+def _observe(history: History, obs: Observation, boxes: ReadBoxes,
+             confirmer: Observation | str | None = None, decide: bool = False) -> None:
     current = history.versions[-1] if history.versions else None
     if obs.article is None:
         _observe_gone(history, obs, current)
+    elif obs.confirm and current is not None:
+        _extend(current, obs)  # evidence of the decision on the capture before it, never a version
     else:
-        _observe_live(history, obs, current, boxes)
+        _observe_live(history, obs, current, boxes, confirmer if decide else None)
 
 
 def _doubted(history: History, doubted: list[Observation], obs: Observation, reason: str) -> list[Observation]:
@@ -193,7 +263,8 @@ def _observe_gone(history: History, obs: Observation, current: Version | None) -
     _start(history, obs, None, ("gone",) if current else (), changes, since=current, fixed_refs=None)
 
 
-def _observe_live(history: History, obs: Observation, current: Version | None, boxes: ReadBoxes) -> None:
+def _observe_live(history: History, obs: Observation, current: Version | None, boxes: ReadBoxes,
+                  confirmer: Observation | str | None = None) -> None:
     article = obs.article
     assert article is not None
     previous = _last_live(history)
@@ -204,9 +275,51 @@ def _observe_live(history: History, obs: Observation, current: Version | None, b
         _extend(current, obs)
         return
     changes, kinds = _changes(previous, current, article, swap, obs)
+    unconfirmed = False
+    if confirmer is not None and previous is not None and changes:
+        changes, unconfirmed = _confirmed(history, obs, previous, current, swap, changes, confirmer, boxes)
+        if not changes:
+            _extend(current or previous, obs)
+            return
+        kinds = tuple(dict.fromkeys(c.kind for c in changes))
     # Changes are measured from the last live version when there is one.
-    _start(history, obs, article, kinds, changes, since=previous or current, fixed_refs=boxes.fixed,
-           digest=obs.digest)
+    version = _start(history, obs, article, kinds, changes, since=previous or current, fixed_refs=boxes.fixed,
+                     digest=obs.digest)
+    version.unconfirmed = unconfirmed
+
+
+def _confirmed(history: History, obs: Observation, previous: Version, current: Version | None, swap,
+               changes: tuple[Change, ...], confirmer: Observation | str, boxes: ReadBoxes
+               ) -> tuple[tuple[Change, ...], bool]:
+    """(the changes a second render shows too, whether they are still unconfirmed). With
+    no second render yet, or a failed one, all changes stand, unconfirmed: nothing is
+    dropped because a fetch failed."""
+    if not isinstance(confirmer, Observation):
+        if confirmer == AWAITING:
+            history.awaiting_confirm = obs.capture
+        return changes, True
+    assert confirmer.article is not None and obs.article is not None
+    other_swap = (swap[0], confirmer.article.read_refs) if swap else None
+    again, _ = _changes(previous, current, confirmer.article, other_swap, confirmer)
+    agreed = tuple(c for c in changes if c in again)
+    _record_variants(history, obs, confirmer, boxes)
+    return agreed, False
+
+
+def _record_variants(history: History, obs: Observation, other: Observation, boxes: ReadBoxes) -> None:
+    """Fields and READ targets that differ between two renders of the same content."""
+    a, b = obs.article, other.article
+    assert a is not None and b is not None
+    for name in ("title", "byline", "published", "modified"):
+        if normalize(getattr(a, name)) != normalize(getattr(b, name)):
+            history.variants.append(Variant(obs.capture, name, (getattr(a, name), getattr(b, name))))
+    if ref_targets(a.read_refs) != ref_targets(b.read_refs):
+        history.variants.append(Variant(obs.capture, "cross_refs",
+                                        (" ".join(ref_targets(a.read_refs)), " ".join(ref_targets(b.read_refs)))))
+        boxes.status = "rotating"  # re-picked between two renders: never an editor's choice
+    flipped = set(normalized_paragraphs(a.paragraphs)) ^ set(normalized_paragraphs(b.paragraphs))
+    if flipped:
+        history.variants.append(Variant(obs.capture, "body", tuple(sorted(flipped))[:4]))
 
 
 def _obs_digest(history: History, obs: Observation) -> str:
@@ -226,9 +339,10 @@ def _digest(history: History, capture: CaptureRef, stored: str, article: Article
     history.computed for the catalog."""
     if is_current_digest(stored):
         return stored
-    if capture not in history.computed:
-        history.computed[capture] = content_digest(article)
-    return history.computed[capture]
+    kept = history.scratch if capture in history.masked else history.computed
+    if capture not in kept:
+        kept[capture] = content_digest(article)
+    return kept[capture]
 
 
 def _changes(previous: Version | None, current: Version | None, article: Article, swap, obs: Observation):
@@ -256,9 +370,11 @@ def _start(history: History, obs: Observation, article: Article | None, kinds, c
 
 
 def _extend(version: Version, obs: Observation) -> None:
+    """A capture of the version; a confirming fetch is evidence, not a capture of its own."""
     version.last = obs.capture
-    version.captures += 1
-    _count_read(version, obs.article)
+    if not obs.confirm:
+        version.captures += 1
+        _count_read(version, obs.article)
 
 
 def _count_read(version: Version, article: Article | None) -> None:

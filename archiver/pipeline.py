@@ -20,7 +20,7 @@ from .ledger import Ledger
 from .parallel import parallel_snapshot, process_count
 from .locks import UrlLocks, WriterLock
 from .seeds import normalize_url
-from .tracking import load_history, observe_from_warcs, update_history
+from .tracking import load_history, observe_from_warcs, rebuild_histories
 from .warcfile import WARC_SUFFIX
 
 log = logging.getLogger("archiver")
@@ -30,7 +30,7 @@ def history_of(config: Config, url: str) -> History:
     """A tracked URL's versions and suspect captures (after any crash repair)."""
     catalog = open_catalog(config)
     try:
-        return load_history(catalog, url)
+        return load_history(catalog, url, config.detect.confirm)
     finally:
         catalog.close()
 
@@ -94,8 +94,7 @@ def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) 
                 count += catalog.add_capture(row, xrefs) is not None
             write_cdxj(path, config.storage.index_dir)
         relink_ledger(catalog, Ledger(config.evidence.ledger))
-        for url in sorted(observe_from_warcs(catalog, config, only_missing=False)):
-            update_history(catalog, url)
+        rebuild_histories(catalog, observe_from_warcs(catalog, config, only_missing=False), config.detect.confirm)
         return len(files), count
     finally:
         catalog.close()

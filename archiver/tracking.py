@@ -22,6 +22,7 @@ from .errors import UsageError
 from .locks import WriterLock
 from .history import CaptureRef, History, Observation, build_history, diff_versions
 from .report import VersionDiff, atom_feed, change_event_json
+from .seeds import url_host
 from .warcfile import read_response
 
 PARSE_LIMIT = 20_000_000  # bytes of a page read for extraction and link discovery
@@ -61,22 +62,28 @@ def article_from_json(text: str | None) -> Article | None:
     for name in ("links", "read_refs"):
         data[name] = tuple(Ref(**r) for r in data[name])
     data["paragraphs"] = tuple(data["paragraphs"])
+    data["blocks"] = tuple(data.get("blocks", ()))
     return Article(**data)
 
 
-def load_history(catalog: Catalog, tracked_url: str) -> History:
+def load_history(catalog: Catalog, tracked_url: str, confirm: bool = True) -> History:
+    """The history of a tracked URL, with the noise learned on its site; ``confirm``
+    ([detect] confirm): changes are edits once a second render shows them too."""
     observations = [
         Observation(CaptureRef(r["warc"], r["offset"], r["fetched_at"]), r["status"], r["final_url"],
-                    article_from_json(r["article"]), r["error"], r["challenge"], r["content_digest"] or "")
+                    article_from_json(r["article"]), r["error"], r["challenge"], r["content_digest"] or "",
+                    confirm=r["role"] == "confirm")
         for r in catalog.observations(tracked_url)]
-    return build_history(observations)
+    return build_history(observations, catalog.noise(url_host(tracked_url)), confirm)
 
 
-def update_history(catalog: Catalog, tracked_url: str) -> History:
-    """Recompute a tracked URL's versions and change events and store them, in one
-    transaction with the read: the content digests stored are of the observations read."""
+def update_history(catalog: Catalog, tracked_url: str, confirm: bool = True) -> History:
+    """Recompute a tracked URL's versions and change events and store them, with the noise
+    its confirming fetches taught about its site, in one transaction with the read: the
+    content digests stored are of the observations read."""
     with catalog.transaction():
-        history = load_history(catalog, tracked_url)
+        history = load_history(catalog, tracked_url, confirm)
+        catalog.add_noise(url_host(tracked_url), history.learned)
         versions, changes = [], []
         for v in history.versions:
             versions.append((tracked_url, v.number, v.first.fetched_at, v.last.fetched_at, v.captures,
@@ -88,6 +95,18 @@ def update_history(catalog: Catalog, tracked_url: str) -> History:
         digests = [(digest, capture.warc, capture.offset) for capture, digest in history.computed.items()]
         catalog.replace_history(tracked_url, versions, changes, digests)
     return history
+
+
+def rebuild_histories(catalog: Catalog, urls: set[str], confirm: bool,
+                      on_url: Callable[[str], None] = lambda url: None) -> None:
+    """Every history of urls: once to learn the noise of each site from all its pages'
+    confirming fetches, then again with all of it."""
+    for url in sorted(urls):
+        on_url(url)
+        update_history(catalog, url, confirm)
+    if catalog.has_noise():
+        for url in sorted(urls):
+            update_history(catalog, url, confirm)
 
 
 def observe_from_warcs(catalog: Catalog, config: Config, only_missing: bool = True,
@@ -132,9 +151,7 @@ def reextract(config: Config, on_url: Callable[[str], None] = lambda url: None) 
     try:
         catalog.clear_observations()
         urls = observe_from_warcs(catalog, config, only_missing=False)
-        for url in sorted(urls):
-            on_url(url)
-            update_history(catalog, url)
+        rebuild_histories(catalog, urls, config.detect.confirm, on_url)
         return len(urls)
     finally:
         catalog.close()

@@ -42,7 +42,7 @@ def tls_site(tmp_path):
 
 
 def make_archive(root: Path, **overrides: str) -> Config:
-    settings = {"per_host_delay": "0.0", "timeout": "5.0", "retries": "0", **overrides}
+    settings = {"per_host_delay": "0.0", "confirm_delay": "0.0", "timeout": "5.0", "retries": "0", **overrides}
     init_archive(root, overrides=settings)
     return load_config(root / "config.toml")
 

@@ -61,7 +61,7 @@ def test_export_validates_and_verifies(exported):
                 "datapackage.json", "datapackage-digest.json"} <= names
         pages = [json.loads(line) for line in z.read("pages/pages.jsonl").decode().splitlines()]
         assert pages[0]["format"] == "json-pages-1.0"
-        assert [p["url"] for p in pages[1:]] == [url, url]
+        assert [p["url"] for p in pages[1:]] == [url, url, url]  # the edit's capture confirmed by a second
         assert "archive.key" not in " ".join(names)
         assert b"PRIVATE KEY" not in z.read("archive/data.warc.gz")
         ledger = z.read("ledger/ledger.jsonl").decode().splitlines()

@@ -1,0 +1,105 @@
+"""Pure: per-render noise learned from two renders of one page, and articles without it.
+
+Two renders of a page fetched seconds apart differ only by what the site renders anew
+each time: ads, promos with live counts, rotating boxes, widgets with random ids. A block
+that differs between them is noise for that page whatever its markup, and every block of
+the site's template standing in the same place (the same ``article.signature``) is noise
+too, on any page of the site. Keys:
+
+    block:<signature>   every paragraph, link and READ ref standing in such a block
+    shape:<text>        paragraphs whose text is this once digits are taken out
+                        ("1,284 people are reading this"), wherever they stand
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from .article import Article, Ref
+from .diff import normalize
+
+MAX_VOLATILE_SHARE = 0.5  # past this share of differing paragraphs, two renders are two contents
+_DIGITS = re.compile(r"\d+(?:[,.:\s]\d+)*")
+
+
+def learn_noise(a: Article, b: Article) -> frozenset[str]:
+    """Keys of the blocks that differ between two renders a and b of the same page; a
+    block also holding text both renders share is editorial and never learned."""
+    texts_a, texts_b = _texts(a), _texts(b)
+    volatile_a = _unmatched(texts_a, texts_b)
+    volatile_b = _unmatched(texts_b, texts_a)
+    if len(volatile_a) > MAX_VOLATILE_SHARE * max(len(texts_a), 1):
+        return frozenset()  # not two renders of one article (a live blog, another page)
+    links_moved, links_kept = _ref_blocks(a.links + a.read_refs, b.links + b.read_refs)
+    flipped = _volatile_blocks(a, volatile_a) | _volatile_blocks(b, volatile_b) | links_moved
+    stable = _stable_blocks(a, volatile_a) | _stable_blocks(b, volatile_b) | links_kept
+    keys = {f"block:{block}" for block in flipped - stable if block}
+    shapes_a = {_shape(texts_a[i]) for i in volatile_a}
+    shapes_b = {_shape(texts_b[i]) for i in volatile_b}
+    keys |= {f"shape:{shape}" for shape in shapes_a & shapes_b if any(c.isalpha() for c in shape)}
+    return frozenset(keys)
+
+
+def mask(article: Article, noise: frozenset[str]) -> Article:
+    """The article without its noise blocks; the same object when it has none."""
+    if not noise:
+        return article
+    shapes = any(key.startswith("shape:") for key in noise)
+    blocks = article.blocks if len(article.blocks) == len(article.paragraphs) else ("",) * len(article.paragraphs)
+    keep = [i for i, (text, block) in enumerate(zip(article.paragraphs, blocks))
+            if f"block:{block}" not in noise and not (shapes and f"shape:{_shape(normalize(text))}" in noise)]
+    links = tuple(r for r in article.links if f"block:{r.block}" not in noise)
+    read_refs = tuple(r for r in article.read_refs if f"block:{r.block}" not in noise)
+    if len(keep) == len(article.paragraphs) and len(links) == len(article.links) \
+            and len(read_refs) == len(article.read_refs):
+        return article
+    return Article(url=article.url, canonical_url=article.canonical_url, title=article.title, byline=article.byline,
+                   published=article.published, modified=article.modified,
+                   paragraphs=tuple(article.paragraphs[i] for i in keep),
+                   blocks=tuple(blocks[i] for i in keep) if article.blocks else (),
+                   links=links, read_refs=read_refs, extractor=article.extractor)
+
+
+def _texts(article: Article) -> list[str]:
+    return [normalize(p) for p in article.paragraphs]
+
+
+def _unmatched(texts: list[str], other: list[str]) -> list[int]:
+    """Indexes of texts the other render does not have (as many times)."""
+    left = Counter(other)
+    out = []
+    for i, text in enumerate(texts):
+        if left[text] > 0:
+            left[text] -= 1
+        else:
+            out.append(i)
+    return out
+
+
+def _ref_blocks(a: tuple[Ref, ...], b: tuple[Ref, ...]) -> tuple[set[str], set[str]]:
+    """(blocks of links only one render has, blocks of links both have)."""
+    keys_a = {(r.url, normalize(r.text)) for r in a}
+    keys_b = {(r.url, normalize(r.text)) for r in b}
+    moved = {r.block for r in a if (r.url, normalize(r.text)) not in keys_b}
+    moved |= {r.block for r in b if (r.url, normalize(r.text)) not in keys_a}
+    kept = {r.block for r in a if (r.url, normalize(r.text)) in keys_b}
+    return moved, kept
+
+
+def _volatile_blocks(article: Article, volatile: list[int]) -> set[str]:
+    """Blocks of the volatile paragraphs; an article extracted without signatures has none."""
+    if len(article.blocks) != len(article.paragraphs):
+        return set()
+    return {article.blocks[i] for i in volatile if article.blocks[i]}
+
+
+def _stable_blocks(article: Article, volatile: list[int]) -> set[str]:
+    if len(article.blocks) != len(article.paragraphs):
+        return set()
+    flipped = set(volatile)
+    return {block for i, block in enumerate(article.blocks) if i not in flipped}
+
+
+def _shape(text: str) -> str:
+    return " ".join(_DIGITS.sub("#", text).split())

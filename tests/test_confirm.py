@@ -1,0 +1,191 @@
+"""Confirm before alarm, on a real local site: a change is an edit only when a second
+render shows it too; what differs between two renders is learned as the site's noise.
+
+The pages use markup no other test uses: an ad-inserting plugin's block between body
+paragraphs ("Advertisement: ..." with a new ad on every render), a bare paragraph with a
+live count, and READ boxes inside elements named as related content.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+
+import pytest
+
+from archiver.catalog import Catalog
+from archiver.pipeline import history_of, reindex
+from archiver.seeds import url_host
+from archiver.tracking import reextract
+
+from .conftest import make_archive, run_snapshot
+from .site import Site, send
+
+PARAGRAPHS = [
+    "The harbour authority approved the dredging contract on Monday after a two-hour debate.",
+    "The contract covers the outer basin and is worth 4 million, according to the minutes.",
+    "Fishermen said the works would close the northern channel for most of the summer season.",
+    "The authority will publish the full tender documents next week on its website.",
+]
+
+
+@dataclass
+class Page:
+    """One article; every request is a new render with its own ad, count and READ box pick."""
+    title: str = "Dredging contract approved"
+    paragraphs: list[str] = field(default_factory=lambda: list(PARAGRAPHS))
+    read: tuple[str, str] = ("/2026/05/ferry/", "Ferry timetable changes")
+    titles: list[str] | None = None  # A/B headlines: one per render, in turn
+    status: int = 200
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    renders: itertools.count = field(default_factory=itertools.count)
+
+    def render(self) -> bytes:
+        n = next(self.renders)
+        title = self.titles[n % len(self.titles)] if self.titles else self.title
+        ad = f"Advertisement: {self.rng.choice(['Buy', 'Try', 'Get'])} the {self.rng.randint(2, 99)}-piece set today"
+        body = [f"<p>{p}</p>" for p in self.paragraphs]
+        body.insert(2, f'<div class="code-block code-block-{self.rng.randint(1, 9)}" style="margin:8px 0">'
+                       f'<p>{ad}</p></div>')
+        body.insert(1, f"<p>{self.rng.randint(100, 9999):,} people are reading this story right now</p>")
+        body.append(f'<aside class="related-content"><strong>Read also:</strong> '
+                    f'<a href="{self.read[0]}">{self.read[1]}</a></aside>')
+        return (f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
+                f"{''.join(body)}</article></body></html>").encode()
+
+
+class Site2(Site):
+    def serve(self, path: str, page: Page) -> str:
+        self.routes[path] = lambda h: send(h, page.status, page.render(), "text/html; charset=utf-8")
+        return self.url(path)
+
+
+@pytest.fixture
+def news(tmp_path):
+    site = Site2()
+    yield site, make_archive(tmp_path / "a", requisites="false", depth="0")
+    site.stop()
+
+
+def test_noise_only_recaptures_are_confirmed_once_then_learned(news):
+    site, config = news
+    url = site.serve("/story/", Page())
+    for _ in range(6):
+        history = run_snapshot(config, url).histories[url]
+    assert [v.kinds for v in history.versions] == [()]
+    # The second capture differed (a new ad, a new count): one confirming fetch, whose
+    # render differed in the same blocks; from then on they are known noise.
+    assert site.hits["/story/"] == 7
+    catalog = Catalog(config.storage.catalog)
+    roles = [r[0] for r in catalog.db.execute("SELECT role FROM captures ORDER BY id")]
+    noise = catalog.noise(url_host(url))
+    catalog.close()
+    assert roles == ["seed", "seed", "confirm", "seed", "seed", "seed", "seed"]
+    assert "block:div.code-block>p|advertisement" in noise  # by where it stands
+    assert "shape:# people are reading this story right now" in noise  # a bare <p>: by its text less digits
+
+
+def test_an_edit_among_noise_is_reported_alone_and_confirmed(news):
+    site, config = news
+    page = Page()
+    url = site.serve("/story/", page)
+    run_snapshot(config, url)
+    page.paragraphs[1] = page.paragraphs[1].replace("4 million", "9 million")
+    history = run_snapshot(config, url).histories[url]
+    assert len(history.versions) == 2
+    v2 = history.versions[1]
+    assert v2.kinds == ("body",) and not v2.unconfirmed
+    assert all("Advertisement" not in c.before + c.after and "reading this" not in c.after for c in v2.changes)
+    assert any("4 million" in c.before and "9 million" in c.after for c in v2.changes)
+
+
+def test_a_failed_confirmation_keeps_the_change_unconfirmed_until_the_next_capture(news):
+    site, config = news
+    page = Page()
+    url = site.serve("/story/", page)
+    run_snapshot(config, url)
+    run_snapshot(config, url)  # learns the noise
+    page.paragraphs.append("The authority later corrected the figure.")
+    original, calls = site.routes["/story/"], itertools.count()
+
+    def confirmation_fails(h):
+        if next(calls) == 1:  # the second request: the confirming fetch
+            send(h, 503, b"busy", "text/plain")
+        else:
+            original(h)
+    site.routes["/story/"] = confirmation_fails
+    history = run_snapshot(config, url).histories[url]
+    assert history.versions[-1].unconfirmed and history.versions[-1].kinds == ("body",)
+    site.routes["/story/"] = original
+    history = run_snapshot(config, url).histories[url]  # the next capture settles it
+    assert not history.versions[-1].unconfirmed and [v.kinds for v in history.versions] == [(), ("body",)]
+
+
+def test_a_flip_between_renders_is_a_variant_not_an_edit(news):
+    site, config = news
+    url = site.serve("/story/", Page(titles=["Dredging contract approved", "Harbour votes for dredging"]))
+    for _ in range(4):
+        history = run_snapshot(config, url).histories[url]
+    assert [v.kinds for v in history.versions] == [()]
+    assert any(v.field == "title" for v in history.variants)
+
+
+def test_a_read_box_in_a_related_element_is_tracked_and_its_swap_reported(news):
+    site, config = news
+    page = Page()
+    url = site.serve("/story/", page)
+    for _ in range(3):
+        history = run_snapshot(config, url).histories[url]
+    assert [r.url for r in history.versions[0].article.read_refs] == [site.url("/2026/05/ferry/")]
+    page.read = ("/2026/06/tender/", "Tender documents published")
+    history = run_snapshot(config, url).histories[url]
+    assert history.versions[-1].kinds == ("cross_refs",)
+    assert "ferry" in history.versions[-1].changes[0].before + history.versions[-1].changes[-1].before
+
+
+def test_noise_learned_on_one_page_needs_no_confirmation_on_another(news):
+    site, config = news
+    first = site.serve("/one/", Page())
+    for _ in range(2):
+        run_snapshot(config, first)
+    second = site.serve("/two/", Page(rng=random.Random(11)))
+    for _ in range(3):
+        history = run_snapshot(config, second).histories[second]
+    assert [v.kinds for v in history.versions] == [()]
+    assert site.hits["/two/"] == 3  # no confirming fetch: the site's noise was known
+
+
+def test_reindex_and_reextract_rebuild_the_learned_noise_and_versions(news):
+    site, config = news
+    page = Page()
+    url = site.serve("/story/", page)
+    for _ in range(3):
+        run_snapshot(config, url)
+    page.title = "Dredging contract approved after debate"
+    run_snapshot(config, url)
+    before = history_of(config, url)
+    catalog = Catalog(config.storage.catalog)
+    noise = catalog.noise(url_host(url))
+    catalog.close()
+    assert noise
+    for rebuild in (lambda: reindex(config), lambda: reextract(config)):
+        rebuild()
+        after = history_of(config, url)
+        assert [(v.kinds, v.captures, v.unconfirmed) for v in after.versions] == \
+            [(v.kinds, v.captures, v.unconfirmed) for v in before.versions] == [((), 3, False), (("title",), 1, False)]
+        catalog = Catalog(config.storage.catalog)
+        assert catalog.noise(url_host(url)) == noise
+        catalog.close()
+
+
+def test_without_confirmation_every_difference_is_a_change(tmp_path):
+    site = Site2()
+    try:
+        config = make_archive(tmp_path / "a", requisites="false", depth="0", confirm="false")
+        url = site.serve("/story/", Page())
+        run_snapshot(config, url)
+        history = run_snapshot(config, url).histories[url]
+        assert history.versions[-1].kinds == ("body",) and site.hits["/story/"] == 2
+    finally:
+        site.stop()
