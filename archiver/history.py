@@ -167,8 +167,10 @@ def build_history(observations: list[Observation], noise: frozenset[str] = froze
     first; each observation is of its own capture (one CaptureRef, one article).
     ``noise``: keys of blocks known to change per render on this site (learn_noise);
     ``confirm``: changes are edits only once a second render shows them too."""
-    history = History(learned=_learned(observations))
-    observations = _masked(history, observations, noise | history.learned)
+    history = History()
+    learned, flips = _learned(history, observations)
+    history.learned = learned
+    observations = _masked(history, observations, noise | learned, flips)
     boxes = ReadBoxes()
     doubted: list[Observation] = []  # consecutive suspect captures with the same content
     for i, obs in enumerate(observations):
@@ -190,26 +192,61 @@ def build_history(observations: list[Observation], noise: frozenset[str] = froze
     return history
 
 
-def _learned(observations: list[Observation]) -> frozenset[str]:
-    """Noise keys from each observation and the confirming fetch right after it."""
+FIELDS = ("title", "byline", "published", "modified")
+
+
+def _learned(history: History, observations: list[Observation]) -> tuple[frozenset[str], dict[str, set[str]]]:
+    """From each observation and the confirming fetch right after it: noise keys, the
+    values of fields seen to flip between two renders (an A/B-tested headline), and the
+    variants to show."""
     keys: set[str] = set()
+    flips: dict[str, set[str]] = {}
     for first, second in zip(observations, observations[1:]):
         if second.confirm and first.article is not None and second.article is not None:
             keys |= learn_noise(first.article, second.article)
-    return frozenset(keys)
+            for variant in _variants(first, second):
+                history.variants.append(variant)
+                if variant.field in FIELDS:
+                    flips.setdefault(variant.field, set()).update(normalize(v) for v in variant.values)
+    return frozenset(keys), flips
 
 
-def _masked(history: History, observations: list[Observation], noise: frozenset[str]) -> list[Observation]:
-    """Observations whose articles lost their noise blocks; their stored digests (of the
-    whole article) no longer apply."""
+def _variants(obs: Observation, other: Observation) -> list[Variant]:
+    """Fields, READ targets and paragraphs that differ between two renders."""
+    a, b = obs.article, other.article
+    assert a is not None and b is not None
+    out = [Variant(obs.capture, name, (getattr(a, name), getattr(b, name)))
+           for name in FIELDS if normalize(getattr(a, name)) != normalize(getattr(b, name))]
+    if ref_targets(a.read_refs) != ref_targets(b.read_refs):
+        out.append(Variant(obs.capture, "cross_refs",
+                           (" ".join(ref_targets(a.read_refs)), " ".join(ref_targets(b.read_refs)))))
+    flipped = set(normalized_paragraphs(a.paragraphs)) ^ set(normalized_paragraphs(b.paragraphs))
+    if flipped:
+        out.append(Variant(obs.capture, "body", tuple(sorted(flipped))[:4]))
+    return out
+
+
+def _masked(history: History, observations: list[Observation], noise: frozenset[str],
+            flips: dict[str, set[str]]) -> list[Observation]:
+    """Observations whose articles lost their noise blocks, and whose flipping fields
+    show one value for all their variants; their stored digests (of the whole article)
+    no longer apply."""
     out = []
     for obs in observations:
         article = mask(obs.article, noise) if obs.article is not None else None
+        if article is not None and flips:
+            article = _one_variant(article, flips)
         if article is not obs.article:
             history.masked.add(obs.capture)
             obs = replace(obs, article=article, digest="")
         out.append(obs)
     return out
+
+
+def _one_variant(article: Article, flips: dict[str, set[str]]) -> Article:
+    fields = {name: min(values) for name, values in flips.items() if normalize(getattr(article, name)) in values}
+    fields = {name: value for name, value in fields.items() if normalize(getattr(article, name)) != value}
+    return replace(article, **fields) if fields else article
 
 
 AWAITING, FAILED = "awaiting", "failed"
@@ -302,24 +339,15 @@ def _confirmed(history: History, obs: Observation, previous: Version, current: V
     other_swap = (swap[0], confirmer.article.read_refs) if swap else None
     again, _ = _changes(previous, current, confirmer.article, other_swap, confirmer)
     agreed = tuple(c for c in changes if c in again)
-    _record_variants(history, obs, confirmer, boxes)
+    _rotating_between(obs, confirmer, boxes)
     return agreed, False
 
 
-def _record_variants(history: History, obs: Observation, other: Observation, boxes: ReadBoxes) -> None:
-    """Fields and READ targets that differ between two renders of the same content."""
-    a, b = obs.article, other.article
-    assert a is not None and b is not None
-    for name in ("title", "byline", "published", "modified"):
-        if normalize(getattr(a, name)) != normalize(getattr(b, name)):
-            history.variants.append(Variant(obs.capture, name, (getattr(a, name), getattr(b, name))))
-    if ref_targets(a.read_refs) != ref_targets(b.read_refs):
-        history.variants.append(Variant(obs.capture, "cross_refs",
-                                        (" ".join(ref_targets(a.read_refs)), " ".join(ref_targets(b.read_refs)))))
-        boxes.status = "rotating"  # re-picked between two renders: never an editor's choice
-    flipped = set(normalized_paragraphs(a.paragraphs)) ^ set(normalized_paragraphs(b.paragraphs))
-    if flipped:
-        history.variants.append(Variant(obs.capture, "body", tuple(sorted(flipped))[:4]))
+def _rotating_between(obs: Observation, other: Observation, boxes: ReadBoxes) -> None:
+    """READ targets re-picked between two renders are never an editor's choice."""
+    assert obs.article is not None and other.article is not None
+    if ref_targets(obs.article.read_refs) != ref_targets(other.article.read_refs):
+        boxes.status = "rotating"
 
 
 def _obs_digest(history: History, obs: Observation) -> str:

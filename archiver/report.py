@@ -53,6 +53,8 @@ def history_json(history: History, url: str = "", replay_base: str = "") -> list
             entry["replay"] = replay_url(replay_base, v.first.fetched_at, v.final_url or url)
     entries += [(s.capture.fetched_at, {"suspect": True, "reason": s.reason, "status": s.status,
                                         "capture": capture_json(s.capture)}) for s in history.suspects]
+    entries += [(n.capture.fetched_at, {"variant": n.field, "values": list(n.values),
+                                        "capture": capture_json(n.capture)}) for n in history.variants]
     return [entry for _, entry in sorted(entries, key=lambda e: e[0])]
 
 
@@ -60,7 +62,7 @@ def _version_json(v: Version) -> dict[str, Any]:
     return {"version": v.number, "first_seen": v.first.fetched_at, "last_seen": v.last.fetched_at,
             "captures": v.captures, "title": v.article.title if v.article else "",
             "text_sha256": v.text_sha256, "kinds": list(v.kinds), "gone": v.gone, "status": v.status,
-            "revert_of": v.revert_of, "final_url": v.final_url,
+            "revert_of": v.revert_of, "final_url": v.final_url, "unconfirmed": v.unconfirmed,
             "first_capture": capture_json(v.first), "last_capture": capture_json(v.last),
             "read_targets_seen": v.read_seen,
             "extractor": v.article.extractor if v.article else ""}
@@ -73,9 +75,15 @@ def history_text(url: str, history: History, replay_base: str = "") -> str:
             cap = entry["capture"]
             lines.append(f"  suspect  {cap['timestamp']}  {entry['reason']}  [{cap['warc']}@{cap['offset']}]")
             continue
+        if entry.get("variant"):
+            values = " | ".join(_short(v, 40) for v in entry["values"])
+            lines.append(f"  variant  {entry['capture']['timestamp']}  {entry['variant']} differs between two "
+                         f"renders (not an edit): {values}")
+            continue
         title = "(gone)" if entry["gone"] else entry["title"]
         kinds = ", ".join(entry["kinds"]) or "first version"
         revert = f"; same as v{entry['revert_of']}" if entry["revert_of"] else ""
+        revert += "; unconfirmed (no second render yet)" if entry["unconfirmed"] else ""
         lines.append(f"  v{entry['version']:<3} {entry['first_seen']} .. {entry['last_seen']}  "
                      f"{entry['captures']} capture(s)  {kinds}{revert}")
         lines.append(f"        {title}")
