@@ -20,6 +20,7 @@ from .article import Article, Ref
 from .diff import normalize
 
 MAX_VOLATILE_SHARE = 0.5  # past this share of differing paragraphs, two renders are two contents
+MAX_MASKED_SHARE = 0.4  # a key holding more of an article's text than this is not noise there
 _DIGITS = re.compile(r"\d+(?:[,.:\s]\d+)*")
 
 
@@ -42,23 +43,40 @@ def learn_noise(a: Article, b: Article) -> frozenset[str]:
 
 
 def mask(article: Article, noise: frozenset[str]) -> Article:
-    """The article without its noise blocks; the same object when it has none."""
+    """The article without its noise blocks; the same object when it has none. A block
+    key holding a large share of this article's text is not applied to it: the content
+    root of another page of the site may have been found elsewhere, making a signature
+    learned on an ad the signature of this page's paragraphs."""
     if not noise:
         return article
-    shapes = any(key.startswith("shape:") for key in noise)
-    blocks = article.blocks if len(article.blocks) == len(article.paragraphs) else ("",) * len(article.paragraphs)
-    keep = [i for i, (text, block) in enumerate(zip(article.paragraphs, blocks))
-            if f"block:{block}" not in noise and not (shapes and f"shape:{_shape(normalize(text))}" in noise)]
-    links = tuple(r for r in article.links if f"block:{r.block}" not in noise)
-    read_refs = tuple(r for r in article.read_refs if f"block:{r.block}" not in noise)
+    keys = _keys(article, noise)
+    total = sum(len(p) for p in article.paragraphs) or 1
+    heavy = {k for k in set(keys) if k and sum(len(p) for p, pk in zip(article.paragraphs, keys) if pk == k)
+             > MAX_MASKED_SHARE * total}
+    keep = [i for i, key in enumerate(keys) if not key or key in heavy]
+    links = tuple(r for r in article.links if f"block:{r.block}" not in noise - heavy)
+    read_refs = tuple(r for r in article.read_refs if f"block:{r.block}" not in noise - heavy)
     if len(keep) == len(article.paragraphs) and len(links) == len(article.links) \
             and len(read_refs) == len(article.read_refs):
         return article
     return Article(url=article.url, canonical_url=article.canonical_url, title=article.title, byline=article.byline,
                    published=article.published, modified=article.modified,
                    paragraphs=tuple(article.paragraphs[i] for i in keep),
-                   blocks=tuple(blocks[i] for i in keep) if article.blocks else (),
+                   blocks=tuple(article.blocks[i] for i in keep) if article.blocks else (),
                    links=links, read_refs=read_refs, extractor=article.extractor)
+
+
+def _keys(article: Article, noise: frozenset[str]) -> list[str]:
+    """Per paragraph, the noise key that matches it, or ""."""
+    shapes = any(key.startswith("shape:") for key in noise)
+    blocks = article.blocks if len(article.blocks) == len(article.paragraphs) else ("",) * len(article.paragraphs)
+    out = []
+    for text, block in zip(article.paragraphs, blocks):
+        key = f"block:{block}" if f"block:{block}" in noise else ""
+        if not key and shapes and f"shape:{_shape(normalize(text))}" in noise:
+            key = f"shape:{_shape(normalize(text))}"
+        out.append(key)
+    return out
 
 
 def _texts(article: Article) -> list[str]:
