@@ -115,8 +115,9 @@ class History:
     computed: dict[CaptureRef, str] = field(default_factory=dict)
     learned: frozenset[str] = frozenset()  # noise keys learned from this URL's confirming fetches
     awaiting_confirm: CaptureRef | None = None  # the last capture's changes, not yet confirmed
-    masked: set[CaptureRef] = field(default_factory=set)  # captures whose article lost noise blocks
-    scratch: dict[CaptureRef, str] = field(default_factory=dict)  # digests of masked articles: not stored
+    # Captures whose article was masked (noise taken out, variants made one) -> a tag of
+    # what was done; their digests are stored with it, and trusted only under the same tag.
+    tags: dict[CaptureRef, str] = field(default_factory=dict)
 
 
 class ReadBoxes:
@@ -229,24 +230,32 @@ def _variants(obs: Observation, other: Observation) -> list[Variant]:
 def _masked(history: History, observations: list[Observation], noise: frozenset[str],
             flips: dict[str, set[str]]) -> list[Observation]:
     """Observations whose articles lost their noise blocks, and whose flipping fields
-    show one value for all their variants; their stored digests (of the whole article)
-    no longer apply."""
+    show one value for all their variants. A digest stored for such an observation is of
+    its masked article, tagged with what was masked: it stands while the same is."""
     out = []
     for obs in observations:
-        article = mask(obs.article, noise) if obs.article is not None else None
-        if article is not None and flips:
-            article = _one_variant(article, flips)
-        if article is not obs.article:
-            history.masked.add(obs.capture)
-            obs = replace(obs, article=article, digest="")
+        if obs.article is not None:
+            article, used = mask(obs.article, noise)
+            article, fields = _one_variant(article, flips)
+            if used or fields:
+                tag = hashlib.sha1(repr((sorted(used), sorted(fields.items()))).encode()).hexdigest()[:16]
+                history.tags[obs.capture] = tag
+                stored = obs.digest[len(tag) + 1:] if obs.digest.startswith(tag + "/") else ""
+                obs = replace(obs, article=article, digest=stored)
         out.append(obs)
     return out
 
 
-def _one_variant(article: Article, flips: dict[str, set[str]]) -> Article:
+def _one_variant(article: Article, flips: dict[str, set[str]]) -> tuple[Article, dict[str, str]]:
     fields = {name: min(values) for name, values in flips.items() if normalize(getattr(article, name)) in values}
     fields = {name: value for name, value in fields.items() if normalize(getattr(article, name)) != value}
-    return replace(article, **fields) if fields else article
+    return (replace(article, **fields) if fields else article), fields
+
+
+def stored_digest(history: History, capture: CaptureRef, digest: str) -> str:
+    """How a digest worked out while building is stored: tagged when masked."""
+    tag = history.tags.get(capture)
+    return f"{tag}/{digest}" if tag else digest
 
 
 AWAITING, FAILED = "awaiting", "failed"
@@ -367,10 +376,9 @@ def _digest(history: History, capture: CaptureRef, stored: str, article: Article
     history.computed for the catalog."""
     if is_current_digest(stored):
         return stored
-    kept = history.scratch if capture in history.masked else history.computed
-    if capture not in kept:
-        kept[capture] = content_digest(article)
-    return kept[capture]
+    if capture not in history.computed:
+        history.computed[capture] = content_digest(article)
+    return history.computed[capture]
 
 
 def _changes(previous: Version | None, current: Version | None, article: Article, swap, obs: Observation):

@@ -21,6 +21,7 @@ from .diff import normalize
 
 MAX_VOLATILE_SHARE = 0.5  # past this share of differing paragraphs, two renders are two contents
 MAX_MASKED_SHARE = 0.4  # a key holding more of an article's text than this is not noise there
+_HAS_DIGIT = re.compile(r"\d")  # a learned shape stands for digits: other paragraphs need no normalising
 _DIGITS = re.compile(r"\d+(?:[,.:\s]\d+)*")
 
 
@@ -42,28 +43,31 @@ def learn_noise(a: Article, b: Article) -> frozenset[str]:
     return frozenset(keys)
 
 
-def mask(article: Article, noise: frozenset[str]) -> Article:
-    """The article without its noise blocks; the same object when it has none. A block
+def mask(article: Article, noise: frozenset[str]) -> tuple[Article, frozenset[str]]:
+    """(the article without its noise blocks, the keys that took something out); the
+    same article object when nothing was taken out. A block
     key holding a large share of this article's text is not applied to it: the content
     root of another page of the site may have been found elsewhere, making a signature
     learned on an ad the signature of this page's paragraphs."""
     if not noise:
-        return article
+        return article, frozenset()
     keys = _keys(article, noise)
     total = sum(len(p) for p in article.paragraphs) or 1
     heavy = {k for k in set(keys) if k and sum(len(p) for p, pk in zip(article.paragraphs, keys) if pk == k)
              > MAX_MASKED_SHARE * total}
     keep = [i for i, key in enumerate(keys) if not key or key in heavy]
-    links = tuple(r for r in article.links if f"block:{r.block}" not in noise - heavy)
-    read_refs = tuple(r for r in article.read_refs if f"block:{r.block}" not in noise - heavy)
-    if len(keep) == len(article.paragraphs) and len(links) == len(article.links) \
-            and len(read_refs) == len(article.read_refs):
-        return article
+    applied = noise - heavy
+    links = tuple(r for r in article.links if f"block:{r.block}" not in applied)
+    read_refs = tuple(r for r in article.read_refs if f"block:{r.block}" not in applied)
+    used = frozenset(k for k in keys if k and k not in heavy) | \
+        frozenset(f"block:{r.block}" for r in article.links + article.read_refs if f"block:{r.block}" in applied)
+    if not used:
+        return article, used
     return Article(url=article.url, canonical_url=article.canonical_url, title=article.title, byline=article.byline,
                    published=article.published, modified=article.modified,
                    paragraphs=tuple(article.paragraphs[i] for i in keep),
                    blocks=tuple(article.blocks[i] for i in keep) if article.blocks else (),
-                   links=links, read_refs=read_refs, extractor=article.extractor)
+                   links=links, read_refs=read_refs, extractor=article.extractor), used
 
 
 def _keys(article: Article, noise: frozenset[str]) -> list[str]:
@@ -73,7 +77,7 @@ def _keys(article: Article, noise: frozenset[str]) -> list[str]:
     out = []
     for text, block in zip(article.paragraphs, blocks):
         key = f"block:{block}" if f"block:{block}" in noise else ""
-        if not key and shapes and f"shape:{_shape(normalize(text))}" in noise:
+        if not key and shapes and _HAS_DIGIT.search(text) and f"shape:{_shape(normalize(text))}" in noise:
             key = f"shape:{_shape(normalize(text))}"
         out.append(key)
     return out

@@ -20,7 +20,7 @@ from .config import Config
 from .extract import decode_body
 from .errors import UsageError
 from .locks import WriterLock
-from .history import CaptureRef, History, Observation, build_history, diff_versions
+from .history import CaptureRef, History, Observation, build_history, diff_versions, stored_digest
 from .report import VersionDiff, atom_feed, change_event_json
 from .seeds import url_host
 from .warcfile import read_response
@@ -92,7 +92,8 @@ def update_history(catalog: Catalog, tracked_url: str, confirm: bool = True) -> 
             since = v.since or v.first
             changes += [(tracked_url, v.since_version, v.number, c.kind, c.before, c.after, since.warc, since.offset,
                          since.fetched_at, v.first.warc, v.first.offset, v.first.fetched_at) for c in v.changes]
-        digests = [(digest, capture.warc, capture.offset) for capture, digest in history.computed.items()]
+        digests = [(stored_digest(history, capture, digest), capture.warc, capture.offset)
+                   for capture, digest in history.computed.items()]
         catalog.replace_history(tracked_url, versions, changes, digests)
     return history
 
