@@ -22,13 +22,13 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from lxml import etree
 
 from .extract import EXCLUDED_TAGS, _absolute, _base_url, _cta_pattern, _is_inside, _names, decode_text, parse_html
 
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -501,9 +501,9 @@ def _text_blocks(doc: etree._Element) -> Iterator[tuple[etree._Element, int]]:
     """(element, length of its own text) for block elements outside furniture."""
     noise: set[etree._Element] = set()
     body = doc.find("body")
-    whole = _length(body if body is not None else doc)
+    whole = _prose(body if body is not None else doc)
     for node in doc.iter():
-        if node.getparent() in noise or _is_noise(node, whole):
+        if node.getparent() in noise or _is_noise(node, whole, _prose):
             noise.add(node)
         elif node.tag not in INLINE_TAGS:
             own = _own_text_length(node)
@@ -522,19 +522,26 @@ def _own_text_length(node: etree._Element) -> int:
     return len(" ".join(" ".join(parts).split()))
 
 
-def _is_noise(el: etree._Element, whole: float) -> bool:
+def _is_noise(el: etree._Element, whole: float, measure: Callable[[etree._Element], float] = _length) -> bool:
     """Not article text: code and controls; furniture (nav, aside, footer...), hidden
     elements, and elements named as furniture (share, sidebar, ad, comments...).
-    Furniture holding a third of ``whole`` (the text around it) is a wrapper all the
-    same: a page-wide <form>, a <header> left unclosed, "js-social-anchor-start",
-    "c-fixed-sidebar-layout", a page hidden until its scripts run."""
+    Furniture holding a third of ``whole`` (the text around it, as ``measure`` counts
+    it) is a wrapper all the same: a page-wide <form>, a <header> left unclosed,
+    "js-social-anchor-start", "c-fixed-sidebar-layout", a blog engine's "widget Blog"
+    around the post, a page hidden until its scripts run."""
     if not isinstance(el.tag, str) or el.tag in CODE_TAGS:
         return True
     if el.tag in CONTENT_TAGS:
         return False
     if el.tag not in FURNITURE_TAGS and not _hidden(el) and not _noise_named(_names(el)):
         return False
-    return _length(el) < whole * WRAPPER_SHARE
+    return measure(el) < whole * WRAPPER_SHARE
+
+
+def _prose(node: etree._Element) -> float:
+    """Text outside links: what a wrapper around the article holds a share of, while
+    menus and link lists, however long, hold little."""
+    return _length(node) - sum(_length(a) for a in node.iter("a"))
 
 
 def _hidden(el: etree._Element) -> bool:
