@@ -13,7 +13,7 @@ import lxml.html
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from archiver.article import Article, Ref, extract_article
+from archiver.article import EXTRACTOR_VERSION, Article, Ref, extract_article
 from archiver.config import DEFAULT_CTA_TEXTS
 
 from .conftest import CORPUS
@@ -187,7 +187,7 @@ def test_wordpress_entry_content():
                              Ref("https://news.example/tags/cranes/", "cranes"))
     assert article.read_refs == (Ref("https://news.example/2026/04/ferry/", "Ferry timetable changes"),
                                  Ref("https://news.example/2026/03/dredging/", "Dredging contract awarded"))
-    assert article.extractor == "archiver/1"
+    assert article.extractor == f"archiver/{EXTRACTOR_VERSION}"
 
 
 def test_renders_differing_in_read_boxes_and_counters_give_the_same_text_and_links():
