@@ -429,6 +429,7 @@ HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 PART_SHARE = 0.2       # a container scoring this share of the best one holds part of the article too
 WRAPPER_SHARE = 1 / 3  # furniture holding this share of the text around it is a wrapper, not furniture
 LISTING_PARTS, LISTING_EXCERPT = 4, 300  # this many parts of a median length below this: a listing
+MARKED_CARDS = 3       # this many articleBody marks of a listing's length: teaser cards
 MIN_BLOCK = 25         # characters of own text that make an element a text block worth scoring
 
 
@@ -471,10 +472,14 @@ def _median(values: list[float]) -> float:
 
 
 def _marked_bodies(doc: etree._Element) -> list[etree._Element]:
+    """The outermost articleBody elements, unless they are the excerpts of teaser cards
+    (a "more posts" list marked up as articles) rather than the page's own body."""
     marked = [m for m in _ITEMPROPS(doc)
               if "articleBody" in (m.get("itemprop") or "").split() and m.tag not in ("meta", "link")]
     outer = [m for m in marked if not any(a in marked for a in m.iterancestors())]
-    return outer if sum(_length(m) for m in outer) > 200 else []
+    lengths = [_length(m) for m in outer]
+    cards = len(outer) >= MARKED_CARDS and _median(lengths) < LISTING_EXCERPT
+    return outer if sum(lengths) > 200 and not cards else []
 
 
 def _scores(doc: etree._Element) -> dict[etree._Element, float]:
