@@ -415,6 +415,7 @@ CODE_TAGS = {"script", "style", "noscript", "template", "button", "select", "opt
              "iframe", "object", "embed", "video", "audio", "canvas", "map", "head", "title", "link", "meta", "dialog"}
 FURNITURE_TAGS = EXCLUDED_TAGS - CODE_TAGS  # nav, aside, header, footer, form, menu
 CONTENT_TAGS = {"html", "body", "main", "article"}  # never furniture, whatever their class
+LIST_TAGS, LIST_ITEM_TAGS = {"ul", "ol", "dl"}, {"li", "dd", "dt"}
 PARAGRAPH_TAGS = {"p", "li", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "dd", "dt", "figcaption"}
 # Class/id words of page furniture: extract.EXCLUDED_NAMES plus bylines, meta lines,
 # screen-reader text and recommendation widgets; "nav" only as a whole word, since
@@ -485,7 +486,7 @@ def _marked_bodies(doc: etree._Element) -> list[etree._Element]:
 def _scores(doc: etree._Element) -> dict[etree._Element, float]:
     """The ten best-scoring elements, each scaled down by its share of link text."""
     raw: dict[etree._Element, float] = {}
-    for node, own in _text_blocks(doc):
+    for node, own in _scored_blocks(doc):
         points = 1 + own / 100
         for level, anc in enumerate(_containers(node)):
             raw[anc] = raw.get(anc, 0.0) + points / (1 if level == 0 else 2 if level == 1 else level * 3)
@@ -493,11 +494,35 @@ def _scores(doc: etree._Element) -> dict[etree._Element, float]:
     return {node: raw[node] * (1 - _link_density(node)) for node in best}
 
 
+def _scored_blocks(doc: etree._Element) -> Iterator[tuple[etree._Element, int]]:
+    """_text_blocks, with the items of a list counted as one block, the list: scored
+    item by item, a list of short lines outscores the prose around it and wins alone
+    (a fact box, a table of contents, nested <ol>s) instead of the container of both."""
+    lists: dict[etree._Element, int] = {}
+    for node, own in _text_blocks(doc):
+        outer = _outer_list(node) if node.tag in LIST_ITEM_TAGS else None
+        if outer is None:
+            yield node, own
+        else:
+            lists[outer] = lists.get(outer, 0) + own
+    yield from lists.items()
+
+
+def _outer_list(item: etree._Element) -> etree._Element | None:
+    found = None
+    for anc in item.iterancestors():
+        if anc.tag in LIST_TAGS:
+            found = anc
+        elif anc.tag not in LIST_ITEM_TAGS:
+            break
+    return found
+
+
 def _containers(block: etree._Element) -> list[etree._Element]:
-    """Who a text block scores for: a paragraph its parent and further ancestors; a cell
-    or div holding text itself (<br>-separated layouts) itself first, so that the table
-    row around it, with its menu cell, does not win."""
-    if block.tag in PARAGRAPH_TAGS:
+    """Who a text block scores for: a paragraph (or a list) its parent and further
+    ancestors; a cell or div holding text itself (<br>-separated layouts) itself first,
+    so that the table row around it, with its menu cell, does not win."""
+    if block.tag in PARAGRAPH_TAGS or block.tag in LIST_TAGS:
         return _ancestors(block, 5)
     return ([block] if block.tag not in ("body", "html") else []) + _ancestors(block, 4)
 
