@@ -430,6 +430,7 @@ HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 PART_SHARE = 0.2       # a container scoring this share of the best one holds part of the article too
 WRAPPER_SHARE = 1 / 3  # furniture holding this share of the text around it is a wrapper, not furniture
 LISTING_PARTS, LISTING_EXCERPT = 4, 300  # this many parts of a median length below this: a listing
+ANCESTOR_SHARE = 0.75  # an ancestor scoring this share of the best element gathers more of the article
 MARKED_CARDS = 3       # this many articleBody marks of a listing's length: teaser cards
 MIN_BLOCK = 25         # characters of own text that make an element a text block worth scoring
 
@@ -484,14 +485,40 @@ def _marked_bodies(doc: etree._Element) -> list[etree._Element]:
 
 
 def _scores(doc: etree._Element) -> dict[etree._Element, float]:
-    """The ten best-scoring elements, each scaled down by its share of link text."""
+    """The ten best-scoring elements, each scaled down by its share of link text, and
+    the ancestor the best one gives way to (_promoted)."""
     raw: dict[etree._Element, float] = {}
     for node, own in _scored_blocks(doc):
         points = 1 + own / 100
         for level, anc in enumerate(_containers(node)):
             raw[anc] = raw.get(anc, 0.0) + points / (1 if level == 0 else 2 if level == 1 else level * 3)
     best = sorted(raw, key=raw.__getitem__, reverse=True)[:10]
-    return {node: raw[node] * (1 - _link_density(node)) for node in best}
+    scores = {node: raw[node] * (1 - _link_density(node)) for node in best}
+    if scores:
+        top = max(scores, key=scores.__getitem__)
+        promoted = _promoted(top, scores[top], raw)
+        if promoted is not top:
+            scores[promoted] = scores[top] * 1.001  # ahead of all, whatever its own score
+    return scores
+
+
+def _promoted(top: etree._Element, score: float, raw: dict[etree._Element, float]) -> etree._Element:
+    """The ancestor of the best element that gathers more of the article (the best
+    element was one section of it, or a fact box). Ancestors score less the further up
+    they are, so one that scores nearly as much as the best, or (readability.js's walk
+    up) more than the one below it before scores fall under a third of the best."""
+    chain = [(anc, raw[anc] * (1 - _link_density(anc))) for anc in _ancestors(top, 10) if anc in raw]
+    close = [anc for anc, value in chain if value >= score * ANCESTOR_SHARE]
+    if close:
+        return close[-1]
+    last = score
+    for anc, value in chain:
+        if value < score / 3:
+            break
+        if value > last:
+            return anc
+        last = value
+    return top
 
 
 def _scored_blocks(doc: etree._Element) -> Iterator[tuple[etree._Element, int]]:
