@@ -426,6 +426,8 @@ NOISE_NAMES = re.compile(
     r"footer|masthead|cookie|popup|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|screen-reader|"
     r"sr-only|visually-?hidden|recirc|outbrain|taboola|popular|trending|more-stories|most-read|print-only|"
     r"toolbar|pagination|skip-link|\bcredit|aside", re.I)
+SLOT_NAMES = re.compile(r"advert\w*|\bads?\b|\bad[-_]|sponsor\w*|promo\w*|widget\w*", re.I)
+PROSE_PARAGRAPH = 300  # characters of own text (not links) that make a paragraph of prose
 HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 PART_SHARE = 0.2       # a container scoring this share of the best one holds part of the article too
 WRAPPER_SHARE = 1 / 3  # furniture holding this share of the text around it is a wrapper, not furniture
@@ -592,6 +594,8 @@ def _is_noise(el: etree._Element, whole: float, measure: Callable[[etree._Elemen
         return False
     if el.tag not in FURNITURE_TAGS and not _hidden(el) and not _noise_named(_names(el)):
         return False
+    if el.tag not in FURNITURE_TAGS and _slot_named(_names(el)) and not _hidden(el) and _holds_prose(el):
+        return False
     return measure(el) < whole * WRAPPER_SHARE
 
 
@@ -610,6 +614,20 @@ def _hidden(el: etree._Element) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _noise_named(names: str) -> bool:
     return bool(names.strip()) and bool(NOISE_NAMES.search(names))
+
+
+@functools.lru_cache(maxsize=4096)
+def _slot_named(names: str) -> bool:
+    """Named as furniture only by words that mark where an ad or a widget may go
+    ("TestReport__Section--Ads", "widget-area"), which layouts put on sections of the
+    article too."""
+    return not NOISE_NAMES.search(SLOT_NAMES.sub(" ", names))
+
+
+def _holds_prose(el: etree._Element) -> bool:
+    """A paragraph of prose inside: an ad or a widget is a few words and links."""
+    return any(_own_text_length(node) >= PROSE_PARAGRAPH for node in el.iter()
+               if isinstance(node.tag, str) and node.tag not in INLINE_TAGS)
 
 
 def _link_density(node: etree._Element) -> float:
