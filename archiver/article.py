@@ -447,7 +447,8 @@ def _content_roots(doc: etree._Element) -> list[etree._Element]:
     marked = _marked_bodies(doc)
     if marked:
         return marked
-    scores = _scores(doc)
+    raw = _raw_scores(doc)
+    scores = _best_scores(raw)
     if not scores:
         body = doc.find("body")
         return [body] if body is not None else []
@@ -459,7 +460,11 @@ def _content_roots(doc: etree._Element) -> list[etree._Element]:
             parts.append(node)
     if _listing(parts):
         return []
-    siblings = [s for s in _with_siblings(top, scores) if not any(_overlaps(s, p) for p in parts)]
+    promoted = _promoted(top, scores[top], raw)
+    if promoted is not top:
+        scores[promoted] = scores[top]
+        parts = [promoted] + [p for p in parts if not _overlaps(p, promoted)]
+    siblings = [s for s in _with_siblings(promoted, scores) if not any(_overlaps(s, p) for p in parts)]
     return _in_document_order(doc, parts + siblings)
 
 
@@ -486,22 +491,20 @@ def _marked_bodies(doc: etree._Element) -> list[etree._Element]:
     return outer if sum(lengths) > 200 and not cards else []
 
 
-def _scores(doc: etree._Element) -> dict[etree._Element, float]:
-    """The ten best-scoring elements, each scaled down by its share of link text, and
-    the ancestor the best one gives way to (_promoted)."""
+def _raw_scores(doc: etree._Element) -> dict[etree._Element, float]:
+    """Every text block scores its containers: the nearest fully, further ones less."""
     raw: dict[etree._Element, float] = {}
     for node, own in _scored_blocks(doc):
         points = 1 + own / 100
         for level, anc in enumerate(_containers(node)):
             raw[anc] = raw.get(anc, 0.0) + points / (1 if level == 0 else 2 if level == 1 else level * 3)
+    return raw
+
+
+def _best_scores(raw: dict[etree._Element, float]) -> dict[etree._Element, float]:
+    """The ten best-scoring elements, each scaled down by its share of link text."""
     best = sorted(raw, key=raw.__getitem__, reverse=True)[:10]
-    scores = {node: raw[node] * (1 - _link_density(node)) for node in best}
-    if scores:
-        top = max(scores, key=scores.__getitem__)
-        promoted = _promoted(top, scores[top], raw)
-        if promoted is not top:
-            scores[promoted] = scores[top] * 1.001  # ahead of all, whatever its own score
-    return scores
+    return {node: raw[node] * (1 - _link_density(node)) for node in best}
 
 
 def _promoted(top: etree._Element, score: float, raw: dict[etree._Element, float]) -> etree._Element:
