@@ -419,10 +419,12 @@ LIST_TAGS, LIST_ITEM_TAGS = {"ul", "ol", "dl"}, {"li", "dd", "dt"}
 PARAGRAPH_TAGS = {"p", "li", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "dd", "dt", "figcaption"}
 # Class/id words of page furniture: extract.EXCLUDED_NAMES plus bylines, meta lines,
 # screen-reader text and recommendation widgets; "nav" only as a whole word, since
-# generated heading ids such as "nav_the_heading_1" are article text.
+# generated heading ids such as "nav_the_heading_1" are article text; "tag" not as the
+# "tag-<slug>" classes WordPress puts on the post itself (one per tag of the post).
 NOISE_NAMES = re.compile(
     r"comment|share|sharing|social|sidebar|widget|related|advert|\bads?\b|\bad[-_]|sponsor|promo|newsletter|"
-    r"subscribe|signup|paywall|breadcrumb|\btags?\b|tag-?links|author-?box|\bmenu\b|\bnav\b|navbar|navigation|"
+    r"subscribe|signup|paywall|breadcrumb|\btags?\b(?!-\w)|\btags?-(?:list|links?|cloud|box|wrap|area|group)|"
+    r"tag-?links|author-?box|\bmenu\b|\bnav\b|navbar|navigation|"
     r"footer|masthead|cookie|popup|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|screen-reader|"
     r"sr-only|visually-?hidden|recirc|outbrain|taboola|popular|trending|more-stories|most-read|print-only|"
     r"toolbar|pagination|skip-link|\bcredit|aside", re.I)
@@ -599,6 +601,8 @@ def _is_noise(el: etree._Element, whole: float, measure: Callable[[etree._Elemen
         return False
     if el.tag not in FURNITURE_TAGS and _slot_named(_names(el)) and not _hidden(el) and _holds_prose(el):
         return False
+    if el.tag in FURNITURE_TAGS and _noise_named(_names(el)):
+        return True  # furniture by tag and by name: <aside class="sidebar">, whatever it holds
     return measure(el) < whole * WRAPPER_SHARE
 
 
