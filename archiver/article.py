@@ -427,7 +427,7 @@ NOISE_NAMES = re.compile(
     r"tag-?links|author-?box|\bmenu\b|\bnav\b|navbar|navigation|"
     r"footer|masthead|cookie|popup|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|screen-reader|"
     r"sr-only|visually-?hidden|recirc|outbrain|taboola|popular|trending|more-stories|most-read|print-only|"
-    r"toolbar|pagination|skip-link|\bcredit|aside", re.I)
+    r"toolbar|pagination|skip-link|\bcredit|aside|teaser", re.I)
 SLOT_NAMES = re.compile(r"advert\w*|\bads?\b|\bad[-_]|sponsor\w*|promo\w*|widget\w*", re.I)
 PROSE_PARAGRAPH = 300  # characters of own text (not links) that make a paragraph of prose
 HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
