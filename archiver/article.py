@@ -429,7 +429,10 @@ NOISE_NAMES = re.compile(
     r"sr-only|visually-?hidden|recirc|outbrain|taboola|popular|trending|more-stories|most-read|print-only|"
     r"toolbar|pagination|skip-link|\bcredit|aside|teaser", re.I)
 SLOT_NAMES = re.compile(r"advert\w*|\bads?\b|\bad[-_]|sponsor\w*|promo\w*|widget\w*", re.I)
-PROSE_PARAGRAPH = 300  # characters of own text (not links) that make a paragraph of prose
+PROSE_PARAGRAPH = 300
+NOT_STANDFIRST_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "header", "figure", "figcaption", "table", "ul", "ol"}
+SENTENCE_END = ".!?…:\"'»«“”’"
+STANDFIRST = (80, 600)  # characters of a standfirst: a sentence or a few  # characters of own text (not links) that make a paragraph of prose
 HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 PART_SHARE = 0.2       # a container scoring this share of the best one holds part of the article too
 WRAPPER_SHARE = 1 / 3  # furniture holding this share of the text around it is a wrapper, not furniture
@@ -680,8 +683,31 @@ def _in_document_order(doc: etree._Element, nodes: list[etree._Element]) -> list
 def _lede(doc: etree._Element, first_root: etree._Element, meta: _Meta) -> str:
     """The standfirst that many layouts print above the body, outside its container: an
     element before the body whose text is a description of the page, or starts with it
-    (descriptions are often cut short)."""
-    return next((found for found in (_described(doc, first_root, d) for d in meta.descriptions) if found), "")
+    (descriptions are often cut short); else a paragraph of prose just before the body."""
+    described = (_described(doc, first_root, d) for d in meta.descriptions)
+    return next((found for found in described if found), "") or _standfirst(first_root)
+
+
+def _standfirst(first_root: etree._Element) -> str:
+    """The first element with text before the body, at its level or up to two levels
+    up, when it is one paragraph of prose (not a heading, a byline or a link)."""
+    for node in [first_root, *_ancestors(first_root, 2)]:
+        for prev in node.itersiblings(preceding=True):
+            if not isinstance(prev.tag, str) or _length(prev) == 0:
+                continue
+            text = _text(prev)
+            return text if _one_paragraph(prev) and STANDFIRST[0] <= len(text) <= STANDFIRST[1] \
+                and text[-1] in SENTENCE_END else ""
+    return ""
+
+
+def _one_paragraph(el: etree._Element) -> bool:
+    """One block of prose: not a heading, a figure or furniture, little link text, and
+    its text in a single element (not a header block of kicker, title and byline)."""
+    if el.tag in NOT_STANDFIRST_TAGS or _is_noise(el, 0.0) or _link_density(el) >= 0.2:
+        return False
+    holders = [n for n in el.iter() if isinstance(n.tag, str) and n.tag not in INLINE_TAGS and _own_text_length(n)]
+    return len(holders) == 1 and holders[0].tag not in NOT_STANDFIRST_TAGS
 
 
 def _described(doc: etree._Element, first_root: etree._Element, described: str) -> str:
