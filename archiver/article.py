@@ -22,7 +22,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from lxml import etree
 
@@ -421,20 +421,30 @@ CODE_TAGS = {"script", "style", "noscript", "template", "button", "select", "opt
              "iframe", "object", "embed", "video", "audio", "canvas", "map", "head", "title", "link", "meta", "dialog"}
 FURNITURE_TAGS = EXCLUDED_TAGS - CODE_TAGS  # nav, aside, header, footer, form, menu
 CONTENT_TAGS = {"html", "body", "main", "article"}  # never furniture, whatever their class
+LIST_TAGS, LIST_ITEM_TAGS = {"ul", "ol", "dl"}, {"li", "dd", "dt"}
 PARAGRAPH_TAGS = {"p", "li", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "dd", "dt", "figcaption"}
 # Class/id words of page furniture: extract.EXCLUDED_NAMES plus bylines, meta lines,
 # screen-reader text and recommendation widgets; "nav" only as a whole word, since
-# generated heading ids such as "nav_the_heading_1" are article text.
+# generated heading ids such as "nav_the_heading_1" are article text; "tag" not as the
+# "tag-<slug>" classes WordPress puts on the post itself (one per tag of the post).
 NOISE_NAMES = re.compile(
     r"comment|share|sharing|social|sidebar|widget|related|advert|\bads?\b|\bad[-_]|sponsor|promo|newsletter|"
-    r"subscribe|signup|paywall|breadcrumb|\btags?\b|tag-?links|author-?box|\bmenu\b|\bnav\b|navbar|navigation|"
+    r"subscribe|signup|paywall|breadcrumb|\btags?\b(?!-\w)|\btags?-(?:list|links?|cloud|box|wrap|area|group)|"
+    r"tag-?links|author-?box|\bmenu\b|\bnav\b|navbar|navigation|"
     r"footer|masthead|cookie|popup|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|screen-reader|"
     r"sr-only|visually-?hidden|recirc|outbrain|taboola|popular|trending|more-stories|most-read|print-only|"
-    r"toolbar|pagination|skip-link|\bcredit|aside", re.I)
+    r"toolbar|pagination|skip-link|\bcredit|aside|teaser", re.I)
+SLOT_NAMES = re.compile(r"advert\w*|\bads?\b|\bad[-_]|sponsor\w*|promo\w*|widget\w*", re.I)
+PROSE_PARAGRAPH = 300
+NOT_STANDFIRST_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "header", "figure", "figcaption", "table", "ul", "ol"}
+SENTENCE_END = ".!?…:\"'»«“”’"
+STANDFIRST = (80, 600)  # characters of a standfirst: a sentence or a few  # characters of own text (not links) that make a paragraph of prose
 HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 PART_SHARE = 0.2       # a container scoring this share of the best one holds part of the article too
 WRAPPER_SHARE = 1 / 3  # furniture holding this share of the text around it is a wrapper, not furniture
 LISTING_PARTS, LISTING_EXCERPT = 4, 300  # this many parts of a median length below this: a listing
+ANCESTOR_SHARE = 0.75  # an ancestor scoring this share of the best element gathers more of the article
+MARKED_CARDS = 3       # this many articleBody marks of a listing's length: teaser cards
 MIN_BLOCK = 25         # characters of own text that make an element a text block worth scoring
 
 
@@ -448,7 +458,8 @@ def _content_roots(doc: etree._Element) -> list[etree._Element]:
     marked = _marked_bodies(doc)
     if marked:
         return marked
-    scores = _scores(doc)
+    raw = _raw_scores(doc)
+    scores = _best_scores(raw)
     if not scores:
         body = doc.find("body")
         return [body] if body is not None else []
@@ -460,7 +471,11 @@ def _content_roots(doc: etree._Element) -> list[etree._Element]:
             parts.append(node)
     if _listing(parts):
         return []
-    siblings = [s for s in _with_siblings(top, scores) if not any(_overlaps(s, p) for p in parts)]
+    promoted = _promoted(top, scores[top], raw)
+    if promoted is not top:
+        scores[promoted] = scores[top]
+        parts = [promoted] + [p for p in parts if not _overlaps(p, promoted)]
+    siblings = [s for s in _with_siblings(promoted, scores) if not any(_overlaps(s, p) for p in parts)]
     return _in_document_order(doc, parts + siblings)
 
 
@@ -477,28 +492,80 @@ def _median(values: list[float]) -> float:
 
 
 def _marked_bodies(doc: etree._Element) -> list[etree._Element]:
+    """The outermost articleBody elements, unless they are the excerpts of teaser cards
+    (a "more posts" list marked up as articles) rather than the page's own body."""
     marked = [m for m in _ITEMPROPS(doc)
               if "articleBody" in (m.get("itemprop") or "").split() and m.tag not in ("meta", "link")]
     outer = [m for m in marked if not any(a in marked for a in m.iterancestors())]
-    return outer if sum(_length(m) for m in outer) > 200 else []
+    lengths = [_length(m) for m in outer]
+    cards = len(outer) >= MARKED_CARDS and _median(lengths) < LISTING_EXCERPT
+    return outer if sum(lengths) > 200 and not cards else []
 
 
-def _scores(doc: etree._Element) -> dict[etree._Element, float]:
-    """The ten best-scoring elements, each scaled down by its share of link text."""
+def _raw_scores(doc: etree._Element) -> dict[etree._Element, float]:
+    """Every text block scores its containers: the nearest fully, further ones less."""
     raw: dict[etree._Element, float] = {}
-    for node, own in _text_blocks(doc):
+    for node, own in _scored_blocks(doc):
         points = 1 + own / 100
         for level, anc in enumerate(_containers(node)):
             raw[anc] = raw.get(anc, 0.0) + points / (1 if level == 0 else 2 if level == 1 else level * 3)
+    return raw
+
+
+def _best_scores(raw: dict[etree._Element, float]) -> dict[etree._Element, float]:
+    """The ten best-scoring elements, each scaled down by its share of link text."""
     best = sorted(raw, key=raw.__getitem__, reverse=True)[:10]
     return {node: raw[node] * (1 - _link_density(node)) for node in best}
 
 
+def _promoted(top: etree._Element, score: float, raw: dict[etree._Element, float]) -> etree._Element:
+    """The ancestor of the best element that gathers more of the article (the best
+    element was one section of it, or a fact box). Ancestors score less the further up
+    they are, so one that scores nearly as much as the best, or (readability.js's walk
+    up) more than the one below it before scores fall under a third of the best."""
+    chain = [(anc, raw[anc] * (1 - _link_density(anc))) for anc in _ancestors(top, 10) if anc in raw]
+    close = [anc for anc, value in chain if value >= score * ANCESTOR_SHARE]
+    if close:
+        return close[-1]
+    last = score
+    for anc, value in chain:
+        if value < score / 3:
+            break
+        if value > last:
+            return anc
+        last = value
+    return top
+
+
+def _scored_blocks(doc: etree._Element) -> Iterator[tuple[etree._Element, int]]:
+    """_text_blocks, with the items of a list counted as one block, the list: scored
+    item by item, a list of short lines outscores the prose around it and wins alone
+    (a fact box, a table of contents, nested <ol>s) instead of the container of both."""
+    lists: dict[etree._Element, int] = {}
+    for node, own in _text_blocks(doc):
+        outer = _outer_list(node) if node.tag in LIST_ITEM_TAGS else None
+        if outer is None:
+            yield node, own
+        else:
+            lists[outer] = lists.get(outer, 0) + own
+    yield from lists.items()
+
+
+def _outer_list(item: etree._Element) -> etree._Element | None:
+    found = None
+    for anc in item.iterancestors():
+        if anc.tag in LIST_TAGS:
+            found = anc
+        elif anc.tag not in LIST_ITEM_TAGS:
+            break
+    return found
+
+
 def _containers(block: etree._Element) -> list[etree._Element]:
-    """Who a text block scores for: a paragraph its parent and further ancestors; a cell
-    or div holding text itself (<br>-separated layouts) itself first, so that the table
-    row around it, with its menu cell, does not win."""
-    if block.tag in PARAGRAPH_TAGS:
+    """Who a text block scores for: a paragraph (or a list) its parent and further
+    ancestors; a cell or div holding text itself (<br>-separated layouts) itself first,
+    so that the table row around it, with its menu cell, does not win."""
+    if block.tag in PARAGRAPH_TAGS or block.tag in LIST_TAGS:
         return _ancestors(block, 5)
     return ([block] if block.tag not in ("body", "html") else []) + _ancestors(block, 4)
 
@@ -507,9 +574,9 @@ def _text_blocks(doc: etree._Element) -> Iterator[tuple[etree._Element, int]]:
     """(element, length of its own text) for block elements outside furniture."""
     noise: set[etree._Element] = set()
     body = doc.find("body")
-    whole = _length(body if body is not None else doc)
+    whole = _prose(body if body is not None else doc)
     for node in doc.iter():
-        if node.getparent() in noise or _is_noise(node, whole):
+        if node.getparent() in noise or _is_noise(node, whole, _prose):
             noise.add(node)
         elif node.tag not in INLINE_TAGS:
             own = _own_text_length(node)
@@ -528,19 +595,30 @@ def _own_text_length(node: etree._Element) -> int:
     return len(" ".join(" ".join(parts).split()))
 
 
-def _is_noise(el: etree._Element, whole: float) -> bool:
+def _is_noise(el: etree._Element, whole: float, measure: Callable[[etree._Element], float] = _length) -> bool:
     """Not article text: code and controls; furniture (nav, aside, footer...), hidden
     elements, and elements named as furniture (share, sidebar, ad, comments...).
-    Furniture holding a third of ``whole`` (the text around it) is a wrapper all the
-    same: a page-wide <form>, a <header> left unclosed, "js-social-anchor-start",
-    "c-fixed-sidebar-layout", a page hidden until its scripts run."""
+    Furniture holding a third of ``whole`` (the text around it, as ``measure`` counts
+    it) is a wrapper all the same: a page-wide <form>, a <header> left unclosed,
+    "js-social-anchor-start", "c-fixed-sidebar-layout", a blog engine's "widget Blog"
+    around the post, a page hidden until its scripts run."""
     if not isinstance(el.tag, str) or el.tag in CODE_TAGS:
         return True
     if el.tag in CONTENT_TAGS:
         return False
     if el.tag not in FURNITURE_TAGS and not _hidden(el) and not _noise_named(_names(el)):
         return False
-    return _length(el) < whole * WRAPPER_SHARE
+    if el.tag not in FURNITURE_TAGS and _slot_named(_names(el)) and not _hidden(el) and _holds_prose(el):
+        return False
+    if el.tag in FURNITURE_TAGS and _noise_named(_names(el)):
+        return True  # furniture by tag and by name: <aside class="sidebar">, whatever it holds
+    return measure(el) < whole * WRAPPER_SHARE
+
+
+def _prose(node: etree._Element) -> float:
+    """Text outside links: what a wrapper around the article holds a share of, while
+    menus and link lists, however long, hold little."""
+    return _length(node) - sum(_length(a) for a in node.iter("a"))
 
 
 def _hidden(el: etree._Element) -> bool:
@@ -552,6 +630,20 @@ def _hidden(el: etree._Element) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _noise_named(names: str) -> bool:
     return bool(names.strip()) and bool(NOISE_NAMES.search(names))
+
+
+@functools.lru_cache(maxsize=4096)
+def _slot_named(names: str) -> bool:
+    """Named as furniture only by words that mark where an ad or a widget may go
+    ("TestReport__Section--Ads", "widget-area"), which layouts put on sections of the
+    article too."""
+    return not NOISE_NAMES.search(SLOT_NAMES.sub(" ", names))
+
+
+def _holds_prose(el: etree._Element) -> bool:
+    """A paragraph of prose inside: an ad or a widget is a few words and links."""
+    return any(_own_text_length(node) >= PROSE_PARAGRAPH for node in el.iter()
+               if isinstance(node.tag, str) and node.tag not in INLINE_TAGS)
 
 
 def _link_density(node: etree._Element) -> float:
@@ -597,8 +689,31 @@ def _in_document_order(doc: etree._Element, nodes: list[etree._Element]) -> list
 def _lede(doc: etree._Element, first_root: etree._Element, meta: _Meta) -> str:
     """The standfirst that many layouts print above the body, outside its container: an
     element before the body whose text is a description of the page, or starts with it
-    (descriptions are often cut short)."""
-    return next((found for found in (_described(doc, first_root, d) for d in meta.descriptions) if found), "")
+    (descriptions are often cut short); else a paragraph of prose just before the body."""
+    described = (_described(doc, first_root, d) for d in meta.descriptions)
+    return next((found for found in described if found), "") or _standfirst(first_root)
+
+
+def _standfirst(first_root: etree._Element) -> str:
+    """The first element with text before the body, at its level or up to two levels
+    up, when it is one paragraph of prose (not a heading, a byline or a link)."""
+    for node in [first_root, *_ancestors(first_root, 2)]:
+        for prev in node.itersiblings(preceding=True):
+            if not isinstance(prev.tag, str) or _length(prev) == 0:
+                continue
+            text = _text(prev)
+            return text if _one_paragraph(prev) and STANDFIRST[0] <= len(text) <= STANDFIRST[1] \
+                and text[-1] in SENTENCE_END else ""
+    return ""
+
+
+def _one_paragraph(el: etree._Element) -> bool:
+    """One block of prose: not a heading, a figure or furniture, little link text, and
+    its text in a single element (not a header block of kicker, title and byline)."""
+    if el.tag in NOT_STANDFIRST_TAGS or _is_noise(el, 0.0) or _link_density(el) >= 0.2:
+        return False
+    holders = [n for n in el.iter() if isinstance(n.tag, str) and n.tag not in INLINE_TAGS and _own_text_length(n)]
+    return len(holders) == 1 and holders[0].tag not in NOT_STANDFIRST_TAGS
 
 
 def _described(doc: etree._Element, first_root: etree._Element, described: str) -> str:

