@@ -28,7 +28,7 @@ from .errors import UsageError
 from .index import Placed, cdxj_line
 from .keys import load_key
 from .ledger import Ledger
-from .capture import TLS_TYPE
+from .capture import OLD_TLS_TYPE, TLS_TYPE, pem_certificates
 from .warcfile import iter_records
 
 WACZ_VERSION = "1.1.1"
@@ -116,12 +116,21 @@ def ledger_slice(ledger: Ledger, rows: list[CaptureRow]) -> str:
 
 
 def tls_certificates(warc: Path) -> dict[str, dict[str, Any]]:
-    """Response record id -> the TLS record written with it (version, cipher, SHA-256)."""
+    """Response record id -> the TLS record written with it (version, cipher, SHA-256 of
+    the server's certificate), from either record layout (see capture.py)."""
     out = {}
     for _, _, record, content in iter_records(warc):
-        if record.rec_type == "metadata" and record.content_type == TLS_TYPE:
+        h = record.rec_headers
+        if record.rec_type != "metadata":
+            continue
+        if record.content_type == TLS_TYPE:
+            certificates = pem_certificates(content)
+            out[h.get_header("WARC-Refers-To")] = {
+                "tls_version": h.get_header("WARC-Protocol") or "", "cipher": h.get_header("WARC-Cipher-Suite") or "",
+                "certificate_sha256": hashlib.sha256(certificates[0]).hexdigest() if certificates else ""}
+        elif record.content_type == OLD_TLS_TYPE:
             fields = json.loads(content)
-            out[record.rec_headers.get_header("WARC-Concurrent-To")] = {
+            out[h.get_header("WARC-Concurrent-To")] = {
                 k: fields.get(k) for k in ("tls_version", "cipher", "certificate_sha256")}
     return out
 

@@ -1,7 +1,10 @@
 """WARC records -> catalog rows and CDXJ replay index lines.
 
 The same functions turn freshly written records and records read back from disk into
-catalog rows, so ``reindex`` rebuilds exactly what ``snapshot`` stored.
+catalog rows, so ``reindex`` rebuilds exactly what ``snapshot`` stored. Both record
+layouts are read (see capture.py): a capture's metadata record at ``urn:archiver:capture:``
+naming its response by WARC-Refers-To, or, in archives written before, at the page's URL
+naming it by WARC-Concurrent-To. The CDXJ index lists HTTP responses and revisits only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable
 
+from .capture import capture_url
 from .catalog import CaptureRow, XrefRow
 from .seeds import DEFAULT_PORTS, PLAIN_HOST
 from .warcfile import iter_records
@@ -44,7 +48,7 @@ def capture_row(warc: str, meta: Placed, content: dict[str, Any],
                   snapshot=content.get("snapshot", ""), chain=int(content.get("chain", False)),
                   warc=warc, metadata_offset=meta.offset, error=content.get("error", ""))
     if response is None:
-        row = CaptureRow(url=meta.get("WARC-Target-URI"), fetched_at=meta.get("WARC-Date"), status=None,
+        row = CaptureRow(url=capture_url(meta.get("WARC-Target-URI")), fetched_at=meta.get("WARC-Date"), status=None,
                          record="failed", offset=meta.offset, length=meta.length,
                          record_id=meta.get("WARC-Record-ID"), **common)
     else:
@@ -75,8 +79,14 @@ def warc_captures(path: Path, name: str | None = None) -> list[tuple[CaptureRow,
         elif rec_type == "metadata" and record.content_type.startswith("application/json"):
             fields = _metadata(content)
             if fields is not None:
-                out.append(capture_row(name, placed, fields, responses.get(placed.get("WARC-Concurrent-To"))))
+                out.append(capture_row(name, placed, fields, responses.get(described(placed))))
     return out
+
+
+def described(meta: Placed) -> str:
+    """The id of the response or revisit a capture metadata record describes: its
+    WARC-Refers-To, or in archives written before that, its WARC-Concurrent-To."""
+    return meta.get("WARC-Refers-To") or meta.get("WARC-Concurrent-To")
 
 
 def _metadata(data: bytes) -> dict[str, Any] | None:

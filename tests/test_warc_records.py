@@ -125,8 +125,16 @@ def test_request_record_holds_the_headers_actually_sent(captured):
 
 def test_metadata_record_lists_links_and_how_each_url_was_reached(captured):
     site, config, _ = captured
-    metas = {h.get_header("WARC-Target-URI"): json.loads(body) for t, h, _, body in all_records(config)
-             if t == "metadata"}
+    recs = all_records(config)
+    responses = {h.get_header("WARC-Record-ID"): h.get_header("WARC-Target-URI") for t, h, _, _ in recs
+                 if t == "response"}
+    metas = {}
+    for t, h, _, body in recs:
+        if t == "metadata":
+            target = h.get_header("WARC-Target-URI")
+            assert target.startswith("urn:archiver:capture:http") and h.get_header("Content-Type") == "application/json"
+            assert responses[h.get_header("WARC-Refers-To")] == target.removeprefix("urn:archiver:capture:")
+            metas[target.removeprefix("urn:archiver:capture:")] = json.loads(body)
     article = metas[site.url("/article/")]
     assert (article["role"], article["hops"], article["via"]) == ("seed", 0, "")
     kinds = {(link["url"], link["kind"]) for link in article["links"]}
@@ -163,6 +171,7 @@ def test_second_snapshot_writes_revisits_that_refer_to_the_original(captured):
         assert headers.get_header("WARC-Refers-To-Date") == original.get_header("WARC-Date")
         assert headers.get_header("WARC-Payload-Digest") == original.get_header("WARC-Payload-Digest")
         assert http.get_statuscode() == "200"
+        assert headers.get_header("WARC-Truncated") == "length"  # the payload left out (WARC 1.1, 6.7.2)
     for path in warc_files(config):
         assert warcio_check(path).returncode == 0
 
@@ -222,9 +231,10 @@ def test_failed_fetch_is_recorded_in_warc_and_catalog(site, config):
     assert result.record == "failed" and result.status is None
     assert "refused" in result.error
     assert summary.failed_seeds == [site.url("/gone/")]
-    dns, closing = [r for r in all_records(config) if r[0] != "warcinfo"]
-    assert json.loads(dns[3]) == {"kind": "dns", "host": "127.0.0.1", "addresses": ["127.0.0.1"]}
+    [closing] = [r for r in all_records(config) if r[0] != "warcinfo"]  # 127.0.0.1 was never looked up: no DNS
     assert closing[0] == "metadata" and "refused" in json.loads(closing[3])["error"]
+    assert closing[1].get_header("WARC-Target-URI") == "urn:archiver:capture:" + site.url("/gone/")
+    assert closing[1].get_header("WARC-Refers-To") is None
     catalog = Catalog(config.storage.catalog)
     [row] = catalog.captures()
     catalog.close()
