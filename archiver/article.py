@@ -77,6 +77,7 @@ def article_of(doc: etree._Element | None, url: str, cta_texts: tuple[str, ...] 
     content = _Content(base, _cta_pattern(cta_texts), title)
     for root in roots:
         content.walk(root)
+    content.finish()
     lede = _lede(doc, roots[0], meta) if roots else ""
     if lede and lede not in content.paragraphs[:3]:
         content.paragraphs.insert(0, lede)
@@ -755,6 +756,8 @@ COUNTER = re.compile(
     r"\s+ago|\d+\s*min(?:ute)?s?\s+read)$", re.I)
 INVISIBLE = str.maketrans("", "", "\u200b\u200c\u200d\u2060\ufeff\xad")
 MAX_CTA_BLOCK = 300  # a READ box is a short block; a long paragraph opening with "Read" is text
+MAX_LABEL = 60       # characters of a label over a box ("Explore further", "Das könnte dich interessieren:")
+MAX_BOX_LINKS = 2    # link-only paragraphs after a label that make a box pointing elsewhere
 
 
 class _Content:
@@ -771,6 +774,8 @@ class _Content:
         self.blocks: list[str] = []
         self.links: list[Ref] = []
         self.read_refs: list[Ref] = []
+        self._owners: list[int] = []  # per link: the index of its paragraph (-1: none)
+        self._only_links: list[bool] = []  # per paragraph: its text is its links' text
         self._pieces: list[str] = []
         self._pending: list[Ref] = []
         self._brs = 0
@@ -847,9 +852,25 @@ class _Content:
             self.read_refs += links
         elif not text or not (_per_render(text, self.title) or _link_list(text, links)):
             self.links += links
+            self._owners += [len(self.paragraphs) if text else -1] * len(links)
             if text:
                 self.paragraphs.append(text)
                 self.blocks.append(block)
+                self._only_links.append(_all_link(text, links) and not _in_cell(start, self._root))
+
+    def finish(self) -> None:
+        """Drop the link boxes standing among the paragraphs (see ``_link_boxes``), with
+        their links, keeping paragraphs, blocks and links parallel."""
+        dropped = _link_boxes(self.paragraphs, self._only_links)
+        if not dropped:
+            return
+        kept = [i for i in range(len(self.paragraphs)) if i not in dropped]
+        self.paragraphs = [self.paragraphs[i] for i in kept]
+        self.blocks = [self.blocks[i] for i in kept]
+        self._only_links = [self._only_links[i] for i in kept]
+        self.links = [r for r, owner in zip(self.links, self._owners) if owner not in dropped]
+        new_index = {old: new for new, old in enumerate(kept)}
+        self._owners = [new_index.get(o, -1) for o in self._owners if o not in dropped]
 
     def _is_cta(self, text: str) -> bool:
         return self.cta is not None and len(text) < MAX_CTA_BLOCK and bool(self.cta.match(text))
@@ -895,6 +916,42 @@ def _per_render(text: str, title: str) -> bool:
     """Text the site renders anew (a view counter, "5 minutes ago", an ad label) or repeats
     (the headline, kept in Article.title)."""
     return bool(COUNTER.match(text) or AD_LABEL.match(text)) or text.casefold() == title
+
+
+def _all_link(text: str, links: list[Ref]) -> bool:
+    """A paragraph that is one or more links and nothing else (a teaser's title, a list item)."""
+    return bool(links) and sum(len(r.text) for r in links) >= 0.9 * len(text)
+
+
+def _in_cell(el: etree._Element | None, root: etree._Element | None) -> bool:
+    """Inside a table cell: a row of data, whose cells may each be one link."""
+    for node in [el, *el.iterancestors()] if el is not None else []:
+        if node is root:
+            return False
+        if node.tag in ("td", "th"):
+            return True
+    return False
+
+
+def _label(text: str) -> bool:
+    """A few words that name what follows ("Explore further", "Auch interessant:"), not a sentence."""
+    return len(text) <= MAX_LABEL and len(text.split()) <= 8 and text[-1] not in ".!?…\"'»“”’)"
+
+
+def _link_boxes(paragraphs: list[str], only_links: list[bool]) -> set[int]:
+    """A label and the one or two bare links it introduces ("Explore further", "Weiterführender
+    Link", "Das könnte dich auch interessieren:"): a pointer to another article that the
+    site puts inside the body. Longer lists after a label stay: in the corpora as many of
+    them are the article's own ("Read more:", a post of deals) as are the site's."""
+    dropped: set[int] = set()
+    for i in range(1, len(paragraphs)):
+        if only_links[i] and not only_links[i - 1] and _label(paragraphs[i - 1]):
+            end = i
+            while end < len(paragraphs) and only_links[end]:
+                end += 1
+            if end - i <= MAX_BOX_LINKS:
+                dropped.update(range(i - 1, end))
+    return dropped
 
 
 def _link_list(text: str, links: list[Ref]) -> bool:
