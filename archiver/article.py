@@ -754,6 +754,12 @@ COUNTER = re.compile(
     r"^(?:\d[\d,.\s]*[km]?\s*(?:views?|reads?|shares?|comments?|likes?)|"
     r"(?:updated|posted|published)?\s*(?:\d+|an?)\s*(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?)"
     r"\s+ago|\d+\s*min(?:ute)?s?\s+read)$", re.I)
+# A line that is only a date, with a weekday or a time: "23.10.2018", "Donnerstag, 31. Mai
+# 2012", "May 31, 2012, 9:15 am", "2012-05-31".
+DATE_LINE = re.compile(
+    r"^(?:[^\W\d_]+,?\s+)?(?:\d{1,2}[./-]\s?\d{1,2}[./-]\s?\d{2,4}|\d{4}-\d\d-\d\d|"
+    r"\d{1,2}\.?\s+[^\W\d_]{3,}\.?,?\s+\d{4}|[^\W\d_]{3,}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4})"
+    r"(?:,?\s+(?:um\s+|at\s+|à\s+)?\d{1,2}[:.]\d\d(?:\s*(?:uhr|h|[ap]\.?m\.?))?)?$", re.I)
 INVISIBLE = str.maketrans("", "", "\u200b\u200c\u200d\u2060\ufeff\xad")
 MAX_CTA_BLOCK = 300  # a READ box is a short block; a long paragraph opening with "Read" is text
 MAX_LABEL = 60       # characters of a label over a box ("Explore further", "Das könnte dich interessieren:")
@@ -914,8 +920,9 @@ def _stable_words(classes: str, ident: str) -> tuple[str, ...]:
 
 def _per_render(text: str, title: str) -> bool:
     """Text the site renders anew (a view counter, "5 minutes ago", an ad label) or repeats
-    (the headline, kept in Article.title)."""
-    return bool(COUNTER.match(text) or AD_LABEL.match(text)) or text.casefold() == title
+    (the headline, kept in Article.title; a line of only the date, kept in Article.published)."""
+    return bool(COUNTER.match(text) or AD_LABEL.match(text) or (len(text) < 50 and DATE_LINE.match(text))) \
+        or text.casefold() == title
 
 
 def _all_link(text: str, links: list[Ref]) -> bool:
