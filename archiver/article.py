@@ -427,14 +427,16 @@ PARAGRAPH_TAGS = {"p", "li", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", 
 # Class/id words of page furniture: extract.EXCLUDED_NAMES plus bylines, meta lines,
 # screen-reader text and recommendation widgets; "nav" only as a whole word, since
 # generated heading ids such as "nav_the_heading_1" are article text; "tag" not as the
-# "tag-<slug>" classes WordPress puts on the post itself (one per tag of the post).
+# "tag-<slug>" classes WordPress puts on the post itself (one per tag of the post); an
+# author card or bio is about the writer, not the story.
 NOISE_NAMES = re.compile(
     r"comment|share|sharing|social|sidebar|widget|related|advert|\bads?\b|\bad[-_]|sponsor|promo|newsletter|"
     r"subscribe|signup|paywall|breadcrumb|\btags?\b(?!-\w)|\btags?-(?:list|links?|cloud|box|wrap|area|group)|"
     r"tag-?links|author-?box|\bmenu\b|\bnav\b|navbar|navigation|"
     r"footer|masthead|cookie|popup|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|screen-reader|"
     r"sr-only|visually-?hidden|recirc|outbrain|taboola|popular|trending|more-stories|most-read|print-only|"
-    r"toolbar|pagination|skip-link|\bcredit|aside|teaser", re.I)
+    r"toolbar|pagination|skip-link|\bcredit|aside|teaser|"
+    r"author-?(?:card|info|bio|profile|details)|\bbio\b", re.I)
 SLOT_NAMES = re.compile(r"advert\w*|\bads?\b|\bad[-_]|sponsor\w*|promo\w*|widget\w*", re.I)
 PROSE_PARAGRAPH = 300
 NOT_STANDFIRST_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "header", "figure", "figcaption", "table", "ul", "ol"}
