@@ -765,6 +765,7 @@ DATE_LINE = re.compile(
 INVISIBLE = str.maketrans("", "", "\u200b\u200c\u200d\u2060\ufeff\xad")
 MAX_CTA_BLOCK = 300  # a READ box is a short block; a long paragraph opening with "Read" is text
 MAX_LABEL = 60       # characters of a label over a box ("Explore further", "Das könnte dich interessieren:")
+LABELLED_LINKS = 3   # this many links after a label, and nothing else: tags or a credit line, not a sentence
 MAX_BOX_LINKS = 2    # link-only paragraphs after a label that make a box pointing elsewhere
 
 
@@ -964,8 +965,14 @@ def _link_boxes(paragraphs: list[str], only_links: list[bool]) -> set[int]:
 
 
 def _link_list(text: str, links: list[Ref]) -> bool:
-    """Links and next to nothing else: a menu or a "view graphic | share" bar, not prose."""
-    return len(links) >= 2 and sum(len(r.text) for r in links) >= 0.9 * len(text)
+    """Links and next to nothing else: a menu or a "view graphic | share" bar, not prose;
+    or a label and its links ("Tags: python, docker, getting started")."""
+    linked = sum(len(r.text) for r in links)
+    if len(links) >= 2 and linked >= 0.9 * len(text):
+        return True
+    label = LABEL.match(text)
+    rest = text[label.end():] if label else ""
+    return len(links) >= LABELLED_LINKS and bool(label) and linked >= 0.9 * len(re.sub(r"[\s,;|/·•]+", "", rest))
 
 
 def _read_boxes(root: etree._Element, base: str, cta: re.Pattern[str] | None) -> dict[etree._Element, list[Ref]]:
