@@ -28,7 +28,7 @@ from lxml import etree
 
 from .extract import EXCLUDED_TAGS, _absolute, _base_url, _cta_pattern, _is_inside, _names, decode_text, parse_html
 
-EXTRACTOR_VERSION = "2"
+EXTRACTOR_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -752,6 +752,12 @@ IRP_MARKERS = etree.XPath(".//*[contains(@class,'ctaText') or contains(@class,'p
                           "or starts-with(@class,'IRPP_') or contains(@class,' IRPP_')]")
 AD_LABEL = re.compile(r"^(?:advertisement|advertising|anzeige|werbung|publicidad|publicité|pubblicità|sponsored|"
                       r"ad|reklama|реклама)\W*$", re.I)
+# A control's caption standing alone: print, share, tag and comment buttons, in the
+# languages of the corpora.
+UI_LABEL = re.compile(
+    r"^(?:print|drucken|imprimer|stampa|imprimir|share|teilen|partager|compartir|condividi|tags?|schlagw(?:ö|o)rter|"
+    r"mots-clés|(?:write|leave|post|add) an? (?:comment|reply)|kommentare? schreiben|kommentieren|"
+    r"laisser un commentaire|commenter)\W*$", re.I)
 COUNTER = re.compile(
     r"^(?:\d[\d,.\s]*[km]?\s*(?:views?|reads?|shares?|comments?|likes?)|"
     r"(?:updated|posted|published)?\s*(?:\d+|an?)\s*(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?)"
@@ -922,9 +928,11 @@ def _stable_words(classes: str, ident: str) -> tuple[str, ...]:
 
 
 def _per_render(text: str, title: str) -> bool:
-    """Text the site renders anew (a view counter, "5 minutes ago", an ad label) or repeats
+    """Text the site renders anew (a view counter, "5 minutes ago", an ad label, a button's
+    caption such as "Drucken" or "Share") or repeats
     (the headline, kept in Article.title; a line of only the date, kept in Article.published)."""
-    return bool(COUNTER.match(text) or AD_LABEL.match(text) or (len(text) < 50 and DATE_LINE.match(text))) \
+    return bool(COUNTER.match(text) or AD_LABEL.match(text) or UI_LABEL.match(text)
+                or (len(text) < 50 and DATE_LINE.match(text))) \
         or text.casefold() == title
 
 
