@@ -28,7 +28,7 @@ from lxml import etree
 
 from .extract import EXCLUDED_TAGS, _absolute, _base_url, _cta_pattern, _is_inside, _names, decode_text, parse_html
 
-EXTRACTOR_VERSION = "2"
+EXTRACTOR_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ def article_of(doc: etree._Element | None, url: str, cta_texts: tuple[str, ...] 
     content = _Content(base, _cta_pattern(cta_texts), title)
     for root in roots:
         content.walk(root)
+    content.finish()
     lede = _lede(doc, roots[0], meta) if roots else ""
     if lede and lede not in content.paragraphs[:3]:
         content.paragraphs.insert(0, lede)
@@ -426,14 +427,16 @@ PARAGRAPH_TAGS = {"p", "li", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", 
 # Class/id words of page furniture: extract.EXCLUDED_NAMES plus bylines, meta lines,
 # screen-reader text and recommendation widgets; "nav" only as a whole word, since
 # generated heading ids such as "nav_the_heading_1" are article text; "tag" not as the
-# "tag-<slug>" classes WordPress puts on the post itself (one per tag of the post).
+# "tag-<slug>" classes WordPress puts on the post itself (one per tag of the post); an
+# author card or bio is about the writer, not the story.
 NOISE_NAMES = re.compile(
     r"comment|share|sharing|social|sidebar|widget|related|advert|\bads?\b|\bad[-_]|sponsor|promo|newsletter|"
     r"subscribe|signup|paywall|breadcrumb|\btags?\b(?!-\w)|\btags?-(?:list|links?|cloud|box|wrap|area|group)|"
     r"tag-?links|author-?box|\bmenu\b|\bnav\b|navbar|navigation|"
     r"footer|masthead|cookie|popup|byline|dateline|timestamp|post-?meta|entry-?meta|article-?meta|screen-reader|"
     r"sr-only|visually-?hidden|recirc|outbrain|taboola|popular|trending|more-stories|most-read|print-only|"
-    r"toolbar|pagination|skip-link|\bcredit|aside|teaser", re.I)
+    r"toolbar|pagination|skip-link|\bcredit|aside|teaser|"
+    r"author-?(?:card|info|bio|profile|details)|\bbio\b", re.I)
 SLOT_NAMES = re.compile(r"advert\w*|\bads?\b|\bad[-_]|sponsor\w*|promo\w*|widget\w*", re.I)
 PROSE_PARAGRAPH = 300
 NOT_STANDFIRST_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "header", "figure", "figcaption", "table", "ul", "ol"}
@@ -749,12 +752,27 @@ IRP_MARKERS = etree.XPath(".//*[contains(@class,'ctaText') or contains(@class,'p
                           "or starts-with(@class,'IRPP_') or contains(@class,' IRPP_')]")
 AD_LABEL = re.compile(r"^(?:advertisement|advertising|anzeige|werbung|publicidad|publicité|pubblicità|sponsored|"
                       r"ad|reklama|реклама)\W*$", re.I)
+# A control's caption standing alone: print, share, tag and comment buttons, in the
+# languages of the corpora.
+UI_LABEL = re.compile(
+    r"^(?:print|drucken|imprimer|stampa|imprimir|share|teilen|partager|compartir|condividi|tags?|schlagw(?:ö|o)rter|"
+    r"mots-clés|(?:write|leave|post|add) an? (?:comment|reply)|kommentare? schreiben|kommentieren|"
+    r"laisser un commentaire|commenter)\W*$", re.I)
 COUNTER = re.compile(
     r"^(?:\d[\d,.\s]*[km]?\s*(?:views?|reads?|shares?|comments?|likes?)|"
     r"(?:updated|posted|published)?\s*(?:\d+|an?)\s*(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?)"
     r"\s+ago|\d+\s*min(?:ute)?s?\s+read)$", re.I)
+# A line that is only a date, with a weekday or a time: "23.10.2018", "Donnerstag, 31. Mai
+# 2012", "May 31, 2012, 9:15 am", "2012-05-31".
+DATE_LINE = re.compile(
+    r"^(?:[^\W\d_]+,?\s+)?(?:\d{1,2}[./-]\s?\d{1,2}[./-]\s?\d{2,4}|\d{4}-\d\d-\d\d|"
+    r"\d{1,2}\.?\s+[^\W\d_]{3,}\.?,?\s+\d{4}|[^\W\d_]{3,}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4})"
+    r"(?:,?\s+(?:um\s+|at\s+|à\s+)?\d{1,2}[:.]\d\d(?:\s*(?:uhr|h|[ap]\.?m\.?))?)?$", re.I)
 INVISIBLE = str.maketrans("", "", "\u200b\u200c\u200d\u2060\ufeff\xad")
 MAX_CTA_BLOCK = 300  # a READ box is a short block; a long paragraph opening with "Read" is text
+MAX_LABEL = 60       # characters of a label over a box ("Explore further", "Das könnte dich interessieren:")
+LABELLED_LINKS = 3   # this many links after a label, and nothing else: tags or a credit line, not a sentence
+MAX_BOX_LINKS = 2    # link-only paragraphs after a label that make a box pointing elsewhere
 
 
 class _Content:
@@ -771,6 +789,8 @@ class _Content:
         self.blocks: list[str] = []
         self.links: list[Ref] = []
         self.read_refs: list[Ref] = []
+        self._owners: list[int] = []  # per link: the index of its paragraph (-1: none)
+        self._only_links: list[bool] = []  # per paragraph: its text is its links' text
         self._pieces: list[str] = []
         self._pending: list[Ref] = []
         self._brs = 0
@@ -847,9 +867,25 @@ class _Content:
             self.read_refs += links
         elif not text or not (_per_render(text, self.title) or _link_list(text, links)):
             self.links += links
+            self._owners += [len(self.paragraphs) if text else -1] * len(links)
             if text:
                 self.paragraphs.append(text)
                 self.blocks.append(block)
+                self._only_links.append(_all_link(text, links) and not _in_cell(start, self._root))
+
+    def finish(self) -> None:
+        """Drop the link boxes standing among the paragraphs (see ``_link_boxes``), with
+        their links, keeping paragraphs, blocks and links parallel."""
+        dropped = _link_boxes(self.paragraphs, self._only_links)
+        if not dropped:
+            return
+        kept = [i for i in range(len(self.paragraphs)) if i not in dropped]
+        self.paragraphs = [self.paragraphs[i] for i in kept]
+        self.blocks = [self.blocks[i] for i in kept]
+        self._only_links = [self._only_links[i] for i in kept]
+        self.links = [r for r, owner in zip(self.links, self._owners) if owner not in dropped]
+        new_index = {old: new for new, old in enumerate(kept)}
+        self._owners = [new_index.get(o, -1) for o in self._owners if o not in dropped]
 
     def _is_cta(self, text: str) -> bool:
         return self.cta is not None and len(text) < MAX_CTA_BLOCK and bool(self.cta.match(text))
@@ -892,14 +928,59 @@ def _stable_words(classes: str, ident: str) -> tuple[str, ...]:
 
 
 def _per_render(text: str, title: str) -> bool:
-    """Text the site renders anew (a view counter, "5 minutes ago", an ad label) or repeats
-    (the headline, kept in Article.title)."""
-    return bool(COUNTER.match(text) or AD_LABEL.match(text)) or text.casefold() == title
+    """Text the site renders anew (a view counter, "5 minutes ago", an ad label, a button's
+    caption such as "Drucken" or "Share") or repeats
+    (the headline, kept in Article.title; a line of only the date, kept in Article.published)."""
+    return bool(COUNTER.match(text) or AD_LABEL.match(text) or UI_LABEL.match(text)
+                or (len(text) < 50 and DATE_LINE.match(text))) \
+        or text.casefold() == title
+
+
+def _all_link(text: str, links: list[Ref]) -> bool:
+    """A paragraph that is one or more links and nothing else (a teaser's title, a list item)."""
+    return bool(links) and sum(len(r.text) for r in links) >= 0.9 * len(text)
+
+
+def _in_cell(el: etree._Element | None, root: etree._Element | None) -> bool:
+    """Inside a table cell: a row of data, whose cells may each be one link."""
+    for node in [el, *el.iterancestors()] if el is not None else []:
+        if node is root:
+            return False
+        if node.tag in ("td", "th"):
+            return True
+    return False
+
+
+def _label(text: str) -> bool:
+    """A few words that name what follows ("Explore further", "Auch interessant:"), not a sentence."""
+    return len(text) <= MAX_LABEL and len(text.split()) <= 8 and text[-1] not in ".!?…\"'»“”’)"
+
+
+def _link_boxes(paragraphs: list[str], only_links: list[bool]) -> set[int]:
+    """A label and the one or two bare links it introduces ("Explore further", "Weiterführender
+    Link", "Das könnte dich auch interessieren:"): a pointer to another article that the
+    site puts inside the body. Longer lists after a label stay: in the corpora as many of
+    them are the article's own ("Read more:", a post of deals) as are the site's."""
+    dropped: set[int] = set()
+    for i in range(1, len(paragraphs)):
+        if only_links[i] and not only_links[i - 1] and _label(paragraphs[i - 1]):
+            end = i
+            while end < len(paragraphs) and only_links[end]:
+                end += 1
+            if end - i <= MAX_BOX_LINKS:
+                dropped.update(range(i - 1, end))
+    return dropped
 
 
 def _link_list(text: str, links: list[Ref]) -> bool:
-    """Links and next to nothing else: a menu or a "view graphic | share" bar, not prose."""
-    return len(links) >= 2 and sum(len(r.text) for r in links) >= 0.9 * len(text)
+    """Links and next to nothing else: a menu or a "view graphic | share" bar, not prose;
+    or a label and its links ("Tags: python, docker, getting started")."""
+    linked = sum(len(r.text) for r in links)
+    if len(links) >= 2 and linked >= 0.9 * len(text):
+        return True
+    label = LABEL.match(text)
+    rest = text[label.end():] if label else ""
+    return len(links) >= LABELLED_LINKS and bool(label) and linked >= 0.9 * len(re.sub(r"[\s,;|/·•]+", "", rest))
 
 
 def _read_boxes(root: etree._Element, base: str, cta: re.Pattern[str] | None) -> dict[etree._Element, list[Ref]]:

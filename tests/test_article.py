@@ -78,10 +78,10 @@ def token_f1(got: str, want: str) -> float:
 
 @needs_corpus
 def test_body_text_matches_readability_ground_truth():
-    """All 130 pages of the Mozilla Readability test set. Measured with this test's own
-    scoring (`python bench/extract_quality.py` gives macro F1 0.948 with its tokeniser):
-    macro F1 0.947; 7 pages under 0.80, the lowest 0.118 (nytimes-5, whose body our
-    scoring does not find). Thresholds sit a little below."""
+    """All 130 pages of the Mozilla Readability test set. Measured for archiver/3 with this
+    test's own scoring (`python bench/extract_quality.py` gives macro F1 0.949 with its
+    tokeniser): macro F1 0.947; 7 pages under 0.80, the lowest 0.107 (nytimes-5, whose
+    body our scoring does not find). Thresholds sit a little below."""
     scores = {}
     for folder in sorted((HTML / "readability").iterdir()):
         article = extract_article((folder / "source.html").read_bytes(), READABILITY_URL)
@@ -95,9 +95,10 @@ def test_body_text_matches_readability_ground_truth():
 @needs_corpus
 def test_body_text_keeps_and_drops_trafilatura_snippets():
     """trafilatura's evaldata: snippets the main text must / must not contain, over all
-    110 pages of its test cache. Measured (`python bench/extract_quality.py`): F1 0.902,
-    P 0.891, R 0.913 (trafilatura 2.3.1 itself: 0.918 default, 0.902 favor_precision,
-    0.905 fast); threshold a little below."""
+    110 pages of its test cache. Measured for archiver/3 (`python bench/extract_quality.py`,
+    same run as its peers): F1 0.919, P 0.926, R 0.913, tp 262 fn 25 fp 21 (trafilatura
+    2.3.1 itself: 0.918 default, 0.912 favor_recall, 0.905 fast, 0.902 favor_precision);
+    threshold a little below."""
     evaldata = json.loads((HTML / "trafilatura" / "evaldata.json").read_text(encoding="utf-8"))
     tp = fn = fp = 0
     for url, entry in evaldata.items():
@@ -109,7 +110,7 @@ def test_body_text_keeps_and_drops_trafilatura_snippets():
         leaked = [" ".join(s.split()) in text for s in entry.get("without", [])]
         tp, fn, fp = tp + sum(found), fn + len(found) - sum(found), fp + sum(leaked)
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    assert 2 * precision * recall / (precision + recall) >= 0.89
+    assert 2 * precision * recall / (precision + recall) >= 0.91
 
 
 # ---- real pages: READ boxes --------------------------------------------------------------
