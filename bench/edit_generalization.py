@@ -130,7 +130,7 @@ class Article:
         headings = [h for h in self.doc.iter("h1", "h2") if text_of(h) and text_of(h) not in site and not _masthead(h)]
         shared = {h: _overlap(text_of(h), titles) for h in headings}
         best = max(shared, key=shared.get, default=None)
-        if best is not None and shared[best] >= 10:
+        if best is not None and shared[best][0] >= 10:
             return best
         order = {el: i for i, el in enumerate(self.doc.iter())}
         first = order[self.paragraphs()[0]]
@@ -149,19 +149,21 @@ def _is_prose(text: str) -> bool:
 
 
 MASTHEAD = re.compile(r"site-?title|site-?name|logo|brand|masthead", re.I)
+HOME = re.compile(r"(https?://[^/]+)?(/|\./|/?index\.\w+)?")  # a link to a site's home page
 
 
 def _masthead(heading: HtmlElement) -> bool:
     """The site's name as a heading: marked as such, or a link to the home page."""
     marks = " ".join(f"{e.get('class') or ''} {e.get('id') or ''}" for e in heading.iter())
-    homes = [a for a in heading.iter("a") if a.get("rel") == "home" or (a.get("href") or "#") in ("/", "./")
-             or re.fullmatch(r"https?://[^/]+/?", a.get("href") or "")]
+    homes = [a for a in heading.iter("a") if a.get("rel") == "home" or HOME.fullmatch(a.get("href") or "#")]
     return bool(MASTHEAD.search(marks) or homes)
 
 
-def _overlap(heading: str, titles: list[str]) -> int:
-    """Characters of the heading that a title holds (or of a title the heading holds)."""
-    return max((min(len(heading), len(t)) for t in titles if heading and (heading in t or t in heading)), default=0)
+def _overlap(heading: str, titles: list[str]) -> tuple[int, bool]:
+    """Characters of the heading that a title holds (or of a title the heading holds), and
+    whether a title starts with it (titles put the headline before the site's name)."""
+    shared = [t for t in titles if heading and (heading in t or t in heading)]
+    return max((min(len(heading), len(t)) for t in shared), default=0), any(t.startswith(heading) for t in shared)
 
 
 def text_of(el: HtmlElement | None) -> str:
