@@ -59,6 +59,7 @@ import multiprocessing.pool
 import os
 import random
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -819,11 +820,18 @@ class Render:
     shape: Shape
 
     def fixed(self, name: str, options: tuple):
-        """A per-page choice (a site's template), the same on every render."""
+        """A per-page choice (the site's template: a label, a markup, a place), the same on
+        every render."""
         return options[zlib.crc32(f"{self.page}/{name}".encode()) % len(options)]
 
     def between(self, rng: random.Random) -> str:
+        """A place between two paragraphs, drawn anew on every render (ads, inline boxes)."""
         return f"gap:{rng.randint(1, self.shape.gaps - 1)}"
+
+    def fixed_gap(self, name: str) -> str:
+        """A place between two paragraphs where the site's template puts this (after the
+        same paragraph on every render)."""
+        return f"gap:{1 + zlib.crc32(f'{self.page}/{name}'.encode()) % (self.shape.gaps - 1)}"
 
     def picks(self, rng: random.Random, k: int) -> list[Other]:
         return rng.sample(self.others, min(k, len(self.others)))
@@ -919,7 +927,7 @@ def taboola(rng: random.Random, r: Render) -> Noise:
               f'<span class="trc_rbox_header_span">{header}</span></div><div class="trc_rbox_outer">{items}</div>'
               f'<a class="trc_desktop_disclosure_link" href="https://popup.taboola.com/en/?template=colorbox">'
               f'by Taboola</a></div>')
-    return [(rng.choice(("after", f"gap:{r.shape.gaps}")), markup)]
+    return [(r.fixed("where taboola", ("after", f"gap:{r.shape.gaps}")), markup)]
 
 
 def outbrain(rng: random.Random, r: Render) -> Noise:
@@ -935,7 +943,7 @@ def outbrain(rng: random.Random, r: Render) -> Noise:
               f'<div class="ob-widget ob-feed-layout"><div class="ob-widget-header"><span class="ob-widget-text">'
               f'{r.fixed("outbrain", ("Recommended for you", "Promoted Stories", "From the web"))}</span></div>'
               f'<div class="ob-widget-items-container">{items}</div></div></div>')
-    return [(rng.choice(("after", "sidebar")), markup)]
+    return [(r.fixed("where outbrain", ("after", "sidebar")), markup)]
 
 
 LIVE_READERS = ("<strong>{n}</strong> people are reading this", "<strong>{n}</strong> readers online now",
@@ -946,7 +954,7 @@ def live_readers(rng: random.Random, r: Render) -> Noise:
     """A live-readers promo: "1,284 people are reading this"."""
     phrase = r.fixed("readers", LIVE_READERS).format(n=f"{rng.randint(120, 9000):,}")
     markup = f'<div class="live-readers" aria-live="polite"><span class="live-readers__dot"></span> {phrase}</div>'
-    return [(rng.choice(("gap:0", "before", "sidebar")), markup)]
+    return [(r.fixed("where readers", ("gap:0", "before", "sidebar")), markup)]
 
 
 RELATIVE_TIMES = (("Updated {n} minutes ago", "Updated {n} hours ago"),
@@ -966,7 +974,7 @@ def relative_time(rng: random.Random, r: Render) -> Noise:
     text = minutes.format(n=age) if age < 60 else hours.format(n=age // 60)
     markup = (f'<div class="article-meta"><time class="timeago updated" datetime="{updated.isoformat()}">'
               f'{text}</time></div>')
-    return [(rng.choice(("before", "gap:0")), markup)]
+    return [(r.fixed("where ago", ("before", "gap:0")), markup)]
 
 
 def view_counter(rng: random.Random, r: Render) -> Noise:
@@ -976,7 +984,7 @@ def view_counter(rng: random.Random, r: Render) -> Noise:
               f'<span class="post-views-icon dashicons dashicons-chart-bar"></span> '
               f'<span class="post-views-label">Post Views:</span> '
               f'<span class="post-views-count">{views:,}</span></div>')
-    return [(rng.choice(("before", "after", f"gap:{r.shape.gaps}")), markup)]
+    return [(r.fixed("where views", ("before", "after", f"gap:{r.shape.gaps}")), markup)]
 
 
 RELATED_LABELS = ("Related:", "Read more:", "You may also like", "Lea también:", "Читайте также:",
@@ -991,7 +999,7 @@ def related_rotating(rng: random.Random, r: Render) -> Noise:
                 for path, title in r.picks(rng, rng.randint(1, 2))]
     if style == "list":
         items = "".join(f'<li><a href="{esc(p)}">{esc(t)}</a></li>' for p, t in r.picks(rng, 3))
-        return [(rng.choice(("after", f"gap:{r.shape.gaps}")),
+        return [(r.fixed("where related", ("after", f"gap:{r.shape.gaps}")),
                  f'<div class="related-posts"><h3 class="related-posts__title">{esc(label)}</h3>'
                  f'<ul>{items}</ul></div>')]
     items = "".join(
@@ -1016,7 +1024,7 @@ def lazy_images(rng: random.Random, r: Render) -> Noise:
         noise += [(f"imgsrc:{i}", PIXEL), (f"imgdata:{i}", signed(src, 800))]
     if not r.shape.images:
         src = f"https://images.cdn.example/photos/{r.page.strip('/').replace('/', '-')}.jpg"
-        noise.append((r.between(rng), (
+        noise.append((r.fixed_gap("lazy figure"), (
             f'<figure class="wp-block-image size-large"><img src="{PIXEL}" data-src="{signed(src, 1024)}" '
             f'data-srcset="{signed(src, 640)} 640w, {signed(src, 1280)} 1280w" class="lazyload" alt=""></figure>')))
     return noise
@@ -1068,7 +1076,7 @@ def poll(rng: random.Random, r: Render) -> Noise:
               f'<p style="text-align: center;"><strong>{esc(question)}</strong></p><div id="polls-{pid}-ans" '
               f'class="wp-polls-ans"><ul class="wp-polls-ul">{rows}</ul><p style="text-align: center;">'
               f'Total Voters: <strong>{total:,}</strong></p></div></form></div>')
-    return [(r.between(rng), markup)]
+    return [(r.fixed_gap("poll"), markup)]
 
 
 NEWSLETTERS = ("Get our morning briefing", "Sign up for the daily newsletter", "Never miss a story")
@@ -1094,7 +1102,7 @@ def newsletter(rng: random.Random, r: Render) -> Noise:
                 f'<button type="submit">Subscribe</button>'
                 f'</p></form><div class="wp-block-jetpack-subscriptions__subscount">Join '
                 f'{48000 + 11 * r.capture + rng.randint(0, 9):,} other subscribers</div></div>')
-    return [(rng.choice((r.between(rng), "after")), form)]
+    return [(r.fixed("where newsletter", (r.fixed_gap("newsletter"), "after")), form)]
 
 
 def trending(rng: random.Random, r: Render) -> Noise:
@@ -1106,7 +1114,7 @@ def trending(rng: random.Random, r: Render) -> Noise:
     markup = (f'<section id="wpp-2" class="widget popular-posts"><h2 class="widget-title">'
               f'{r.fixed("trending", ("Trending", "Most read", "Popular now"))}</h2>'
               f'<ul class="wpp-list">{items}</ul></section>')
-    return [(rng.choice(("sidebar", "after")), markup)]
+    return [(r.fixed("where trending", ("sidebar", "after")), markup)]
 
 
 AB_VARIANTS = ("{t}", "{t}: what we know so far", "Why everyone is talking about this: {t}")
@@ -1119,7 +1127,7 @@ def ab_headlines(rng: random.Random, r: Render) -> Noise:
     markup = (f'<div class="up-next" data-ab-test="hl-{r.post_id}" data-ab-variant="{"ABC"[variant]}">'
               f'<span class="up-next__label">Up next</span> <a class="up-next__link" href="{esc(path)}">'
               f'{esc(AB_VARIANTS[variant].format(t=title))}</a></div>')
-    return [(rng.choice(("after", f"gap:{r.shape.gaps}")), markup)]
+    return [(r.fixed("where up next", ("after", f"gap:{r.shape.gaps}")), markup)]
 
 
 def share_counts(rng: random.Random, r: Render) -> Noise:
@@ -1135,7 +1143,7 @@ def share_counts(rng: random.Random, r: Render) -> Noise:
     markup = (f'<div class="sharedaddy sd-sharing-enabled"><div class="robots-nocontent sd-block sd-social '
               f'sd-sharing"><h3 class="sd-title">Share this:</h3><div class="sd-content"><ul>{buttons}</ul>'
               f'</div></div></div>')
-    return [(rng.choice(("before", "after")), markup)]
+    return [(r.fixed("where share", ("before", "after")), markup)]
 
 
 FAMILIES: dict[str, Callable[[random.Random, Render], Noise]] = {
@@ -1300,6 +1308,10 @@ class PageServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}{self.plan.path}"
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that went away is no error of ours
+            super().handle_error(request, client_address)
 
 
 @contextmanager
@@ -1494,12 +1506,19 @@ def make_approaches(only: list[str], work: Path, pool: multiprocessing.pool.Pool
 
 @contextmanager
 def anchor_pool() -> Iterator[multiprocessing.pool.Pool]:
-    """Worker processes for the anchors' extraction, forked before any server thread runs."""
-    pool = multiprocessing.get_context("fork").Pool(os.cpu_count() or 2)
+    """Worker processes for the anchors' extraction, forked before any server thread runs.
+    They leave when done, or are killed on an error: with SIGTERM's default action, as
+    stop_on_sigterm's SystemExit in a worker can wait forever on a lock the pool holds."""
+    pool = multiprocessing.get_context("fork").Pool(os.cpu_count() or 2, initializer=signal.signal,
+                                                    initargs=(signal.SIGTERM, signal.SIG_DFL))
     try:
         yield pool
-    finally:
+    except BaseException:
         pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
         pool.join()
 
 
