@@ -1534,7 +1534,8 @@ class Tally:
     false_alarms: Counter = field(default_factory=Counter)
     edits: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # kind -> cases/found/right/exact
     false_samples: list[dict] = field(default_factory=list)
-    missed: list[dict] = field(default_factory=list)
+    missed: list[dict] = field(default_factory=list)  # edits not found with the right kind
+    extra_kinds: list[dict] = field(default_factory=list)  # found with the right kind and others
     seconds: float = 0.0
 
     def add(self, plan: PagePlan, step: Step, seen: Seen) -> None:
@@ -1552,11 +1553,12 @@ class Tally:
 
     def _edit(self, plan: PagePlan, step: Step, seen: Seen) -> None:
         expect = EXPECTED[step.edit]
-        right = expect in seen.kinds
+        right, exact = expect in seen.kinds, seen.kinds == (expect,)
         for key in ("all", step.edit):
-            self.edits[key].update(cases=1, found=seen.alarm, right=right, exact=seen.kinds == (expect,))
-        if not right:
-            self.missed.append(sample(plan, step, seen) | {"expected": expect, "detail": step.detail})
+            self.edits[key].update(cases=1, found=seen.alarm, right=right, exact=exact)
+        if not exact:
+            (self.extra_kinds if right else self.missed).append(
+                sample(plan, step, seen) | {"expected": expect, "detail": step.detail})
 
 
 def sample(plan: PagePlan, step: Step, seen: Seen) -> dict:
@@ -1584,10 +1586,20 @@ def run(plans: list[PagePlan], site: Site, urls: dict[str, str], approaches: lis
     return tallies
 
 
-def extra_fetches(site: Site, plans: list[PagePlan], client: str) -> tuple[int, int]:
-    """(requests beyond one per page and capture, captures) of one client."""
-    due = [(p.id, s.capture) for p in plans for s in p.steps]
-    return sum(max(0, site.requests[(client, pid, c)] - 1) for pid, c in due), len(due)
+def extra_fetches(site: Site, plans: list[PagePlan], client: str) -> dict[str, dict[str, int]]:
+    """Requests beyond one per page and capture, and captures, of one client: in all and
+    by what the capture was (baseline, noise, edit)."""
+    out: dict[str, Counter] = defaultdict(Counter)
+    for plan in plans:
+        for step in plan.steps:
+            extra = max(0, site.requests[(client, plan.id, step.capture)] - 1)
+            for key in ("all", step.what):
+                out[key].update(extra=extra, captures=1)
+    return {key: dict(c) for key, c in out.items()}
+
+
+def per_capture(fetched: dict[str, int]) -> str:
+    return f"{fetched['extra'] / fetched['captures']:.3f}" if fetched.get("captures") else "-"
 
 
 def render_mismatches(site: Site, clients: list[str]) -> int:
@@ -1605,13 +1617,13 @@ def rate(n: int, of: int) -> str:
     return f"{n} ({100 * n / of:.1f}%)" if of else "-"
 
 
-def summary_table(tallies: dict[str, Tally], extra: dict[str, tuple[int, int]]) -> str:
+def summary_table(tallies: dict[str, Tally], extra: dict[str, dict[str, dict[str, int]]]) -> str:
     rows = []
     for name, t in tallies.items():
-        e, fetched = t.edits["all"], extra[name]
+        e = t.edits["all"]
         rows.append([name, t.noise["all"], rate(t.false_alarms["all"], t.noise["all"]), e["cases"],
                      rate(e["right"], e["cases"]), rate(e["found"], e["cases"]), rate(e["exact"], e["cases"]),
-                     f"{fetched[0] / fetched[1]:.3f}" if fetched[1] else "-", f"{t.seconds:.0f}"])
+                     per_capture(extra[name]["all"]), f"{t.seconds:.0f}"])
     return table(rows, ["approach", "noise-only", "false alarms", "edits", "right kind", "found at all",
                         "exact kinds", "extra fetches/capture", "seconds"])
 
@@ -1683,6 +1695,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"edit_generalization: {len(plans)} pages, {args.captures} noise-only captures + {args.edits} edits "
           f"per page, seed {args.seed}; wall time {wall:.0f} s")
     print("\n" + summary_table(tallies, extra))
+    for name, fetched in extra.items():
+        if fetched["all"]["extra"]:
+            print(f"{name}: extra fetches per noise-only capture {per_capture(fetched['noise'])}, "
+                  f"per edit capture {per_capture(fetched['edit'])}, per baseline {per_capture(fetched['baseline'])}")
     print("\n" + family_table(tallies, plans))
     print("\n" + edit_table(tallies))
     mismatches = render_mismatches(site, list(tallies))
@@ -1702,8 +1718,9 @@ def results_json(args, plans, tallies, extra, wall, mismatches) -> dict:
         "approaches": {name: {"seconds": round(t.seconds, 1), "noise_only": dict(t.noise),
                               "false_alarms": dict(t.false_alarms),
                               "edits": {k: dict(c) for k, c in t.edits.items()},
-                              "extra_fetches": extra[name][0], "captures": extra[name][1],
-                              "false_alarm_samples": t.false_samples, "missed": t.missed}
+                              "extra_fetches": extra[name],
+                              "false_alarm_samples": t.false_samples, "missed": t.missed,
+                              "extra_kinds": t.extra_kinds}
                        for name, t in tallies.items()},
     }
 
