@@ -472,7 +472,10 @@ def json_escaped(text: str) -> str:
 
 
 def _title_elements(art: Article) -> list[HtmlElement]:
-    return [el for el in (art.doc.find("head/title"), art.heading()) if el is not None]
+    """<title>, the headline element and any other heading repeating the headline."""
+    headline = art.headline().rstrip("¶# ")
+    repeats = [h for h in art.doc.iter("h1", "h2") if text_of(h).rstrip("¶# ") == headline]
+    return [el for el in dict.fromkeys([art.doc.find("head/title"), art.heading(), *repeats]) if el is not None]
 
 
 def _retitle_text(el: HtmlElement, retitle: Callable[[str], str]) -> bool:
@@ -490,6 +493,7 @@ def _retitle_text(el: HtmlElement, retitle: Callable[[str], str]) -> bool:
 BYLINE_SOURCES = ("//*[@rel='author']", "//*[@itemprop='author']", "//*[contains(@class, 'byline')]",
                   "//*[contains(@class, 'author')]", "//meta[@name='author']/@content")
 BY_PREFIX = re.compile(r"^(by|von|por|par|di|door|av)\s+", re.I)
+NAME_PARTICLES = {"van", "von", "de", "der", "den", "da", "del", "della", "di", "du", "la", "le", "bin", "al", "y"}
 NEW_AUTHORS = ("Marta Kowalczyk", "Jonas Lindqvist", "Amara Okafor", "Tomás Echeverría", "Ilse van Dijk",
                "Kenji Morimoto", "Sofia Marchetti")
 
@@ -516,11 +520,11 @@ def _in_comments(found) -> bool:
 
 def _person(text: str) -> str | None:
     """text as a person's name ("By Jane Doe —" -> "Jane Doe"), or None if it is not one:
-    2-4 words, the first and last capitalised, no digits or separators."""
+    2-4 words, capitalised but for particles (van, de, ...), no digits or separators."""
     name = BY_PREFIX.sub("", " ".join(text.split())).strip(" -–—,;·|")
     words = name.split()
     if 2 <= len(words) <= 4 and len(name) <= 40 and words[0][0].isupper() and words[-1][0].isupper() \
-            and not re.search(r"[\d@|:/]", name):
+            and all(w[0].isupper() or w in NAME_PARTICLES for w in words) and not re.search(r"[\d@|:/]", name):
         return name
     return None
 
@@ -552,13 +556,14 @@ def _authors_in(data) -> list[str]:
 
 def edit_byline(art: Article, rng: random.Random, others: list[Other]) -> str | None:
     """The author changes everywhere (in any letter case, in scripts also as JSON writes
-    it) but in running text, the headline and <title>."""
+    it) but in the headline and <title>, and in the article content only where a byline
+    stands (an element giving the name alone): not in its text, captions or photo credits."""
     old = author_name(art.doc)
     if old is None:
         return None
     new = rng.choice([n for n in NEW_AUTHORS if n != old])
-    prose = [p for p in art.paragraphs() if _is_prose(re.sub(re.escape(old), "", text_of(p), flags=re.I))]
-    keep = {d for p in prose for d in p.iter()} | {d for t in _title_elements(art) for d in t.iter()}
+    content = {d for d in art.body.iter() if (_person(text_of(d)) or "").casefold() != old.casefold()}
+    keep = content | {d for t in _title_elements(art) for d in t.iter()}
     rename = functools.partial(_renamed, old=old, new=new)
     changed = sum(_rename_in(el, rename, keep) for el in art.doc.iter())
     return f"byline {old!r} -> {new!r}" if changed else None
@@ -634,8 +639,9 @@ SHOWN_DATES = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%B %
 
 
 def _move_shown_dates(art: Article, shift: dict[date, date]) -> None:
-    """Move the dates shown as text (any form of SHOWN_DATES), outside running text and scripts."""
-    hidden = {d for p in art.paragraphs() for d in p.iter()} | set(art.doc.iter("script", "style"))
+    """Move the dates shown as text (any form of SHOWN_DATES) outside the article content
+    (a date in the text may be another event's) and scripts."""
+    hidden = set(art.body.iter()) | set(art.doc.iter("script", "style"))
     pattern = re.compile("|".join(re.escape(d.strftime(f)) for d in shift for f in SHOWN_DATES))
     forms = {d.strftime(f): shift[d].strftime(f) for d in shift for f in reversed(SHOWN_DATES)}
 
