@@ -312,6 +312,8 @@ METRICS = [("wall s", "wall_s", "{:.1f}"), ("floor s (see below)", "floor_s", "{
 def fmt(key: str, spec: str, value) -> str:
     if value is None:
         return "-"
+    if spec == "{}" and isinstance(value, float) and value.is_integer():
+        value = int(value)  # a median of counts
     return spec.format(value / 1e6 if key == "body_bytes" else value)
 
 
