@@ -486,8 +486,7 @@ def evidence_report(config, url: str, now: datetime):
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .verify import verify_archive, verify_wacz
-    config = load_config(args.config)
-    report = verify_wacz(args.wacz) if args.wacz else verify_archive(config)
+    report = verify_wacz(args.wacz) if args.wacz else verify_archive(load_config(args.config))  # a WACZ stands alone
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:
