@@ -433,6 +433,12 @@ class Catalog:
                             (entry["seq"], entry["time"], entry["count"], entry["head"],
                              entry.get("public_key", ""), entry.get("signature", "")))
 
+    def recorded_key(self) -> str | None:
+        """The public key of the first signed checkpoint or key entry kept here: once an
+        archive has signed, it has a key."""
+        row = self.db.execute("SELECT public_key FROM checkpoints WHERE public_key != '' ORDER BY seq LIMIT 1").fetchone()
+        return row[0] if row else None
+
     def ledger_state(self) -> tuple[tuple[int, str] | None, list[sqlite3.Row]]:
         head = self.db.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
         return (tuple(head) if head else None), self._rows("SELECT * FROM checkpoints ORDER BY seq")

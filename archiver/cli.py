@@ -25,7 +25,7 @@ from .catalog import iter_rows
 from .article import EXTRACTOR_VERSION
 from .config import load_config, parse_duration
 from .errors import ArchiverError, ConfigError, UsageError
-from .archive import Archive, FetchResult, SnapshotSummary, open_catalog
+from .archive import Archive, FetchResult, SnapshotSummary, create_key, open_catalog
 # Commands that need the scheduler, pywb, verification or export import them when run:
 # every capture pays for what it imports at start-up.
 from .pipeline import history_of, reindex, snapshot
@@ -444,11 +444,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from .keys import generate_key
     config = load_config(args.config)
-    key = generate_key(config.evidence.key)
+    key = create_key(config, warc_date(datetime.now(timezone.utc)))
     print(f"created {config.evidence.key} (private, mode 0600) and {config.evidence.key}.pub")
     print(f"public key: {key.public_b64}")
+    print("its creation is recorded in the ledger, signed; checkpoints from now on are signed with it")
     return EXIT_OK
 
 
@@ -496,6 +496,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(("OK: " if report.ok else f"FAILED: {len(report.problems)} problem(s); ") + counts)
         if report.signature:
             print(f"signed {report.signature['created']} by public key {report.signature['public_key']}")
+        if report.key:
+            k = report.key
+            print(f"key {k['public_key'][:24]}... created {k['time']} (ledger entry {k['seq']}), signing the "
+                  f"{k['count']} entries before it; {report.counts.get('checkpoints_before_key', 0)} "
+                  "checkpoint(s) before it are unsigned")
         if report.checkpoint:
             c = report.checkpoint
             print(f"latest checkpoint: entry {c['seq']} at {c['time']}, head {c['head']}"

@@ -55,6 +55,7 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     checkpoint: dict[str, Any] | None = None  # the archive's latest ledger checkpoint
+    key: dict[str, Any] | None = None         # the ledger entry recording the key's creation
     signature: dict[str, Any] | None = None   # an export's signer
 
     @property
@@ -62,7 +63,8 @@ class Report:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "counts": self.counts, "latest_checkpoint": self.checkpoint, "signature": self.signature,
+        return {"ok": self.ok, "counts": self.counts, "latest_checkpoint": self.checkpoint, "key": self.key,
+                "signature": self.signature,
                 "problems": [{"where": p.where, "message": p.message} for p in self.problems]}
 
 
@@ -181,9 +183,13 @@ def check_ledger(config: Config, catalog: Catalog, records: dict[str, SeenRecord
     key = load_key(config.evidence.key)
     head, saved_checkpoints = catalog.ledger_state()
     trusted = key.public_b64 if key else next((c["public_key"] for c in saved_checkpoints if c["public_key"]), None)
-    chain_problems, checkpoints, count, head_hash = check_chain(ledger, trusted)
+    chain = check_chain(ledger, trusted)
+    checkpoints, count = chain.checkpoints, chain.count
     name = ledger.path.name
-    report.problems += [Problem(f"{name}:{p.line}", p.message) for p in chain_problems]
+    report.problems += [Problem(f"{name}:{p.line}", p.message) for p in chain.problems]
+    if chain.key is not None:
+        report.key = {k: chain.key.get(k) for k in ("seq", "time", "count", "public_key")}
+        report.counts["checkpoints_before_key"] = chain.unsigned_before_key
     entries = {e["seq"]: e for _, e, _ in ledger.entries() if e and isinstance(e.get("seq"), int)}
     for entry in entries.values():
         if entry.get("type") == "capture":
@@ -225,8 +231,8 @@ def _check_against_catalog(head, saved_checkpoints, entries: dict, count: int, r
         if entry is None:
             report.problems.append(Problem(name, f"checkpoint at entry {saved['seq']} ({saved['time']}) "
                                                  "is missing from the ledger"))
-        elif (entry.get("type"), entry.get("head"), entry.get("signature", "")) != \
-                ("checkpoint", saved["head"], saved["signature"]):
+        elif entry.get("type") not in ("checkpoint", "key") or \
+                (entry.get("head"), entry.get("signature", "")) != (saved["head"], saved["signature"]):
             report.problems.append(Problem(name, f"checkpoint at entry {saved['seq']} differs from the copy in "
                                                  "the catalog: the chain was rewritten"))
 
