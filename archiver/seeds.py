@@ -1,11 +1,14 @@
 """seeds/*.txt -> Seed values, and URL normalisation. Pure: no network, no catalog.
 
 A seed line is ``URL [key=value ...]``; ``#`` starts a comment. Options are kept as
-strings here; the scheduler gives meaning to ``every``, ``cron`` and ``tag``.
+strings here; the scheduler gives meaning to ``every``, ``cron`` and ``tag``, and any
+other option is refused (a misspelt ``evry=1h`` would silently leave a seed on the
+default schedule).
 """
 
 from __future__ import annotations
 
+import logging
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +17,10 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from .errors import ConfigError, UsageError
 
+log = logging.getLogger("archiver")
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
+SEED_OPTIONS = ("every", "cron", "tag")
 # A lowercase host name of letters, digits and hyphens (or a dotted IPv4 address): what
 # normalisation leaves as it is; the SURT fast path (index.SIMPLE_URL) takes the same.
 PLAIN_HOST = r"[a-z0-9-]+(?:\.[a-z0-9-]+)*"
@@ -119,6 +125,8 @@ def parse_seed_line(text: str, source: str = "", line: int = 0) -> Seed | None:
         key, sep, value = word.partition("=")
         if not sep or not key:
             raise ConfigError(f"{source}:{line}: option {word!r} is not key=value")
+        if key not in SEED_OPTIONS:
+            raise ConfigError(f"{source}:{line}: unknown option {key!r} (options: {', '.join(SEED_OPTIONS)})")
         options.append((key, value))
     return Seed(url, tuple(options), source, line)
 
@@ -143,12 +151,21 @@ def read_seed_file(path: Path) -> list[Seed]:
 
 
 def load_seeds(seeds_dir: Path) -> list[Seed]:
-    """All seeds in seeds_dir/*.txt, in file-name order, first occurrence of a URL wins."""
+    """All seeds in seeds_dir/*.txt, in file-name order, first occurrence of a URL wins;
+    a later one with other options is warned about (both places named)."""
     seen: dict[str, Seed] = {}
     for path in sorted(seeds_dir.glob("*.txt")):
         for seed in read_seed_file(path):
-            seen.setdefault(seed.url, seed)
+            first = seen.setdefault(seed.url, seed)
+            if first is not seed and sorted(first.options) != sorted(seed.options):
+                log.warning("%s is listed twice with different options: %s:%d (%s) is used, %s:%d (%s) is ignored",
+                            seed.url, first.source, first.line, _options_text(first), seed.source, seed.line,
+                            _options_text(seed))
     return list(seen.values())
+
+
+def _options_text(seed: Seed) -> str:
+    return " ".join(f"{k}={v}" for k, v in seed.options) or "no options"
 
 
 def seed_line(url: str, options: list[tuple[str, str]]) -> str:

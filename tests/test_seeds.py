@@ -88,3 +88,36 @@ def test_root_relative_links_joined_without_urljoin_are_what_urljoin_gives(base,
             normalize_url(href, base)
         return
     assert normalize_url(href, base) == expected
+
+
+def test_unknown_seed_option_names_file_line_and_option(tmp_path):
+    (tmp_path / "a.txt").write_text("https://ok.example/ every=1h\nhttps://x.example/ evry=1h tag=a\n")
+    with pytest.raises(ConfigError, match=r"a.txt:2: unknown option 'evry' \(options: every, cron, tag\)"):
+        load_seeds(tmp_path)
+
+
+def test_duplicate_seed_with_other_options_is_warned_about_naming_both_places(tmp_path, caplog):
+    (tmp_path / "a.txt").write_text("https://x.example/ every=1h\nhttps://y.example/ tag=t\n")
+    (tmp_path / "b.txt").write_text("# more\nhttps://x.example/ every=6h\nhttps://y.example/ tag=t\n")
+    seeds = load_seeds(tmp_path)
+    assert [(s.url, s.option("every")) for s in seeds] == [("https://x.example/", "1h"), ("https://y.example/", None)]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]  # y: the same options, no warning
+    assert "https://x.example/" in warning and "a.txt:1 (every=1h) is used" in warning
+    assert "b.txt:2 (every=6h) is ignored" in warning
+
+
+def test_commands_that_read_seeds_refuse_an_unknown_option(tmp_path):
+    from .conftest import make_archive, run_cli
+
+    config = make_archive(tmp_path / "a")
+    (config.seeds_dir / "example.txt").write_text("http://127.0.0.1:9/a/ evry=1h\n")
+    for args in (["snapshot"], ["run", "--once"], ["list"], ["status"]):
+        result = run_cli(*args, cwd=config.root)
+        assert result.returncode == 2, (args, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert "example.txt:1: unknown option 'evry'" in line, (args, line)
+    (config.seeds_dir / "example.txt").write_text("http://127.0.0.1:9/a/ every=1h\n")
+    (config.seeds_dir / "more.txt").write_text("http://127.0.0.1:9/a/ every=2h\n")
+    listed = run_cli("list", cwd=config.root)
+    assert listed.returncode == 0
+    assert "example.txt:1 (every=1h) is used" in listed.stderr and "more.txt:1 (every=2h) is ignored" in listed.stderr
