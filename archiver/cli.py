@@ -275,12 +275,17 @@ def cmd_captures(args: argparse.Namespace) -> int:
 def cmd_reindex(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     on_file = (lambda name: None) if args.quiet else (lambda name: print(f"  indexing {name}", file=sys.stderr))
-    files, captures = reindex(config, on_file)
+    result = reindex(config, on_file)
+    for d in result.damaged:
+        print(f"archiver: {d.warc}: damaged (truncated or corrupt) from byte {d.readable} of {d.size}: read "
+              f"{d.records} whole records, kept their {d.captures} captures; the rest cannot be read", file=sys.stderr)
     if args.json:
-        print(json.dumps({"warc_files": files, "captures": captures}))
+        print(json.dumps({"warc_files": result.files, "captures": result.captures,
+                          "damaged": [vars(d) for d in result.damaged]}))
     else:
-        print(f"reindexed {captures} captures from {files} WARC files")
-    return EXIT_OK
+        print(f"reindexed {result.captures} captures from {result.files} WARC files"
+              + (f"; {len(result.damaged)} damaged" if result.damaged else ""))
+    return EXIT_FAILURE if result.damaged else EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:
