@@ -65,6 +65,11 @@ class SnapshotSummary:
     def failed_seeds(self) -> list[str]:
         return [s for s, ok in self.seeds_ok.items() if not ok]
 
+    def last_fetches(self) -> dict[str, FetchResult]:
+        """Each fetched URL's last fetch: results hold one per attempt (retries, a
+        confirming fetch), and a URL's outcome is its last."""
+        return {r.url: r for r in self.results}
+
 
 class Archive:
     """An archive folder opened for writing: repairs crashed files, then captures."""

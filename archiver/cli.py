@@ -247,11 +247,14 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: SnapshotSummary) -> None:
+    last = summary.last_fetches()
     by_record: dict[str, int] = {}
-    for r in summary.results:
+    for r in last.values():
         by_record[r.record] = by_record.get(r.record, 0) + 1
     counts = ", ".join(f"{n} {k}" for k, n in sorted(by_record.items()))
-    print(f"captured {len(summary.results)} URLs for {len(summary.seeds_ok)} seed(s): {counts}")
+    attempts = f" ({len(summary.results)} attempts)" if len(summary.results) > len(last) else ""
+    print(f"captured {len(last)} URL{'' if len(last) == 1 else 's'} for {len(summary.seeds_ok)} seed(s): "
+          f"{counts}{attempts}")
     for warc in summary.warcs:
         print(f"  {warc}")
 
