@@ -24,7 +24,7 @@ from . import __version__
 from .catalog import iter_rows
 from .article import EXTRACTOR_VERSION
 from .config import load_config, parse_duration
-from .errors import ArchiverError, ConfigError, UsageError
+from .errors import ArchiverError, ConfigError, UsageError, os_error_text
 from .archive import Archive, FetchResult, SnapshotSummary, create_key, open_catalog
 # Commands that need the scheduler, pywb, verification or export import them when run:
 # every capture pays for what it imports at start-up.
@@ -61,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head or less that quit early
         sys.stderr.close()
         return EXIT_OK
-    except (sqlite3.Error, OSError) as e:  # the disk or the catalog failed under us: one line, not a traceback
-        print(f"archiver: error: {type(e).__name__}: {e}", file=sys.stderr)
+    except OSError as e:  # the disk failed under us, or a file named is not there: one line, not a traceback
+        print(f"archiver: error: {os_error_text(e)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except sqlite3.Error as e:  # the catalog failed under us
+        print(f"archiver: error: catalog: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILURE
 
 

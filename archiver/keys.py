@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from .errors import ArchiverError, UsageError
+from .errors import ArchiverError, UsageError, os_error_text
 
 COORDINATE_BYTES = 32
 
@@ -89,7 +89,9 @@ def load_key(path: Path) -> SigningKey | None:
         return None
     try:
         private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError, OSError) as e:
+    except OSError as e:
+        raise ArchiverError(f"{path}: cannot read the private key: {os_error_text(e, with_path=False)}") from e
+    except (ValueError, TypeError) as e:
         raise ArchiverError(f"{path}: not a readable private key: {e}") from e
     if not isinstance(private, ec.EllipticCurvePrivateKey):
         raise ArchiverError(f"{path}: not an ECDSA key")

@@ -8,6 +8,7 @@ default schedule).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import shlex
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 import re
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, UsageError, os_error_text
 
 log = logging.getLogger("archiver")
 
@@ -29,6 +30,9 @@ ALREADY_NORMAL = re.compile(rf"https?://({PLAIN_HOST})(:[1-9][0-9]{{0,4}})?/[A-Z
 # A root-relative link of the same characters, without "//" or dot segments: joined to a
 # normal base it is normal, and needs no urljoin (most links on a page; 3 us less each).
 PLAIN_ROOT_PATH = re.compile(r"/(?![/.])(?:[A-Za-z0-9_~-]|/(?!/|\.)|\.)*")
+# A host name after IDNA encoding: labels of letters, digits, hyphens and underscores
+# (which DNS names such as _dmarc use); a space, %, <, ... is never part of one.
+HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?")
 
 
 @dataclass(frozen=True)
@@ -98,9 +102,18 @@ def requote_uri(uri: str) -> str:
 
 def _idna_host(hostname: str, url: str) -> str:
     try:
-        return hostname.encode("idna").decode("ascii").lower()
+        host = hostname.encode("idna").decode("ascii").lower()
     except UnicodeError as e:
         raise UsageError(f"invalid host in URL {url!r}") from e
+    if ":" in host:  # IPv6, from a bracketed [...] host
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise UsageError(f"invalid host {hostname!r} in URL {url!r}") from None
+    elif not HOST_NAME.fullmatch(host):
+        raise UsageError(f"invalid host {hostname!r} in URL {url!r}: a host name has only letters, digits, "
+                         "hyphens and dots")
+    return host
 
 
 def url_host(url: str) -> str:
@@ -144,8 +157,10 @@ def _strip_comment(text: str) -> str:
 def read_seed_file(path: Path) -> list[Seed]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read seed file: {e}") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read seed file: {os_error_text(e, with_path=False)}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: cannot read seed file: not UTF-8 ({e.reason} at byte {e.start})") from e
     seeds = (parse_seed_line(t, str(path), n) for n, t in enumerate(lines, 1))
     return [s for s in seeds if s is not None]
 

@@ -25,6 +25,7 @@ from .locks import reading
 from .config import Config
 from .export import WARC_NAME
 from .keys import load_key, verify_signature
+from .errors import os_error_text
 from .ledger import Ledger, check_chain, checkpoint_message, entry_hash
 from .warcfile import WARC_SUFFIX, iter_gzip_members
 
@@ -245,7 +246,10 @@ def verify_wacz(path: Path) -> Report:
     report = Report()
     try:
         z = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as e:
+    except OSError as e:
+        report.problems.append(Problem(path.name, f"cannot read it: {os_error_text(e, with_path=False)}"))
+        return report
+    except zipfile.BadZipFile as e:
         report.problems.append(Problem(path.name, f"not a readable WACZ (zip) file: {e}"))
         return report
     with z, tempfile.TemporaryDirectory() as tmp:
