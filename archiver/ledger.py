@@ -201,9 +201,10 @@ class ChainProblem:
 
 @dataclass
 class Chain:
-    """What a walk over the whole chain found."""
+    """What a walk over the whole chain found (kept small: entries are not kept)."""
     problems: list[ChainProblem] = field(default_factory=list)
-    checkpoints: list[dict] = field(default_factory=list)
+    checkpoints: int = 0
+    last_checkpoint: dict | None = None
     count: int = 0
     head: str = GENESIS
     key: dict | None = None        # the entry recording the key's creation
@@ -211,18 +212,22 @@ class Chain:
     _unsigned: list[int] = field(default_factory=list)  # lines of unsigned checkpoints with no key entry before them
 
 
-def check_chain(ledger: Ledger, trusted_key: str | None) -> Chain:
-    """Walk the whole chain. trusted_key: the archive's public key as known outside the
-    ledger (archive.key, or the catalog's copies of signed checkpoints)."""
+def check_chain(ledger: Ledger, trusted_key: str | None,
+                on_entry: Callable[[dict[str, Any]], None] = lambda entry: None) -> Chain:
+    """Walk the whole chain, an entry at a time; on_entry sees each one parsed (so one
+    pass serves other checks too). trusted_key: the archive's public key as known outside
+    the ledger (archive.key, or the catalog's copies of signed checkpoints)."""
     chain = Chain()
     for line, entry, _ in ledger.entries():
         if entry is None:
             chain.problems.append(ChainProblem(line, "not a JSON ledger entry"))
             continue
+        on_entry(entry)
         _check_link(chain, line, entry)
         if entry.get("type") == "checkpoint":
             _check_checkpoint(chain, line, entry, trusted_key)
-            chain.checkpoints.append(entry)
+            chain.checkpoints += 1
+            chain.last_checkpoint = entry
         elif entry.get("type") == "key":
             _check_key_entry(chain, line, entry, trusted_key)
         chain.count, chain.head = int(entry.get("seq") or chain.count + 1), str(entry.get("hash"))
