@@ -19,6 +19,7 @@ from . import __version__
 from .capture import Original, Reached, exchange_records, metadata_content
 from .catalog import CaptureRow, Catalog
 from .config import Config
+from .errors import ArchiverError, UsageError
 from .extract import Link
 from .fetch import Exchange, utcnow
 from .history import History
@@ -64,6 +65,11 @@ class SnapshotSummary:
     def failed_seeds(self) -> list[str]:
         return [s for s, ok in self.seeds_ok.items() if not ok]
 
+    def last_fetches(self) -> dict[str, FetchResult]:
+        """Each fetched URL's last fetch: results hold one per attempt (retries, a
+        confirming fetch), and a URL's outcome is its last."""
+        return {r.url: r for r in self.results}
+
 
 class Archive:
     """An archive folder opened for writing: repairs crashed files, then captures."""
@@ -76,6 +82,12 @@ class Archive:
         self.catalog = Catalog(config.storage.catalog)
         self.ledger = Ledger(config.evidence.ledger)
         self.key = signing_key(config.evidence.key)
+        if self.key is None and (recorded := self.catalog.recorded_key()):
+            self.catalog.close()
+            self.writing.close()
+            raise ArchiverError(f"{config.evidence.key} is missing, but this archive has signed with key "
+                                f"{recorded[:24]}...: restore the key file (checkpoints made without it would "
+                                "not verify)")
         if repair:
             repair_abandoned(config, self.catalog)
             recover_ledger(config, self.catalog, self.ledger, warc_date(clock()))
@@ -121,10 +133,17 @@ class Archive:
 
     def checkpoint(self) -> None:
         """A signed checkpoint in the ledger, and a copy in the catalog."""
-        entry = self.ledger.checkpoint(self.key, warc_date(self.clock()))
+        entry = self.ledger.checkpoint(self._signing_key, warc_date(self.clock()))
         self.catalog.add_checkpoint(entry)
         self.catalog.mark_ledgered([], (entry["seq"], entry["hash"]))
         self.since_checkpoint = 0
+
+    def _signing_key(self) -> SigningKey | None:
+        """The key, looked for again while there is none: archiver keygen may make it
+        while this archive is open (a running archiver run)."""
+        if self.key is None:
+            self.key = signing_key(self.config.evidence.key)
+        return self.key
 
     def _row(self, ex: Exchange, reached: Reached, links: list[Link], records, written) -> tuple:
         meta = Placed(written[-1].offset, written[-1].length, records[-1].rec_headers)
@@ -159,6 +178,42 @@ def signing_key(path: Path) -> SigningKey | None:
     from .keys import load_key
 
     return load_key(path)
+
+
+def create_key(config: Config, now: str) -> SigningKey:
+    """archiver keygen: make the archive's key and record its creation in the ledger (an
+    entry signed by it over the chain so far) and in the catalog. Captures ledgered
+    before it stay unsigned-before-key: the key entry signs the chain that holds them.
+    Refused when the archive has had a key: deleting archive.key must not make a new
+    key, and with it a new "before", possible."""
+    from .keys import generate_key
+
+    catalog = Catalog(config.storage.catalog)
+    ledger = Ledger(config.evidence.ledger)
+    made: list[SigningKey] = []
+
+    def make() -> SigningKey:  # under the ledger's lock
+        made.append(generate_key(config.evidence.key))
+        return made[0]
+
+    try:
+        recorded = catalog.recorded_key()
+        if recorded and not config.evidence.key.exists():
+            raise UsageError(f"{config.evidence.key} is missing, but this archive has signed with key "
+                             f"{recorded[:24]}...: restore the key file; an archive keeps its key")
+        try:
+            entry = ledger.record_key(make, now)
+        except BaseException:
+            if made:  # the key exists but its creation is not in the ledger: it must not be used
+                config.evidence.key.unlink(missing_ok=True)
+                config.evidence.key.with_name(config.evidence.key.name + ".pub").unlink(missing_ok=True)
+            raise
+        catalog.add_checkpoint(entry)
+        catalog.mark_ledgered([], (entry["seq"], entry["hash"]))
+        return made[0]
+    finally:
+        ledger.close()
+        catalog.close()
 
 
 def warcinfo_fields(config: Config, key: SigningKey | None) -> dict[str, str]:

@@ -268,6 +268,12 @@ class Catalog:
                     found[(url, digest)] = (record_id, url, fetched_at)
         return found
 
+    def iter_captures(self) -> Iterator[CaptureRow]:
+        """Every capture, a row at a time (in the order they were added), for checks over
+        the whole catalog that must not hold it in memory."""
+        for r in self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM captures ORDER BY id"):
+            yield CaptureRow(*r)
+
     def captures(self, url: str | None = None) -> list[CaptureRow]:
         where, args = ("WHERE url = ? OR seed = ?", (url, url)) if url else ("", ())
         rows = self.db.execute(
@@ -433,9 +439,21 @@ class Catalog:
                             (entry["seq"], entry["time"], entry["count"], entry["head"],
                              entry.get("public_key", ""), entry.get("signature", "")))
 
-    def ledger_state(self) -> tuple[tuple[int, str] | None, list[sqlite3.Row]]:
+    def recorded_key(self) -> str | None:
+        """The public key of the first signed checkpoint or key entry kept here: once an
+        archive has signed, it has a key."""
+        row = self.db.execute("SELECT public_key FROM checkpoints WHERE public_key != '' ORDER BY seq LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def ledger_head(self) -> tuple[int, str] | None:
         head = self.db.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
-        return (tuple(head) if head else None), self._rows("SELECT * FROM checkpoints ORDER BY seq")
+        return tuple(head) if head else None
+
+    def iter_checkpoints(self) -> Iterator[sqlite3.Row]:
+        """Every checkpoint (and key entry) kept here, a row at a time."""
+        cur = self.db.cursor()
+        cur.row_factory = sqlite3.Row
+        yield from cur.execute("SELECT * FROM checkpoints ORDER BY seq")
 
     def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         cur = self.db.cursor()

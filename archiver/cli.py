@@ -24,8 +24,8 @@ from . import __version__
 from .catalog import iter_rows
 from .article import EXTRACTOR_VERSION
 from .config import load_config, parse_duration
-from .errors import ArchiverError, ConfigError, UsageError
-from .archive import Archive, FetchResult, SnapshotSummary, open_catalog
+from .errors import ArchiverError, ConfigError, UsageError, os_error_text
+from .archive import Archive, FetchResult, SnapshotSummary, create_key, open_catalog
 # Commands that need the scheduler, pywb, verification or export import them when run:
 # every capture pays for what it imports at start-up.
 from .pipeline import history_of, reindex, snapshot
@@ -61,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head or less that quit early
         sys.stderr.close()
         return EXIT_OK
-    except (sqlite3.Error, OSError) as e:  # the disk or the catalog failed under us: one line, not a traceback
-        print(f"archiver: error: {type(e).__name__}: {e}", file=sys.stderr)
+    except OSError as e:  # the disk failed under us, or a file named is not there: one line, not a traceback
+        print(f"archiver: error: {os_error_text(e)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except sqlite3.Error as e:  # the catalog failed under us
+        print(f"archiver: error: catalog: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILURE
 
 
@@ -247,11 +250,14 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: SnapshotSummary) -> None:
+    last = summary.last_fetches()
     by_record: dict[str, int] = {}
-    for r in summary.results:
+    for r in last.values():
         by_record[r.record] = by_record.get(r.record, 0) + 1
     counts = ", ".join(f"{n} {k}" for k, n in sorted(by_record.items()))
-    print(f"captured {len(summary.results)} URLs for {len(summary.seeds_ok)} seed(s): {counts}")
+    attempts = f" ({len(summary.results)} attempts)" if len(summary.results) > len(last) else ""
+    print(f"captured {len(last)} URL{'' if len(last) == 1 else 's'} for {len(summary.seeds_ok)} seed(s): "
+          f"{counts}{attempts}")
     for warc in summary.warcs:
         print(f"  {warc}")
 
@@ -275,12 +281,17 @@ def cmd_captures(args: argparse.Namespace) -> int:
 def cmd_reindex(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     on_file = (lambda name: None) if args.quiet else (lambda name: print(f"  indexing {name}", file=sys.stderr))
-    files, captures = reindex(config, on_file)
+    result = reindex(config, on_file)
+    for d in result.damaged:
+        print(f"archiver: {d.warc}: damaged (truncated or corrupt) from byte {d.readable} of {d.size}: read "
+              f"{d.records} whole records, kept their {d.captures} captures; the rest cannot be read", file=sys.stderr)
     if args.json:
-        print(json.dumps({"warc_files": files, "captures": captures}))
+        print(json.dumps({"warc_files": result.files, "captures": result.captures,
+                          "damaged": [vars(d) for d in result.damaged]}))
     else:
-        print(f"reindexed {captures} captures from {files} WARC files")
-    return EXIT_OK
+        print(f"reindexed {result.captures} captures from {result.files} WARC files"
+              + (f"; {len(result.damaged)} damaged" if result.damaged else ""))
+    return EXIT_FAILURE if result.damaged else EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -444,11 +455,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from .keys import generate_key
     config = load_config(args.config)
-    key = generate_key(config.evidence.key)
+    key = create_key(config, warc_date(datetime.now(timezone.utc)))
     print(f"created {config.evidence.key} (private, mode 0600) and {config.evidence.key}.pub")
     print(f"public key: {key.public_b64}")
+    print("its creation is recorded in the ledger, signed; checkpoints from now on are signed with it")
     return EXIT_OK
 
 
@@ -486,8 +497,7 @@ def evidence_report(config, url: str, now: datetime):
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .verify import verify_archive, verify_wacz
-    config = load_config(args.config)
-    report = verify_wacz(args.wacz) if args.wacz else verify_archive(config)
+    report = verify_wacz(args.wacz) if args.wacz else verify_archive(load_config(args.config))  # a WACZ stands alone
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:
@@ -497,6 +507,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(("OK: " if report.ok else f"FAILED: {len(report.problems)} problem(s); ") + counts)
         if report.signature:
             print(f"signed {report.signature['created']} by public key {report.signature['public_key']}")
+        if report.key:
+            k = report.key
+            print(f"key {k['public_key'][:24]}... created {k['time']} (ledger entry {k['seq']}), signing the "
+                  f"{k['count']} entries before it; {report.counts.get('checkpoints_before_key', 0)} "
+                  "checkpoint(s) before it are unsigned")
         if report.checkpoint:
             c = report.checkpoint
             print(f"latest checkpoint: entry {c['seq']} at {c['time']}, head {c['head']}"

@@ -205,13 +205,16 @@ class Config:
 
 
 def load_config(path: Path | None = None) -> Config:
-    """Read, validate and resolve config.toml; a missing default file means all defaults."""
-    explicit = path is not None
-    path = Path(path) if path is not None else Path.cwd() / CONFIG_NAME
-    raw: dict[str, Any] = {}
-    if path.exists() or explicit:
-        raw = _read_toml(path)
-    return build_config(raw, path.resolve().parent)
+    """Read, validate and resolve config.toml (by default ./config.toml). A folder without
+    one is not an archive: ConfigError, so that no command makes an archive by accident
+    wherever it is run (``archiver init`` makes one)."""
+    if path is None:
+        path = Path.cwd() / CONFIG_NAME
+        if not path.is_file():
+            raise ConfigError(f"no {CONFIG_NAME} in {path.parent}: this folder is not an archive "
+                              f"(create one with archiver init, or pass --config PATH)")
+    path = Path(path)
+    return build_config(_read_toml(path), path.resolve().parent)
 
 
 def build_config(raw: dict[str, Any], root: Path) -> Config:
@@ -268,8 +271,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: cannot read config: no such file (create an archive with archiver init)") from None
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from e
+        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from e
 

@@ -154,15 +154,16 @@ def run_demo(directory, on_result=lambda r: None) -> list:
     from pathlib import Path
 
     from .config import load_config
-    from .keys import generate_key
-    from .archive import Archive
+    from .archive import Archive, create_key
+    from .fetch import utcnow
     from .pipeline import snapshot
+    from .warcfile import warc_date
     from .workdir import init_archive
 
     root = Path(directory)
     init_archive(root, overrides={"per_host_delay": "0.0", "confirm_delay": "0.5"})
     config = load_config(root / "config.toml")
-    generate_key(config.evidence.key)  # so the demo's ledger checkpoints are signed
+    create_key(config, warc_date(utcnow()))  # so the demo's ledger checkpoints are signed
     summaries = []
     with DemoSite() as site:
         archive = Archive(config)

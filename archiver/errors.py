@@ -5,6 +5,16 @@ The CLI maps ``UsageError`` and ``ConfigError`` to exit status 2 and every other
 """
 
 
+def os_error_text(e: OSError, with_path: bool = True) -> str:
+    """An OSError as people read it, one line and no errno: "PATH: No such file or
+    directory" (with_path=False when the message names the path already), where
+    str(e) gives "[Errno 2] No such file or directory: 'PATH'"."""
+    reason = e.strerror or str(e) or type(e).__name__
+    if with_path and e.filename is not None:
+        return f"{e.filename}: {reason}" + (f" (and {e.filename2})" if e.filename2 is not None else "")
+    return reason
+
+
 class ArchiverError(Exception):
     """Root of every error archiver raises on purpose."""
 

@@ -43,7 +43,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import http1
 from .config import CaptureConfig
-from .errors import ConfigError
+from .errors import ConfigError, os_error_text
 from .seeds import DEFAULT_PORTS
 from .warcfile import sha1_label
 
@@ -555,7 +555,7 @@ def _tls_context(cfg: CaptureConfig) -> ssl.SSLContext:
     try:
         return ssl.create_default_context(cafile=str(cfg.ca_bundle) if cfg.ca_bundle else None)
     except (OSError, ssl.SSLError) as e:
-        raise ConfigError(f"config: [capture] ca_bundle {cfg.ca_bundle}: {e}") from e
+        raise ConfigError(f"config: [capture] ca_bundle {cfg.ca_bundle}: {os_error_text(e, with_path=False)}") from e
 
 
 # ---- errors -----------------------------------------------------------------------------
@@ -610,7 +610,7 @@ def _load_cookies(path: Path):
     try:
         jar.load(ignore_discard=True, ignore_expires=True)
     except (OSError, http.cookiejar.LoadError) as e:
-        raise ConfigError(f"config: [capture] cookies_file {path}: {e}") from e
+        raise ConfigError(f"config: [capture] cookies_file {path}: {os_error_text(e, with_path=False)}") from e
     for cookie in jar:
         if cookie.expires == 0:  # how browsers and curl export a session cookie
             cookie.expires, cookie.discard = None, True

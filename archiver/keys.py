@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from .errors import ArchiverError, UsageError
+from .errors import ArchiverError, UsageError, os_error_text
 
 COORDINATE_BYTES = 32
 
@@ -57,16 +57,27 @@ def verify_signature(public_b64: str, message: str, signature_b64: str) -> bool:
 
 
 def generate_key(path: Path) -> SigningKey:
-    """Create the private key file (0600, refusing to overwrite) and PATH.pub beside it."""
+    """Create the private key file (0600, refusing to overwrite) and PATH.pub beside it.
+    The file appears whole (written aside, then linked): a capture process that looks
+    for the key never reads half of it."""
     if path.exists():
-        raise UsageError(f"{path} already exists: an archive keeps its key (remove the file to replace it)")
+        raise UsageError(f"{path} already exists: an archive keeps its key")
     private = ec.generate_private_key(ec.SECP256R1())
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(aside, path)  # FileExistsError if another keygen got there first
+    except FileExistsError:
+        raise UsageError(f"{path} already exists: an archive keeps its key") from None
+    finally:
+        aside.unlink(missing_ok=True)
     key = SigningKey(private)
     path.with_name(path.name + ".pub").write_text(key.public_b64 + "\n", encoding="ascii")
     return key
@@ -78,7 +89,9 @@ def load_key(path: Path) -> SigningKey | None:
         return None
     try:
         private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError, OSError) as e:
+    except OSError as e:
+        raise ArchiverError(f"{path}: cannot read the private key: {os_error_text(e, with_path=False)}") from e
+    except (ValueError, TypeError) as e:
         raise ArchiverError(f"{path}: not a readable private key: {e}") from e
     if not isinstance(private, ec.EllipticCurvePrivateKey):
         raise ArchiverError(f"{path}: not an ECDSA key")

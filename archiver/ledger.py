@@ -13,7 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
@@ -48,6 +48,11 @@ def chained(payload: dict[str, Any], seq: int, prev: str) -> tuple[dict[str, Any
 
 def checkpoint_message(count: int, head: str, time: str) -> str:
     return f"archiver-ledger-checkpoint:{count}:{head}:{time}"
+
+
+def key_message(count: int, head: str, time: str, public_key: str) -> str:
+    """What a key entry signs: the chain as it stood when the key was made, and the key."""
+    return f"archiver-ledger-key:{count}:{head}:{time}:{public_key}"
 
 
 class Ledger:
@@ -109,16 +114,35 @@ class Ledger:
             return self._known[1], self._known[2]
         return self._head(f)
 
-    def checkpoint(self, key: SigningKey | None, time: str) -> dict[str, Any]:
+    def checkpoint(self, key: SigningKey | None | Callable[[], SigningKey | None], time: str) -> dict[str, Any]:
         """Append a checkpoint over everything before it; signed when there is a key. Its
         count and head are read under the lock it is written under: read before, another
-        writer's entries could come between them and it."""
+        writer's entries could come between them and it. key may be a function giving the
+        key, called under that lock too: archiver keygen records a new key under it, so a
+        checkpoint is either before the key's entry or signed."""
         def payload(count: int, head: str) -> list[dict[str, Any]]:
+            if callable(key):
+                return signed(key(), count, head)
+            return signed(key, count, head)
+
+        def signed(key: SigningKey | None, count: int, head: str) -> list[dict[str, Any]]:
             entry: dict[str, Any] = {"type": "checkpoint", "time": time, "count": count, "head": head}
             if key is not None:
                 entry["public_key"] = key.public_b64
                 entry["signature"] = key.sign(checkpoint_message(count, head, time))
             return [entry]
+
+        [entry] = self.append_made(payload)
+        return entry
+
+    def record_key(self, make_key: Callable[[], SigningKey], time: str) -> dict[str, Any]:
+        """Make the key (make_key, called under the ledger's lock) and append the entry that
+        records its creation: signed by it, over the chain before it. Checkpoints before it
+        may be unsigned; none after it."""
+        def payload(count: int, head: str) -> list[dict[str, Any]]:
+            key = make_key()
+            return [{"type": "key", "time": time, "count": count, "head": head, "public_key": key.public_b64,
+                     "signature": key.sign(key_message(count, head, time, key.public_b64))}]
 
         [entry] = self.append_made(payload)
         return entry
@@ -175,40 +199,89 @@ class ChainProblem:
     message: str
 
 
-def check_chain(ledger: Ledger, trusted_key: str | None) -> tuple[list[ChainProblem], list[dict], int, str]:
-    """Walk the whole chain: (problems, checkpoints seen, entries, head hash)."""
-    problems: list[ChainProblem] = []
-    checkpoints: list[dict] = []
-    seq, prev = 0, GENESIS
+@dataclass
+class Chain:
+    """What a walk over the whole chain found (kept small: entries are not kept)."""
+    problems: list[ChainProblem] = field(default_factory=list)
+    checkpoints: int = 0
+    last_checkpoint: dict | None = None
+    count: int = 0
+    head: str = GENESIS
+    key: dict | None = None        # the entry recording the key's creation
+    unsigned_before_key: int = 0   # unsigned checkpoints made before the key existed
+    _unsigned: list[int] = field(default_factory=list)  # lines of unsigned checkpoints with no key entry before them
+
+
+def check_chain(ledger: Ledger, trusted_key: str | None,
+                on_entry: Callable[[dict[str, Any]], None] = lambda entry: None) -> Chain:
+    """Walk the whole chain, an entry at a time; on_entry sees each one parsed (so one
+    pass serves other checks too). trusted_key: the archive's public key as known outside
+    the ledger (archive.key, or the catalog's copies of signed checkpoints)."""
+    chain = Chain()
     for line, entry, _ in ledger.entries():
         if entry is None:
-            problems.append(ChainProblem(line, "not a JSON ledger entry"))
+            chain.problems.append(ChainProblem(line, "not a JSON ledger entry"))
             continue
-        if entry.get("seq") != seq + 1:
-            problems.append(ChainProblem(line, f"entry seq {entry.get('seq')} where {seq + 1} was expected "
-                                               "(an entry was removed, duplicated or moved)"))
-        if entry.get("prev") != prev:
-            problems.append(ChainProblem(line, "prev does not match the hash of the entry before it"))
-        if entry.get("hash") != entry_hash(entry):
-            problems.append(ChainProblem(line, "entry was edited: its hash does not match its content"))
+        on_entry(entry)
+        _check_link(chain, line, entry)
         if entry.get("type") == "checkpoint":
-            problems += [ChainProblem(line, m) for m in _checkpoint_problems(entry, seq, prev, trusted_key)]
-            checkpoints.append(entry)
-        seq, prev = int(entry.get("seq") or seq + 1), str(entry.get("hash"))
-    return problems, checkpoints, seq, prev
+            _check_checkpoint(chain, line, entry, trusted_key)
+            chain.checkpoints += 1
+            chain.last_checkpoint = entry
+        elif entry.get("type") == "key":
+            _check_key_entry(chain, line, entry, trusted_key)
+        chain.count, chain.head = int(entry.get("seq") or chain.count + 1), str(entry.get("hash"))
+    if trusted_key:  # a key, and no entry saying when it was made: every checkpoint must be signed
+        chain.problems += [ChainProblem(line, "checkpoint is not signed although the archive has a key, and the "
+                                              "ledger records no key creation after it") for line in chain._unsigned]
+    return chain
 
 
-def _checkpoint_problems(entry: dict, seq: int, prev: str, trusted_key: str | None) -> list[str]:
-    out = []
-    if entry.get("count") != seq or entry.get("head") != prev:
-        out.append("checkpoint count/head do not match the chain before it")
+def _check_link(chain: Chain, line: int, entry: dict) -> None:
+    if entry.get("seq") != chain.count + 1:
+        chain.problems.append(ChainProblem(line, f"entry seq {entry.get('seq')} where {chain.count + 1} was "
+                                                 "expected (an entry was removed, duplicated or moved)"))
+    if entry.get("prev") != chain.head:
+        chain.problems.append(ChainProblem(line, "prev does not match the hash of the entry before it"))
+    if entry.get("hash") != entry_hash(entry):
+        chain.problems.append(ChainProblem(line, "entry was edited: its hash does not match its content"))
+    if entry.get("type") in ("checkpoint", "key") and (
+            entry.get("count") != chain.count or entry.get("head") != chain.head):
+        chain.problems.append(ChainProblem(line, f"{entry['type']} count/head do not match the chain before it"))
+
+
+def _check_checkpoint(chain: Chain, line: int, entry: dict, trusted_key: str | None) -> None:
     if "signature" not in entry:
-        return out + (["checkpoint is not signed although the archive has a key"] if trusted_key else [])
-    if trusted_key and entry.get("public_key") != trusted_key:
-        out.append("checkpoint signed with a key that is not the archive's")
+        if chain.key is not None:
+            chain.problems.append(ChainProblem(line, f"checkpoint is not signed although the archive's key was "
+                                                     f"created before it (entry {chain.key.get('seq')})"))
+        else:
+            chain._unsigned.append(line)
+        return
+    expected = chain.key.get("public_key") if chain.key is not None else trusted_key
+    if expected and entry.get("public_key") != expected:
+        chain.problems.append(ChainProblem(line, "checkpoint signed with a key that is not the archive's"))
+    message = checkpoint_message(entry.get("count", -1), entry.get("head", ""), entry.get("time", ""))
+    if not _verifies(entry.get("public_key", ""), message, entry.get("signature", "")):
+        chain.problems.append(ChainProblem(line, "checkpoint signature does not verify"))
+
+
+def _check_key_entry(chain: Chain, line: int, entry: dict, trusted_key: str | None) -> None:
+    public_key = entry.get("public_key", "")
+    if chain.key is not None:
+        chain.problems.append(ChainProblem(line, f"a second key entry: the archive's key was created at entry "
+                                                 f"{chain.key.get('seq')} and an archive keeps its key"))
+    elif trusted_key and public_key != trusted_key:
+        chain.problems.append(ChainProblem(line, "the key recorded here is not the archive's key"))
+    message = key_message(entry.get("count", -1), entry.get("head", ""), entry.get("time", ""), public_key)
+    if not _verifies(public_key, message, entry.get("signature", "")):
+        chain.problems.append(ChainProblem(line, "key entry signature does not verify"))
+    if chain.key is None:
+        chain.key, chain.unsigned_before_key = entry, len(chain._unsigned)
+        chain._unsigned.clear()  # made before the key existed; the key entry signs the chain that holds them
+
+
+def _verifies(public_key: str, message: str, signature: str) -> bool:
     from .keys import verify_signature  # cryptography, for archives that sign only
 
-    message = checkpoint_message(entry.get("count", -1), entry.get("head", ""), entry.get("time", ""))
-    if not verify_signature(entry.get("public_key", ""), message, entry.get("signature", "")):
-        out.append("checkpoint signature does not verify")
-    return out
+    return verify_signature(public_key, message, signature)

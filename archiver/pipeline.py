@@ -8,7 +8,12 @@ article history from the WARC files alone.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 from .archive import Archive, FetchResult, SnapshotSummary, open_catalog, repair_abandoned
 from .history import History
@@ -21,7 +26,7 @@ from .parallel import parallel_snapshot, process_count
 from .locks import UrlLocks, WriterLock
 from .seeds import normalize_url
 from .tracking import load_history, observe_from_warcs, rebuild_histories
-from .warcfile import WARC_SUFFIX
+from .warcfile import WARC_SUFFIX, iter_gzip_members
 
 log = logging.getLogger("archiver")
 
@@ -77,9 +82,26 @@ def _crawl(archive: Archive, seeds: list[str], on_result: Callable[[FetchResult]
     return batch.summary
 
 
-def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) -> tuple[int, int]:
-    """Rebuild captures, cross-references and CDXJ files from the WARC files alone.
-    Returns (files, captures)."""
+@dataclass(frozen=True)
+class Damaged:
+    """A WARC file that cannot be read to its end (truncated, or a corrupt gzip member)."""
+    warc: str
+    readable: int  # bytes up to the end of its last whole record
+    size: int
+    records: int   # whole records before that point (warcinfo included)
+    captures: int  # captures indexed from them
+
+
+@dataclass
+class Reindexed:
+    files: int = 0
+    captures: int = 0
+    damaged: list[Damaged] = field(default_factory=list)
+
+
+def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) -> Reindexed:
+    """Rebuild captures, cross-references and CDXJ files from the WARC files alone. A
+    damaged file's whole records are indexed and the file is reported."""
     alone = WriterLock(config.storage.lock_dir)
     alone.take_alone("reindex")  # a writer's captures still in an open file would be cleared for good
     catalog = Catalog(config.storage.catalog)
@@ -87,15 +109,61 @@ def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) 
         repair_abandoned(config, catalog)
         catalog.clear_captured()
         files = sorted(config.storage.warc_dir.glob("*" + WARC_SUFFIX))
-        count = 0
+        result = Reindexed(files=len(files))
         for path in files:
             on_file(path.name)
-            for row, xrefs in warc_captures(path):
-                count += catalog.add_capture(row, xrefs) is not None
-            write_cdxj(path, config.storage.index_dir)
+            captures, damaged = _index_file(catalog, path, config.storage.index_dir)
+            result.captures += captures
+            if damaged is not None:
+                result.damaged.append(damaged)
         relink_ledger(catalog, Ledger(config.evidence.ledger))
         rebuild_histories(catalog, observe_from_warcs(catalog, config, only_missing=False), config.detect.confirm)
-        return len(files), count
+        return result
     finally:
         catalog.close()
         alone.close()
+
+
+def _index_file(catalog: Catalog, path: Path, index_dir: Path) -> tuple[int, Damaged | None]:
+    """Catalog rows and the CDXJ index of one file's whole records: (captures, damage)."""
+    records, readable = _whole_records(path)
+    size = path.stat().st_size
+    with _readable_part(path, readable if readable < size else None) as whole:
+        count = sum(catalog.add_capture(row, xrefs) is not None for row, xrefs in warc_captures(whole, path.name))
+        write_cdxj(whole, index_dir)
+    return count, (Damaged(path.name, readable, size, records, count) if readable < size else None)
+
+
+def _whole_records(path: Path) -> tuple[int, int]:
+    """(records, end of the last): every record is its own gzip member, checked to its CRC."""
+    records = end = 0
+    with open(path, "rb") as f:
+        for _, end in iter_gzip_members(f):
+            records += 1
+    return records, end
+
+
+@contextmanager
+def _readable_part(path: Path, limit: int | None) -> Iterator[Path]:
+    """path itself, or (limit given) a copy of its first limit bytes under the same name,
+    beside it: a torn record is never parsed, so a damaged file gives its whole records."""
+    if limit is None:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=".reindex-", dir=path.parent) as tmp:
+        copy = Path(tmp) / path.name
+        with open(path, "rb") as src, open(copy, "wb") as dst:
+            shutil.copyfileobj(_Limited(src, limit), dst)
+        yield copy
+
+
+class _Limited:
+    """The first n bytes of a file object."""
+
+    def __init__(self, f, n: int):
+        self.f, self.left = f, n
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.f.read(self.left if size < 0 else min(size, self.left))
+        self.left -= len(data)
+        return data

@@ -70,14 +70,17 @@ class Runner:
 
     def sync_seeds(self) -> None:
         """Re-read seeds/ when it changed; a bad line is reported once and the URLs
-        tracked so far stay under watch."""
+        tracked so far stay under watch. At the first reading it is raised: the command
+        fails, naming the line."""
         fingerprint = seeds_fingerprint(self.config)
         if fingerprint == self._fingerprint:
             return
-        self._fingerprint = fingerprint
+        first, self._fingerprint = not self._fingerprint, fingerprint
         try:
             self.tracked = tracked_seeds(self.config)
         except ArchiverError as e:
+            if first:
+                raise
             log.error("seed files not reloaded: %s", e)
             return
         added, removed = self.dispatch_catalog.sync_schedule(
@@ -133,6 +136,7 @@ class Runner:
     def run_once(self) -> int:
         """Capture everything due now, a batch at a time, then return (for cron and tests)."""
         try:
+            self.sync_seeds()
             count = 0
             while taken := self.dispatch():
                 count += taken
@@ -144,6 +148,11 @@ class Runner:
     def run_forever(self) -> None:
         """Until SIGTERM or SIGINT: then stop dispatching, let in-flight fetches finish
         within the grace period, close the WARC files."""
+        try:
+            self.sync_seeds()  # in this thread: a bad seed line stops the start
+        except BaseException:
+            self.close()
+            raise
         scheduler = BackgroundScheduler(timezone=timezone.utc)
         scheduler.add_job(self.dispatch, IntervalTrigger(seconds=self.config.schedule.tick),
                           next_run_time=datetime.now(timezone.utc), coalesce=True, max_instances=1,

@@ -1,20 +1,27 @@
 """seeds/*.txt -> Seed values, and URL normalisation. Pure: no network, no catalog.
 
 A seed line is ``URL [key=value ...]``; ``#`` starts a comment. Options are kept as
-strings here; the scheduler gives meaning to ``every``, ``cron`` and ``tag``.
+strings here; the scheduler gives meaning to ``every``, ``cron`` and ``tag``, and any
+other option is refused (a misspelt ``evry=1h`` would silently leave a seed on the
+default schedule).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 import re
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, UsageError, os_error_text
+
+log = logging.getLogger("archiver")
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+SEED_OPTIONS = ("every", "cron", "tag")
 # A lowercase host name of letters, digits and hyphens (or a dotted IPv4 address): what
 # normalisation leaves as it is; the SURT fast path (index.SIMPLE_URL) takes the same.
 PLAIN_HOST = r"[a-z0-9-]+(?:\.[a-z0-9-]+)*"
@@ -23,6 +30,9 @@ ALREADY_NORMAL = re.compile(rf"https?://({PLAIN_HOST})(:[1-9][0-9]{{0,4}})?/[A-Z
 # A root-relative link of the same characters, without "//" or dot segments: joined to a
 # normal base it is normal, and needs no urljoin (most links on a page; 3 us less each).
 PLAIN_ROOT_PATH = re.compile(r"/(?![/.])(?:[A-Za-z0-9_~-]|/(?!/|\.)|\.)*")
+# A host name after IDNA encoding: labels of letters, digits, hyphens and underscores
+# (which DNS names such as _dmarc use); a space, %, <, ... is never part of one.
+HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?")
 
 
 @dataclass(frozen=True)
@@ -92,9 +102,18 @@ def requote_uri(uri: str) -> str:
 
 def _idna_host(hostname: str, url: str) -> str:
     try:
-        return hostname.encode("idna").decode("ascii").lower()
+        host = hostname.encode("idna").decode("ascii").lower()
     except UnicodeError as e:
         raise UsageError(f"invalid host in URL {url!r}") from e
+    if ":" in host:  # IPv6, from a bracketed [...] host
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise UsageError(f"invalid host {hostname!r} in URL {url!r}") from None
+    elif not HOST_NAME.fullmatch(host):
+        raise UsageError(f"invalid host {hostname!r} in URL {url!r}: a host name has only letters, digits, "
+                         "hyphens and dots")
+    return host
 
 
 def url_host(url: str) -> str:
@@ -119,6 +138,8 @@ def parse_seed_line(text: str, source: str = "", line: int = 0) -> Seed | None:
         key, sep, value = word.partition("=")
         if not sep or not key:
             raise ConfigError(f"{source}:{line}: option {word!r} is not key=value")
+        if key not in SEED_OPTIONS:
+            raise ConfigError(f"{source}:{line}: unknown option {key!r} (options: {', '.join(SEED_OPTIONS)})")
         options.append((key, value))
     return Seed(url, tuple(options), source, line)
 
@@ -136,19 +157,30 @@ def _strip_comment(text: str) -> str:
 def read_seed_file(path: Path) -> list[Seed]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read seed file: {e}") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read seed file: {os_error_text(e, with_path=False)}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: cannot read seed file: not UTF-8 ({e.reason} at byte {e.start})") from e
     seeds = (parse_seed_line(t, str(path), n) for n, t in enumerate(lines, 1))
     return [s for s in seeds if s is not None]
 
 
 def load_seeds(seeds_dir: Path) -> list[Seed]:
-    """All seeds in seeds_dir/*.txt, in file-name order, first occurrence of a URL wins."""
+    """All seeds in seeds_dir/*.txt, in file-name order, first occurrence of a URL wins;
+    a later one with other options is warned about (both places named)."""
     seen: dict[str, Seed] = {}
     for path in sorted(seeds_dir.glob("*.txt")):
         for seed in read_seed_file(path):
-            seen.setdefault(seed.url, seed)
+            first = seen.setdefault(seed.url, seed)
+            if first is not seed and sorted(first.options) != sorted(seed.options):
+                log.warning("%s is listed twice with different options: %s:%d (%s) is used, %s:%d (%s) is ignored",
+                            seed.url, first.source, first.line, _options_text(first), seed.source, seed.line,
+                            _options_text(seed))
     return list(seen.values())
+
+
+def _options_text(seed: Seed) -> str:
+    return " ".join(f"{k}={v}" for k, v in seed.options) or "no options"
 
 
 def seed_line(url: str, options: list[tuple[str, str]]) -> str:

@@ -25,7 +25,9 @@ from .locks import reading
 from .config import Config
 from .export import WARC_NAME
 from .keys import load_key, verify_signature
+from .errors import os_error_text
 from .ledger import Ledger, check_chain, checkpoint_message, entry_hash
+from .recordindex import RecordIndex, SeenRecord, batched, scratch_index
 from .warcfile import WARC_SUFFIX, iter_gzip_members
 
 
@@ -38,23 +40,12 @@ class Problem:
         return f"{self.where}: {self.message}"
 
 
-@dataclass(frozen=True)
-class SeenRecord:
-    warc: str
-    offset: int
-    type: str
-    target: str
-    block_digest: str
-    payload_digest: str
-    concurrent_to: str
-    refers_to: str
-
-
 @dataclass
 class Report:
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     checkpoint: dict[str, Any] | None = None  # the archive's latest ledger checkpoint
+    key: dict[str, Any] | None = None         # the ledger entry recording the key's creation
     signature: dict[str, Any] | None = None   # an export's signer
 
     @property
@@ -62,19 +53,24 @@ class Report:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "counts": self.counts, "latest_checkpoint": self.checkpoint, "signature": self.signature,
+        return {"ok": self.ok, "counts": self.counts, "latest_checkpoint": self.checkpoint, "key": self.key,
+                "signature": self.signature,
                 "problems": [{"where": p.where, "message": p.message} for p in self.problems]}
 
 
 def verify_archive(config: Config) -> Report:
+    """Every check, streaming: records go to a scratch index on disk (recordindex), the
+    catalog and the ledger are read a row and an entry at a time, so memory stays bounded
+    whatever the archive's size."""
     report = Report()
     # Not during a reindex: its catalog is half built. The lock goes with the catalog.
     catalog = Catalog(config.storage.catalog, holding=reading(config.storage.lock_dir))
     try:
-        records = scan_warcs(config.storage.warc_dir, report)
-        check_pairs(records, report)
-        check_catalog(catalog, records, report)
-        check_ledger(config, catalog, records, report)
+        with scratch_index() as records:
+            scan_warcs(config.storage.warc_dir, records, report)
+            check_pairs(records, report)
+            check_catalog(catalog, records, report)
+            check_ledger(config, catalog, records, report)
     finally:
         catalog.close()
     return report
@@ -82,10 +78,9 @@ def verify_archive(config: Config) -> Report:
 
 # ---- WARC records ------------------------------------------------------------------------
 
-def scan_warcs(warc_dir: Path, report: Report) -> dict[str, SeenRecord]:
-    """Every readable record by id, digests checked; a file that cannot be read to its end
-    is reported at the first member that does not decompress."""
-    records: dict[str, SeenRecord] = {}
+def scan_warcs(warc_dir: Path, records: RecordIndex, report: Report) -> None:
+    """Every readable record into the index, digests checked; a file that cannot be read
+    to its end is reported at the first member that does not decompress."""
     files = sorted(warc_dir.glob("*" + WARC_SUFFIX)) if warc_dir.exists() else []
     for path in files:
         _scan_file(path, records, report)
@@ -93,11 +88,18 @@ def scan_warcs(warc_dir: Path, report: Report) -> dict[str, SeenRecord]:
         report.problems.append(Problem(path.name, "still open (being written, or left by a crash: any command "
                                                   "that opens the archive repairs it)"))
     report.counts["warc_files"] = len(files)
-    report.counts["records"] = len(records)
-    return records
+    _indexed(records, report)
 
 
-def _scan_file(path: Path, records: dict[str, SeenRecord], report: Report) -> None:
+def _indexed(records: RecordIndex, report: Report) -> None:
+    records.indexed()
+    for record, warc, offset in records.duplicates():
+        report.problems.append(Problem(f"{record.warc}@{record.offset}", f"record id {record.id} also at "
+                                                                         f"{warc}@{offset}"))
+    report.counts["records"] = records.count
+
+
+def _scan_file(path: Path, records: RecordIndex, report: Report) -> None:
     end = _readable_end(path, report)
     with open(path, "rb") as f:
         it = ArchiveIterator(f, check_digests=True)
@@ -126,79 +128,109 @@ def _readable_end(path: Path, report: Report) -> int:
     return end
 
 
-def _note(warc: str, offset: int, record, records: dict[str, SeenRecord], report: Report) -> None:
+def _note(warc: str, offset: int, record, records: RecordIndex, report: Report) -> None:
     h = record.rec_headers
-    where = f"{warc}@{offset}"
     if record.digest_checker.passed is False:
         for problem in record.digest_checker.problems:
-            report.problems.append(Problem(where, problem))
-    record_id = h.get_header("WARC-Record-ID") or ""
-    if record_id in records:
-        other = records[record_id]
-        report.problems.append(Problem(where, f"record id {record_id} also at {other.warc}@{other.offset}"))
-    records[record_id] = SeenRecord(warc, offset, record.rec_type, h.get_header("WARC-Target-URI") or "",
-                                    h.get_header("WARC-Block-Digest") or "", h.get_header("WARC-Payload-Digest") or "",
-                                    h.get_header("WARC-Concurrent-To") or "", h.get_header("WARC-Refers-To") or "")
+            report.problems.append(Problem(f"{warc}@{offset}", problem))
+    records.add(SeenRecord(warc, offset, record.rec_type, h.get_header("WARC-Target-URI") or "",
+                           h.get_header("WARC-Block-Digest") or "", h.get_header("WARC-Payload-Digest") or "",
+                           h.get_header("WARC-Concurrent-To") or "", h.get_header("WARC-Refers-To") or "",
+                           h.get_header("WARC-Record-ID") or ""))
 
 
-def check_pairs(records: dict[str, SeenRecord], report: Report) -> None:
+def check_pairs(records: RecordIndex, report: Report) -> None:
     """Every request names its response, every response has its request, every revisit
-    resolves to a response with the same payload."""
-    answered = {r.concurrent_to for r in records.values() if r.type == "request"}
-    for rid, r in records.items():
-        where = f"{r.warc}@{r.offset}"
-        if r.type == "request" and records.get(r.concurrent_to, None) is None:
-            report.problems.append(Problem(where, f"request for {r.target} has no response ({r.concurrent_to})"))
-        if r.type in ("response", "revisit") and rid not in answered:
-            report.problems.append(Problem(where, f"{r.type} for {r.target} has no request record"))
-        if r.type == "revisit":
-            original = records.get(r.refers_to)
-            if original is None or original.type != "response" or original.payload_digest != r.payload_digest:
-                report.problems.append(Problem(where, f"revisit of {r.target} does not resolve to its original "
-                                                      f"({r.refers_to})"))
+    resolves to a response with the same payload (asked of the index, a query each)."""
+    def add(r: SeenRecord, message: str) -> None:
+        report.problems.append(Problem(f"{r.warc}@{r.offset}", message))
+
+    for r in records.where("r.type = 'request' AND NOT EXISTS (SELECT 1 FROM records x WHERE x.id = r.concurrent_to)"):
+        add(r, f"request for {r.target} has no response ({r.concurrent_to})")
+    for r in records.where("r.type IN ('response', 'revisit') AND NOT EXISTS (SELECT 1 FROM records q "
+                           "WHERE q.type = 'request' AND q.concurrent_to = r.id)"):
+        add(r, f"{r.type} for {r.target} has no request record")
+    for r in records.where("r.type = 'revisit' AND NOT EXISTS (SELECT 1 FROM records o WHERE o.id = r.refers_to "
+                           "AND o.type = 'response' AND o.payload_digest = r.payload_digest)"):
+        add(r, f"revisit of {r.target} does not resolve to its original ({r.refers_to})")
 
 
 # ---- catalog -----------------------------------------------------------------------------
 
-def check_catalog(catalog: Catalog, records: dict[str, SeenRecord], report: Report) -> None:
-    rows = catalog.captures()
-    by_place = {(r.warc, r.offset): r for r in records.values()}
-    for row in rows:
-        seen = by_place.get((row.warc, row.offset))
-        where = f"{row.warc}@{row.offset}"
-        if seen is None:
-            report.problems.append(Problem(where, f"catalog row for {row.url} points at no record"))
-        elif records.get(row.record_id) is not seen or (row.record != "failed" and (
-                seen.payload_digest != row.payload_digest or seen.block_digest != row.block_digest)):
+def check_catalog(catalog: Catalog, records: RecordIndex, report: Report) -> None:
+    """Every row points at its record (the one with its id) with its digests: rows are
+    read in batches, their records asked for by id in one query per batch."""
+    count = 0
+    for rows in batched(catalog.iter_captures()):
+        found = records.by_ids([row.record_id for row in rows])
+        for row in rows:
+            _check_row(row, found.get(row.record_id), records, report)
+        count += len(rows)
+    report.counts["captures"] = count
+
+
+def _check_row(row, by_id: SeenRecord | None, records: RecordIndex, report: Report) -> None:
+    where = f"{row.warc}@{row.offset}"
+    if by_id is not None and (by_id.warc, by_id.offset) == (row.warc, row.offset):
+        if row.record != "failed" and (by_id.payload_digest, by_id.block_digest) != (row.payload_digest,
+                                                                                     row.block_digest):
             report.problems.append(Problem(where, f"catalog row for {row.url} does not match the record there"))
-    report.counts["captures"] = len(rows)
+    elif records.at(row.warc, row.offset) is None:
+        report.problems.append(Problem(where, f"catalog row for {row.url} points at no record"))
+    else:
+        report.problems.append(Problem(where, f"catalog row for {row.url} does not match the record there"))
 
 
 # ---- ledger --------------------------------------------------------------------------------
 
-def check_ledger(config: Config, catalog: Catalog, records: dict[str, SeenRecord], report: Report) -> None:
+LEDGER_BATCH = 150  # capture entries checked at once (a few records each: one query per 500)
+
+def check_ledger(config: Config, catalog: Catalog, records: RecordIndex, report: Report) -> None:
+    """One pass over the ledger: the chain, every capture entry's records, and the entries
+    the catalog keeps copies of (marked in the index, compared after)."""
     ledger = Ledger(config.evidence.ledger)
     key = load_key(config.evidence.key)
-    head, saved_checkpoints = catalog.ledger_state()
-    trusted = key.public_b64 if key else next((c["public_key"] for c in saved_checkpoints if c["public_key"]), None)
-    chain_problems, checkpoints, count, head_hash = check_chain(ledger, trusted)
+    head = catalog.ledger_head()
     name = ledger.path.name
-    report.problems += [Problem(f"{name}:{p.line}", p.message) for p in chain_problems]
-    entries = {e["seq"]: e for _, e, _ in ledger.entries() if e and isinstance(e.get("seq"), int)}
-    for entry in entries.values():
+
+    captures: list[dict] = []  # capture entries waiting for their records, checked a batch at a time
+
+    def on_entry(entry: dict) -> None:
+        seq = entry.get("seq")
+        if not isinstance(seq, int):
+            return
         if entry.get("type") == "capture":
-            _check_entry(entry, records, report, name)
-    _check_against_catalog(head, saved_checkpoints, entries, count, report, name)
-    report.counts["ledger_entries"] = count
-    report.counts["checkpoints"] = len(checkpoints)
-    if checkpoints:
-        last = checkpoints[-1]
+            captures.append(entry)
+            if len(captures) == LEDGER_BATCH:
+                _check_entries(captures, records, report)
+        if entry.get("type") in ("checkpoint", "key") or (head is not None and seq == head[0]):
+            records.mark(seq, entry)
+
+    chain = check_chain(ledger, key.public_b64 if key else catalog.recorded_key(), on_entry)
+    _check_entries(captures, records, report)
+    report.problems += [Problem(f"{name}:{p.line}", p.message) for p in chain.problems]
+    if chain.key is not None:
+        report.key = {k: chain.key.get(k) for k in ("seq", "time", "count", "public_key")}
+        report.counts["checkpoints_before_key"] = chain.unsigned_before_key
+    _check_against_catalog(head, catalog, records, chain.count, report, name)
+    report.counts["ledger_entries"] = chain.count
+    report.counts["checkpoints"] = chain.checkpoints
+    if chain.last_checkpoint:
+        last = chain.last_checkpoint
         report.checkpoint = {k: last.get(k) for k in ("seq", "time", "count", "head", "public_key", "signature")}
 
 
-def _check_entry(entry: dict, records: dict[str, SeenRecord], report: Report, name: str) -> None:
+def _check_entries(entries: list[dict], records: RecordIndex, report: Report) -> None:
+    """Capture entries against their records, asked for in one query per 500; the list is emptied."""
+    found = records.by_ids([listed.get("id", "") for entry in entries for listed in entry.get("records", [])])
+    for entry in entries:
+        _check_entry(entry, found, report)
+    entries.clear()
+
+
+def _check_entry(entry: dict, found: dict[str, SeenRecord], report: Report) -> None:
     for listed in entry.get("records", []):
-        seen = records.get(listed.get("id", ""))
+        seen = found.get(listed.get("id", ""))
         where = f"{entry.get('warc')}@{listed.get('offset')}"
         if seen is None:
             report.problems.append(Problem(where, f"ledger entry {entry['seq']}: record {listed.get('id')} "
@@ -210,23 +242,24 @@ def _check_entry(entry: dict, records: dict[str, SeenRecord], report: Report, na
             report.problems.append(Problem(where, f"ledger entry {entry['seq']}: digests differ from the record's"))
 
 
-def _check_against_catalog(head, saved_checkpoints, entries: dict, count: int, report: Report, name: str) -> None:
+def _check_against_catalog(head, catalog: Catalog, records: RecordIndex, count: int, report: Report,
+                           name: str) -> None:
     """The catalog keeps the ledger head and every checkpoint outside the ledger file."""
     if head is not None:
         seq, digest = head
         if seq > count:
             report.problems.append(Problem(name, f"ledger ends at entry {count} but had reached entry {seq}: "
                                                  "its tail was removed"))
-        elif entries.get(seq, {}).get("hash") != digest:
+        elif (records.marked(seq) or {}).get("hash") != digest:
             report.problems.append(Problem(name, f"entry {seq} is not the one recorded as the ledger head: "
                                                  "the chain was rewritten"))
-    for saved in saved_checkpoints:
-        entry = entries.get(saved["seq"])
+    for saved in catalog.iter_checkpoints():
+        entry = records.marked(saved["seq"])
         if entry is None:
             report.problems.append(Problem(name, f"checkpoint at entry {saved['seq']} ({saved['time']}) "
                                                  "is missing from the ledger"))
-        elif (entry.get("type"), entry.get("head"), entry.get("signature", "")) != \
-                ("checkpoint", saved["head"], saved["signature"]):
+        elif entry.get("type") not in ("checkpoint", "key") or \
+                (entry.get("head"), entry.get("signature") or "") != (saved["head"], saved["signature"]):
             report.problems.append(Problem(name, f"checkpoint at entry {saved['seq']} differs from the copy in "
                                                  "the catalog: the chain was rewritten"))
 
@@ -239,7 +272,10 @@ def verify_wacz(path: Path) -> Report:
     report = Report()
     try:
         z = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as e:
+    except OSError as e:
+        report.problems.append(Problem(path.name, f"cannot read it: {os_error_text(e, with_path=False)}"))
+        return report
+    except zipfile.BadZipFile as e:
         report.problems.append(Problem(path.name, f"not a readable WACZ (zip) file: {e}"))
         return report
     with z, tempfile.TemporaryDirectory() as tmp:
@@ -252,12 +288,12 @@ def verify_wacz(path: Path) -> Report:
         if f"archive/{WARC_NAME}" in names:
             z.extract(f"archive/{WARC_NAME}", tmp)
             warc = Path(tmp) / "archive" / WARC_NAME
-            records: dict[str, SeenRecord] = {}
-            _scan_file(warc, records, report)
-            check_pairs(records, report)
-            _check_index(z, warc, records, report)
-            _check_slice(z, records, report)
-            report.counts["records"] = len(records)
+            with scratch_index() as records:
+                _scan_file(warc, records, report)
+                _indexed(records, report)
+                check_pairs(records, report)
+                _check_index(z, warc, records, report)
+                _check_slice(z, records, report)
     return report
 
 
@@ -305,8 +341,7 @@ def _check_digest(z: zipfile.ZipFile, report: Report) -> None:
     report.signature = {"public_key": signed.get("publicKey"), "created": signed.get("created")}
 
 
-def _check_index(z: zipfile.ZipFile, warc: Path, records: dict[str, SeenRecord], report: Report) -> None:
-    by_place = {(r.offset, r.payload_digest.removeprefix("sha1:")): r for r in records.values()}
+def _check_index(z: zipfile.ZipFile, warc: Path, records: RecordIndex, report: Report) -> None:
     for number, line in enumerate(z.read("indexes/index.cdx").decode().splitlines(), 1):
         try:
             fields = json.loads(line.split(" ", 2)[2])
@@ -314,11 +349,12 @@ def _check_index(z: zipfile.ZipFile, warc: Path, records: dict[str, SeenRecord],
         except (IndexError, ValueError, KeyError):
             report.problems.append(Problem(f"indexes/index.cdx:{number}", "not a CDXJ line"))
             continue
-        if key not in by_place:
+        seen = records.at(warc.name, key[0])
+        if seen is None or seen.payload_digest.removeprefix("sha1:") != key[1]:
             report.problems.append(Problem(f"indexes/index.cdx:{number}", "points at no matching record"))
 
 
-def _check_slice(z: zipfile.ZipFile, records: dict[str, SeenRecord], report: Report) -> None:
+def _check_slice(z: zipfile.ZipFile, records: RecordIndex, report: Report) -> None:
     lines = z.read("ledger/ledger.jsonl").decode().splitlines() if "ledger/ledger.jsonl" in z.namelist() else []
     for number, line in enumerate(lines, 1):
         where = f"ledger/ledger.jsonl:{number}"

@@ -79,3 +79,30 @@ def test_help_explains_every_command():
     for name, parser in commands.items():
         assert name in result.stdout
         assert parser.description and len(parser.description) > 20, name  # `archiver NAME --help` says what it does
+
+
+def test_commands_refuse_a_folder_without_config_and_create_nothing(tmp_path):
+    """Only init and demo make archives: anywhere else a command says to run init, exit 2."""
+    for args in (["snapshot", "http://127.0.0.1:9/"], ["captures"], ["run", "--once"], ["keygen"], ["verify"],
+                 ["reindex"], ["status"]):
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert "archiver init" in line and "--config" in line, line
+    assert list(tmp_path.iterdir()) == []
+    missing = run_cli("--config", str(tmp_path / "nowhere.toml"), "captures", cwd=tmp_path)
+    assert missing.returncode == 2 and "Errno" not in missing.stderr and "archiver init" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_snapshot_summary_counts_urls_not_attempts(site, tmp_path):
+    site.page("/busy/", "busy", "text/plain", status=503, headers=(("Retry-After", "0"),))
+    config = make_archive(tmp_path / "a", retries="2")
+    result = run_cli("snapshot", "--quiet", site.url("/busy/"), cwd=config.root)
+    assert site.hits["/busy/"] == 3
+    assert result.stdout.splitlines()[0] == "captured 1 URL for 1 seed(s): 1 response (3 attempts)"
+    site.stop()  # no response: retried too (with back-off: once here, 2 s)
+    config = make_archive(tmp_path / "b", retries="1")
+    failed = run_cli("snapshot", "--quiet", site.url("/gone/"), cwd=config.root)
+    assert failed.returncode == 1
+    assert failed.stdout.splitlines()[0] == "captured 1 URL for 1 seed(s): 1 failed (2 attempts)"

@@ -19,8 +19,8 @@ def test_reindex_rebuilds_identical_catalog_and_cdxj(tmp_path):
     config.storage.catalog.unlink()
     for p in config.storage.index_dir.glob("*.cdxj"):
         p.unlink()
-    files, count = reindex(config)
-    assert (files, count) == (2, 29)
+    result = reindex(config)
+    assert (result.files, result.captures, result.damaged) == (2, 29, [])
     catalog = Catalog(config.storage.catalog)
     assert catalog.dump() == before
     catalog.close()
@@ -75,3 +75,31 @@ def test_pending_index_is_sorted_in_runs_and_merged(tmp_path):
     target = index.finish("x.warc.gz")
     assert target.read_text().splitlines() == sorted(lines)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.warc.gz.cdxj"]
+
+
+def test_reindex_of_a_truncated_warc_keeps_its_whole_records_says_so_and_exits_1(tmp_path):
+    from archiver.warcfile import iter_gzip_members
+
+    from .conftest import run_cli
+
+    run_demo(tmp_path / "d")
+    config = load_config(tmp_path / "d" / "config.toml")
+    first, second = sorted(config.storage.warc_dir.glob("*.warc.gz"))
+    with open(first, "rb") as f:
+        members = list(iter_gzip_members(f))
+    cut = members[len(members) // 2][0] + 20  # 20 bytes into a record: the rest of the file is gone
+    with open(first, "r+b") as f:
+        f.truncate(cut)
+    catalog = Catalog(config.storage.catalog)
+    whole = [row for row in catalog.captures() if row.warc == second.name or
+             row.metadata_offset < members[len(members) // 2][0]]
+    catalog.close()
+    result = run_cli("reindex", "--quiet", cwd=config.root)
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert first.name in line and f"read {len(members) // 2} whole records" in line and f"of {cut}" in line
+    catalog = Catalog(config.storage.catalog)
+    kept = catalog.captures()
+    catalog.close()
+    assert {(r.warc, r.offset) for r in kept} == {(r.warc, r.offset) for r in whole}
+    assert 0 < len(kept) < 29 and result.stdout.startswith(f"reindexed {len(kept)} captures from 2 WARC files")

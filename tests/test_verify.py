@@ -232,5 +232,102 @@ def test_checkpoints_racing_other_writers_always_match_the_chain_before_them(tmp
             t.join()
     finally:
         sys.setswitchinterval(interval)
-    problems, checkpoints, count, _ = check_chain(Ledger(path), None)
-    assert (problems, len(checkpoints), count) == ([], 100, 700)
+    chain = check_chain(Ledger(path), None)
+    assert (chain.problems, chain.checkpoints, chain.count) == ([], 100, 700)
+
+
+# ---- a key made after captures -------------------------------------------------------------
+
+@pytest.fixture
+def keyed_late(site, tmp_path):
+    """Captured without a key, then keygen (as the README's order of commands has it),
+    then captured again."""
+    site.page("/a/", ARTICLE)
+    config = make_archive(tmp_path / "late", requisites="false")
+    run_snapshot(config, site.url("/a/"))
+    keygen = run_cli("keygen", cwd=config.root)
+    assert keygen.returncode == 0, keygen.stderr
+    run_snapshot(config, site.url("/a/"))
+    return config
+
+
+def test_checkpoints_made_before_the_key_existed_verify_as_unsigned_before_key(keyed_late):
+    code, report = verify(keyed_late)
+    assert code == 0 and report["ok"], report["problems"]
+    assert report["counts"]["checkpoints"] == 2 and report["counts"]["checkpoints_before_key"] == 1
+    key_entry = json.loads(ledger_lines(keyed_late)[report["key"]["seq"] - 1])
+    assert key_entry["type"] == "key" and key_entry["count"] == report["key"]["count"] == key_entry["seq"] - 1 > 1
+    assert key_entry["public_key"] == (keyed_late.root / "archive.key.pub").read_text().strip()
+    assert report["latest_checkpoint"]["signature"]
+    assert "1 checkpoint(s) before it are unsigned" in run_cli("verify", cwd=keyed_late.root).stdout
+
+
+def test_deleting_the_key_does_not_make_later_checkpoints_pre_key(keyed_late):
+    keyed_late.evidence.key.unlink()
+    # captures refuse to go on unsigned, and keygen to make a second key
+    refused = run_cli("snapshot", "http://127.0.0.1:9/", cwd=keyed_late.root)
+    assert refused.returncode == 1 and "restore the key file" in refused.stderr
+    again = run_cli("keygen", cwd=keyed_late.root)
+    assert again.returncode == 2 and "an archive keeps its key" in again.stderr
+    assert not keyed_late.evidence.key.exists()
+    # an unsigned checkpoint appended after the key's entry is reported
+    ledger = Ledger(keyed_late.evidence.ledger)
+    ledger.checkpoint(None, "2026-11-27T08:00:00.000000Z")
+    ledger.close()
+    code, report = verify(keyed_late)
+    assert code == 1
+    assert any("not signed although the archive's key was created before it" in p["message"]
+               for p in report["problems"])
+
+
+def test_removing_the_key_entry_from_the_ledger_is_reported(keyed_late):
+    lines = ledger_lines(keyed_late)
+    [key_line] = [n for n, line in enumerate(lines) if json.loads(line)["type"] == "key"]
+    write_ledger(keyed_late, lines[:key_line] + lines[key_line + 1:])
+    code, report = verify(keyed_late)
+    assert code == 1
+    messages = " ".join(p["message"] for p in report["problems"])
+    assert "is missing from the ledger" in messages and "where" in messages
+
+
+def test_a_key_made_while_an_archive_is_open_signs_its_next_checkpoint(tmp_path):
+    from archiver.archive import Archive, create_key
+
+    config = make_archive(tmp_path / "open")
+    archive = Archive(config)
+    try:
+        create_key(config, "2026-11-27T08:00:00.000000Z")
+        archive.checkpoint()
+    finally:
+        archive.close()
+    chain = check_chain(Ledger(config.evidence.ledger), None)
+    assert [e["type"] for e in map(json.loads, ledger_lines(config))] == ["key", "checkpoint"]
+    assert chain.problems == [] and chain.last_checkpoint["signature"]
+
+
+def test_verify_holds_no_per_capture_state_in_memory(site, tmp_path):
+    """verify streams: the Python heap it peaks at is the same for 150 and 750 captures
+    (it held about 6 kB per capture in memory before; bench/verify_memory.py measures
+    the whole process)."""
+    import tracemalloc
+
+    from archiver.verify import verify_archive
+
+    for i in range(750):
+        site.page(f"/p/{i}", f"<html><body><p>page {i} " + "text " * 50 + "</p></body></html>")
+    config = make_archive(tmp_path / "big", depth="0", requisites="false")
+
+    def peak() -> int:
+        tracemalloc.start()
+        try:
+            report = verify_archive(config)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            assert report.ok, report.problems[:3]
+
+    run_snapshot(config, *(site.url(f"/p/{i}") for i in range(150)))
+    small = peak()
+    run_snapshot(config, *(site.url(f"/p/{i}") for i in range(150, 750)))
+    large = peak()
+    assert large - small < 600 * 1024, (small, large)  # 600 captures more: under 1 kB each
