@@ -91,9 +91,15 @@ def requote_uri(uri: str) -> str:
 
 
 def _idna_host(hostname: str, url: str) -> str:
+    """The host as sent: IDNA 2008 with UTS 46 mapping, as requests and browsers encode
+    it (faß.de is xn--fa-hia.de; Python's "idna" codec, IDNA 2003, makes it fass.de)."""
     try:
-        return hostname.encode("idna").decode("ascii").lower()
-    except UnicodeError as e:
+        if hostname.isascii():
+            return hostname.encode("idna").decode("ascii").lower()
+        import idna  # requests' own dependency; only non-ASCII host names need it
+
+        return idna.encode(hostname, uts46=True).decode("ascii")
+    except (UnicodeError, ValueError) as e:  # idna.IDNAError is a UnicodeError
         raise UsageError(f"invalid host in URL {url!r}") from e
 
 
