@@ -72,9 +72,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "operator", "", "Who runs this archive; written into every warcinfo record."),
     Setting("capture", "headers", {}, "Extra request headers, e.g. { Accept-Language = \"en\" }."),
     Setting("capture", "cookies_file", "", "Netscape cookies.txt sent with requests (e.g. to pass consent walls)."),
-    Setting("capture", "proxy", "", "HTTP(S) proxy URL for all requests."),
+    Setting("capture", "proxy", "", "Proxy URL for all requests: http://, https://, socks5:// or socks5h:// (the proxy resolves host names), with user:password@ if it asks for them (sent to the proxy only). \"\" = the environment's HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY."),
     Setting("capture", "verify_tls", True, "Check TLS certificates."),
-    Setting("capture", "ca_bundle", "", "PEM file of CA certificates to trust instead of the default bundle (\"\" = default)."),
+    Setting("capture", "ca_bundle", "", "PEM file of CA certificates to trust instead of the default bundle (\"\" = REQUESTS_CA_BUNDLE if set, else the default)."),
+    Setting("capture", "client_cert", "", "PEM file with the TLS client certificate to present (and its key, unless client_key names it)."),
+    Setting("capture", "client_key", "", "PEM file with the client certificate's private key (\"\" = in client_cert)."),
     Setting("capture", "cta_texts", DEFAULT_CTA_TEXTS, "Call-to-action texts that open a READ box (\"READ\", \"READ ALSO\", ...)."),
     Setting("detect", "confirm", True, "Fetch a page once more before reporting a change: only what both renders show is an edit; what differs between them is learned as the site's per-render noise."),
     Setting("detect", "confirm_delay", 2.0, "Seconds between a capture that shows a change and its confirming fetch (never less than per_host_delay)."),
@@ -134,6 +136,8 @@ class CaptureConfig:
     proxy: str
     verify_tls: bool
     ca_bundle: Path | None
+    client_cert: Path | None
+    client_key: Path | None
     cta_texts: tuple[str, ...]
 
 
@@ -217,6 +221,10 @@ def load_config(path: Path | None = None) -> Config:
     return build_config(_read_toml(path), path.resolve().parent)
 
 
+PATHS = ("ca_bundle", "client_cert", "client_key")  # [capture] file names, relative to the archive
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+
+
 def build_config(raw: dict[str, Any], root: Path) -> Config:
     values = _validated(raw)
     st, cap, rep = values["storage"], values["capture"], values["report"]
@@ -235,8 +243,8 @@ def build_config(raw: dict[str, Any], root: Path) -> Config:
             catalog=root / st["catalog"], warc_prefix=st["warc_prefix"],
             warc_max_bytes=st["warc_max_bytes"], warc_idle_close=st["warc_idle_close"]),
         capture=CaptureConfig(
-            **{k: v for k, v in cap.items() if k not in ("follow", "headers", "cookies_file", "cta_texts", "ca_bundle")},
-            ca_bundle=(root / cap["ca_bundle"]) if cap["ca_bundle"] else None,
+            **{k: v for k, v in cap.items() if k not in ("follow", "headers", "cookies_file", "cta_texts", *PATHS)},
+            **{k: (root / cap[k]) if cap[k] else None for k in PATHS},
             follow=tuple(cap["follow"]), headers=tuple(cap["headers"].items()),
             cookies_file=(root / cap["cookies_file"]) if cap["cookies_file"] else None,
             cta_texts=tuple(cap["cta_texts"])),
@@ -319,6 +327,9 @@ def _checked(s: Setting, value: Any) -> Any:
         raise ConfigError(f"config: {s.key} must be below 1 (it is a fraction of the interval), got {value!r}")
     if s.name == "tick" and value <= 0:
         raise ConfigError(f"config: {s.key} must be above 0, got {value!r}")
+    if s.name == "proxy" and value and value.partition("://")[0].lower() not in PROXY_SCHEMES:
+        raise ConfigError(f"config: {s.key} must be a URL of scheme {', '.join(PROXY_SCHEMES)}, "
+                          f"got {value.partition('://')[0]!r}")  # not the URL: it may hold a password
     if s.name in ("user_agent", "headers") and any(c in str(value) for c in "\r\n"):
         raise ConfigError(f"config: {s.key} must not contain line breaks")
     return value

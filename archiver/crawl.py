@@ -13,14 +13,12 @@ import heapq
 import logging
 import os
 import queue
-import selectors
-import socket
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable, Generator
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urljoin, urlsplit
 
 from .archive import Archive, FetchResult, SnapshotSummary
@@ -29,13 +27,13 @@ from .config import CaptureConfig
 from .errors import UsageError
 from .article import Article, article_of, may_be_html
 from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, decode_text, parse_html, requisites_of
-from .fetch import REDIRECT_STATUSES, Exchange, Fetcher
-from .http1 import Wait
+from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, snapshot_cookies
 from .seeds import DEFAULT_PORTS, normalize_url, url_host
 from .tracking import PARSE_LIMIT, challenge_of, is_html, record_observation, update_history, write_feed
 from .warcfile import warc_date
 
 if TYPE_CHECKING:
+    from http.cookiejar import CookieJar
     from urllib.robotparser import RobotFileParser
 
 log = logging.getLogger("archiver")
@@ -133,116 +131,76 @@ class HostSlots:
         return min(waits) if waits else None
 
 
-class FetchLoop:
-    """The exchanges in flight, all run by the crawl thread: each is a coroutine
-    (Fetcher.exchange) that yields what it waits for, and one selector waits for all of
-    them and for wake-ups from other threads (a byte on a socket pair). Fetch threads cost
-    more than the fetching: the GIL changed hands around every socket call, 42 futex calls
-    per URL on the capture benchmark (bench/fetch_models.py)."""
+class FetchPool:
+    """Fetches on worker threads (requests blocks), at most ``workers`` at once; what they
+    return is handed back to the crawl thread through one queue, which wake-ups from other
+    threads also go through."""
 
-    def __init__(self, start: Callable[[Job], Generator[Wait, None, Exchange]]):
-        self.start = start
-        self.selector = selectors.DefaultSelector()
-        self.wake_in, self.wake_out = socket.socketpair()
-        self.wake_in.setblocking(False)
-        self.wake_out.setblocking(False)
-        self.selector.register(self.wake_in, selectors.EVENT_READ, None)
-        self.in_flight: dict[int, tuple[Job, Generator[Wait, None, Exchange], Wait | None]] = {}  # by id(job)
-        self.finished: list[tuple[Job, Exchange | BaseException]] = []
+    def __init__(self, fetch: Callable[[Job], Exchange], workers: int, cancel: Callable[[], None] = lambda: None):
+        self.fetch, self.workers, self.cancel = fetch, max(1, workers), cancel
+        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[tuple[Job, Exchange | BaseException] | None] = queue.SimpleQueue()
+        self.in_flight: dict[int, Job] = {}  # by id(job): submitted and not yet handed back
+        self.threads: list[threading.Thread] = []
 
     def wake(self) -> None:
         """From any thread: end the current wait."""
-        try:
-            self.wake_out.send(b"w")
-        except OSError:  # the pair is full (a wake-up is pending anyway) or closed
-            pass
+        self.results.put(None)
 
     def submit(self, job: Job) -> None:
-        """Start an exchange; it runs up to its first wait."""
-        self.in_flight[id(job)] = (job, self.start(job), None)
-        self._step(id(job), None)
+        self.in_flight[id(job)] = job
+        if len(self.threads) < min(self.workers, len(self.in_flight)):
+            thread = threading.Thread(target=self._work, name=f"fetch-{len(self.threads)}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        self.jobs.put(job)
+
+    def _work(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                outcome: Exchange | BaseException = self.fetch(job)
+            except BaseException as e:  # noqa: BLE001 - a bug in a fetch: raised in the crawl thread
+                outcome = e
+            self.results.put((job, outcome))
 
     def wait(self, timeout: float | None) -> list[tuple[Job, Exchange | BaseException]]:
-        """What has finished: run the exchanges whose sockets are ready (or whose waits
-        have timed out) until something finishes, a wake-up, or the timeout."""
-        if not self.finished:
-            soonest = min((w.until for _, _, w in self.in_flight.values() if w), default=None)
-            if soonest is not None:
-                left = max(0.0, soonest - time.monotonic())
-                timeout = left if timeout is None else min(timeout, left)
-            self._run_ready(self.selector.select(timeout))
-            now = time.monotonic()
-            if expired := [k for k, (_, _, w) in self.in_flight.items() if w and w.until <= now]:
-                self._run_ready(self.selector.select(0))  # what became ready meanwhile is not late
-                for key in expired:
-                    if key in self.in_flight and self.in_flight[key][2].until <= now:
-                        self._step(key, TimeoutError("timed out"))
-        finished, self.finished = self.finished, []
-        return finished
-
-    def _run_ready(self, ready: list) -> None:
-        for key, _ in ready:
-            if key.data is None:
-                self._drain_wake_ups()
-            elif key.data in self.in_flight:
-                self._step(key.data, None)
+        """What has finished: wait for the first result, a wake-up, or the timeout."""
+        try:
+            item = self.results.get(timeout=None if timeout is None else max(0.0, timeout))
+        except queue.Empty:
+            return []
+        finished = []
+        while True:
+            if item is not None:
+                job, outcome = item
+                if self.in_flight.pop(id(job), None) is not None:
+                    finished.append(item)
+                elif isinstance(outcome, Exchange):  # abandoned meanwhile
+                    outcome.close()
+            try:
+                item = self.results.get_nowait()
+            except queue.Empty:
+                return finished
 
     def abandon(self) -> list[Job]:
-        """Stop every exchange in flight (each closes its connection) and drop those
-        finished and not taken; return their jobs."""
-        jobs = []
-        for job, task, wait in self.in_flight.values():
-            if wait is not None:
-                self.selector.unregister(wait.sock)
-            task.close()
-            jobs.append(job)
-        for job, outcome in self.finished:
-            if isinstance(outcome, Exchange):
-                outcome.close()
-            jobs.append(job)
+        """Give up the fetches in flight: those not started are dropped, those running
+        are cut off (each ends at once, its result dropped); return their jobs."""
+        jobs = list(self.in_flight.values())
         self.in_flight.clear()
-        self.finished.clear()
+        while True:
+            try:
+                self.jobs.get_nowait()
+            except queue.Empty:
+                break
+        self.cancel()
+        self.wait(0)
         return jobs
 
     def close(self) -> None:
         self.abandon()
-        self.selector.close()
-        self.wake_in.close()
-        self.wake_out.close()
-
-    def _step(self, key: int, failure: BaseException | None) -> None:
-        job, task, old = self.in_flight[key]
-        try:
-            wait = task.throw(failure) if failure else next(task)
-        except BaseException as e:  # noqa: BLE001 - StopIteration; any other is a bug, raised in the crawl loop
-            del self.in_flight[key]
-            self.finished.append((job, e.value if isinstance(e, StopIteration) else e))
-            if old is not None:
-                self.selector.unregister(old.sock)
-            return
-        try:
-            self._watch(old, wait, key)
-        except (KeyError, ValueError, OSError) as e:  # a socket the selector refuses: this exchange fails
-            task.close()
-            del self.in_flight[key]
-            self.finished.append((job, e))
-            return
-        self.in_flight[key] = (job, task, wait)
-
-    def _watch(self, old: Wait | None, wait: Wait, key: int) -> None:
-        if old is not None and old.sock is wait.sock:
-            self.selector.modify(wait.sock, wait.events, key)  # no system call when the events are the same
-            return
-        if old is not None:
-            self.selector.unregister(old.sock)
-        self.selector.register(wait.sock, wait.events, key)
-
-    def _drain_wake_ups(self) -> None:
-        try:
-            while self.wake_in.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
+        for _ in self.threads:
+            self.jobs.put(None)
+        self.threads.clear()
 
 
 @dataclass
@@ -254,10 +212,12 @@ class Batch:
     observed: set[str] = field(default_factory=set)
     pending: dict[str, int] = field(default_factory=dict)  # seed -> its URLs not yet stored
     by_seed: dict[str, list[FetchResult]] = field(default_factory=dict)  # results per seed, until it is done
+    cookies: CookieJar = field(default_factory=snapshot_cookies)  # what sites set, sent along the snapshot
 
 
 class Crawler:
-    """The exchanges in flight (FetchLoop) and the storing, both in the thread that calls ``run``."""
+    """The fetches in flight (FetchPool, on threads), and the storing and following, in
+    the thread that calls ``run``."""
 
     def __init__(self, archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None,
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
@@ -282,8 +242,9 @@ class Crawler:
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
         self.batches: dict[str, Batch] = {}
         self.inbox: queue.SimpleQueue[tuple[list[str], str, bool]] = queue.SimpleQueue()
-        self.fetches = FetchLoop(self._fetch)
+        self.fetches = FetchPool(self._fetch, self.cfg.concurrency, self.fetcher.cancel)
         self._resolved: set[tuple[str, str]] = set()  # (snapshot, host) already resolved
+        self._resolving = threading.Lock()  # for _resolved, shared by the fetch threads
         self.stopping = False
         self.unstored: list[tuple[Job, Exchange, tuple[Article | None, list[Link], bool]]] = []
         self.unstored_bytes = 0
@@ -330,8 +291,8 @@ class Crawler:
         self.fetcher.close()
 
     def _in_flight(self) -> int:
-        """Exchanges started and not yet taken back (some finish at once, e.g. a bad URL)."""
-        return len(self.fetches.in_flight) + len(self.fetches.finished)
+        """Fetches submitted and not yet taken back."""
+        return len(self.fetches.in_flight)
 
     def _dispatch(self) -> None:
         """Start queued fetches while there is room."""
@@ -390,25 +351,30 @@ class Crawler:
             if not seeds:
                 self._finish_batch(batch)
 
-    def _fetch(self, job: Job) -> Generator[Wait, None, Exchange]:
-        """The exchange (a coroutine, see FetchLoop), with the host's DNS answer the first
-        time the snapshot reaches that host."""
-        dns = yield from self._resolve_once(job)
-        if self.robots and not (yield from self.robots.allowed(job.url, self.cfg.user_agent)):
+    def _fetch(self, job: Job) -> Exchange:
+        """The exchange (on a fetch thread), with the host's DNS answer the first time the
+        snapshot reaches that host directly."""
+        dns = self._resolve_once(job)
+        if self.robots and not self.robots.allowed(job.url, self.cfg.user_agent):
             ex = Exchange(job.url, self.archive.clock(), error="blocked by robots.txt")
         else:
-            ex = yield from self.fetcher.exchange(job.url)
+            ex = self.fetcher.fetch(job.url, self.batches[job.reached.snapshot].cookies)
         ex.dns = dns
         return ex
 
-    def _resolve_once(self, job: Job) -> Generator[Wait, None, tuple[str, list[str]] | None]:
+    def _resolve_once(self, job: Job) -> tuple[str, list[str]] | None:
+        """Through a proxy nothing is looked up here (the proxy resolves, and a local
+        answer would be a leak, and false evidence)."""
+        if self.fetcher.proxy_for(job.url):
+            return None
         parts = urlsplit(job.url)
         key = (job.reached.snapshot, parts.hostname or "")
-        if key in self._resolved:
-            return None
-        self._resolved.add(key)
+        with self._resolving:
+            if key in self._resolved:
+                return None
+            self._resolved.add(key)
         host = parts.hostname or ""
-        return host, (yield from resolve(self.fetcher, host, parts.port or DEFAULT_PORTS[parts.scheme]))
+        return host, resolve(self.fetcher, host, parts.port or DEFAULT_PORTS[parts.scheme])
 
     # ---- storing and following -------------------------------------------------------
 
@@ -533,7 +499,7 @@ class Crawler:
             return
         target = self._redirect_target(ex)
         if target and job.redirects < self.cfg.max_redirects:
-            self._follow_redirect(batch, job, ex.url, target)
+            self._follow_redirect(batch, job, ex, target)
         elif job.seed_chain:
             batch.summary.seeds_ok[job.reached.seed] = ex.status is not None
         hops = job.reached.hops
@@ -568,10 +534,18 @@ class Crawler:
         except UsageError:
             return None
 
-    def _follow_redirect(self, batch: Batch, job: Job, via: str, target: str) -> None:
-        reached = replace(job.reached, role="redirect", via=via)
+    def _follow_redirect(self, batch: Batch, job: Job, ex: Exchange, target: str) -> None:
+        reached = replace(job.reached, role="redirect", via=ex.url)
         hop = replace(job, url=target, reached=reached, redirects=job.redirects + 1, attempt=0)
-        if not self._enqueue(batch, hop) and job.seed_chain:
+        if self._enqueue(batch, hop):
+            return
+        if ex.header("Set-Cookie"):
+            # Back to a URL fetched before, with a cookie it did not have: a consent wall
+            # that sets its cookie and sends the reader back to the article. Fetched again
+            # (max_redirects bounds it).
+            batch.pending[job.reached.seed] += 1
+            self.slots.add(hop)
+        elif job.seed_chain:
             batch.summary.seeds_ok[job.reached.seed] = True  # a loop: the chain's responses are captured
 
     def _enqueue(self, batch: Batch, job: Job, claimed: bool = False) -> bool:
@@ -604,18 +578,19 @@ class Crawler:
         del self.batches[batch.id]
         if self.archive.since_checkpoint:
             self.archive.checkpoint()
-        self._resolved = {key for key in self._resolved if key[0] != batch.id}
+        with self._resolving:
+            self._resolved = {key for key in self._resolved if key[0] != batch.id}
         if batch.observed:
             write_feed(self.archive.catalog, self.archive.config, warc_date(self.archive.clock()))
         batch.summary.warcs = sorted({r.warc for r in batch.summary.results})
         self.on_batch_done(batch)
 
 
-def resolve(fetcher: Fetcher, host: str, port: int) -> Generator[Wait, None, list[str]]:
+def resolve(fetcher: Fetcher, host: str, port: int) -> list[str]:
     """Every address getaddrinfo gives for the host (the fetch that follows connects to
     them without asking again)."""
     try:
-        infos = yield from fetcher.look_up(host, port)
+        infos = fetcher.look_up(host, port)
     except (OSError, UnicodeError) as e:
         return [f"error: {e}"]
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -655,16 +630,18 @@ class RobotsPolicy:
         self.clock = clock
         self.new_parser = urllib.robotparser.RobotFileParser
         self.parsers: dict[str, tuple[RobotFileParser, float]] = {}  # host -> (parser, when to fetch again)
+        self.locks: dict[str, threading.Lock] = {}  # per host: one fetch thread asks for its robots.txt
 
-    def allowed(self, url: str, agent: str) -> Generator[Wait, None, bool]:
+    def allowed(self, url: str, agent: str) -> bool:
         scheme, host = url.split("://", 1)[0], url_host(url)
-        kept = self.parsers.get(host)
-        if kept is None or self.clock() >= kept[1]:
-            kept = self.parsers[host] = yield from self._fetch(scheme, host, kept)
+        with self.locks.setdefault(host, threading.Lock()):
+            kept = self.parsers.get(host)
+            if kept is None or self.clock() >= kept[1]:
+                kept = self.parsers[host] = self._fetch(scheme, host, kept)
         return kept[0].can_fetch(agent, url)
 
     def _fetch(self, scheme: str, host: str, kept: tuple[RobotFileParser, float] | None
-               ) -> Generator[Wait, None, tuple[RobotFileParser, float]]:
+               ) -> tuple[RobotFileParser, float]:
         """(the rules, when to fetch them again), as RFC 9309 2.3.1 says: redirects are
         followed (up to five), a 4xx means no rules; unreachable (a 5xx, 429, a cut body,
         no answer, too many redirects) keeps the rules fetched before, or disallows all
@@ -672,7 +649,7 @@ class RobotsPolicy:
         now = self.clock()
         url = f"{scheme}://{host}/robots.txt"
         for _ in range(ROBOTS_REDIRECTS + 1):
-            ex = yield from self.fetcher.exchange(url)
+            ex = self.fetcher.fetch(url)
             location = ex.header("Location") if ex.status in REDIRECT_STATUSES else ""
             if not location:
                 break

@@ -101,9 +101,16 @@ def requote_uri(uri: str) -> str:
 
 
 def _idna_host(hostname: str, url: str) -> str:
+    """The host as sent: IDNA 2008 with UTS 46 mapping, as requests and browsers encode
+    it (faß.de is xn--fa-hia.de; Python's "idna" codec, IDNA 2003, makes it fass.de)."""
     try:
-        host = hostname.encode("idna").decode("ascii").lower()
-    except UnicodeError as e:
+        if hostname.isascii():
+            host = hostname.encode("idna").decode("ascii").lower()
+        else:
+            import idna  # requests' own dependency; only non-ASCII host names need it
+
+            host = idna.encode(hostname, uts46=True).decode("ascii")
+    except (UnicodeError, ValueError) as e:  # idna.IDNAError is a UnicodeError
         raise UsageError(f"invalid host in URL {url!r}") from e
     if ":" in host:  # IPv6, from a bracketed [...] host
         try:

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""How much CPU fetching costs per URL, by how the fetches are run: archiver's exchanges
-as coroutines in the crawler's FetchLoop (how a capture runs them), the same Fetcher
-called on fetch threads (how captures ran them before 2026-11-27), and a minimal loop
+"""How much CPU fetching costs per URL, by how the fetches are run: archiver's Fetcher
+(requests, since 2026-12-03) called from this thread, in the crawler's FetchPool (how a
+capture runs them: fetch threads), on a ThreadPoolExecutor, and a minimal loop
 fetching from one thread with non-blocking sockets (a floor). Evidence for a design
-choice, not a comparison with a peer.
+choice, not a comparison with a peer. (Until 2026-12-03 it compared the own client's
+coroutine FetchLoop with fetch threads; see bench/README.md.)
 
 Both fetch every URL of the capture benchmark's site (bench/capture_vs_wget.py: 200
 articles, 1,406 URLs) from nginx on 127.0.0.1 over kept-alive connections, and compute
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import selectors
 import socket
 import sys
@@ -33,8 +35,8 @@ from capture_vs_wget import build_site  # noqa: E402
 
 from archiver import http1  # noqa: E402
 from archiver.config import load_config  # noqa: E402
-from archiver.crawl import FetchLoop  # noqa: E402
-from archiver.fetch import Fetcher, request_head_bytes  # noqa: E402
+from archiver.crawl import FetchPool  # noqa: E402
+from archiver.fetch import Fetcher  # noqa: E402
 from archiver.workdir import init_archive  # noqa: E402
 
 
@@ -49,12 +51,19 @@ def fetcher_inline(fetcher: Fetcher, urls: list[str]) -> int:
     return len(urls)
 
 
+HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+def request_head_bytes(target: str, headers: list[tuple[str, str]]) -> bytes:
+    return ("\r\n".join([f"GET {target} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers]) + "\r\n\r\n").encode()
+
+
 def fetch_loop(fetcher: Fetcher, urls: list[str], concurrency: int) -> int:
-    """As the crawler does: at most `concurrency` exchanges in flight in one FetchLoop."""
-    loop = FetchLoop(fetcher.exchange)
+    """As the crawler does: at most `concurrency` fetches in flight in one FetchPool (threads)."""
+    loop = FetchPool(lambda url: fetcher.fetch(url), concurrency, fetcher.cancel)
     todo, done = deque(urls), 0
-    while todo or loop.in_flight or loop.finished:
-        while todo and len(loop.in_flight) + len(loop.finished) < concurrency:
+    while todo or loop.in_flight:
+        while todo and len(loop.in_flight) < concurrency:
             loop.submit(todo.popleft())
         for _, ex in loop.wait(None):
             ex.close()
@@ -95,14 +104,15 @@ def nonblocking_loop(host: str, port: int, paths: list[str], connections: int) -
             state = key.data
             state["buffer"] += state["sock"].recv(65536)
             if state["response"] is None:
-                if not (end := http1.HEAD_END.search(state["buffer"])):
+                if not (end := HEAD_END.search(state["buffer"])):
                     continue
                 head = bytes(state["buffer"][:end.end()])
                 del state["buffer"][:end.end()]
                 state["response"] = http1.parse_head(head)
                 state["head_digest"].update(head)
-            if len(state["buffer"]) >= state["response"].length:
-                body = bytes(state["buffer"][:state["response"].length])
+            length = int(state["response"].get_header("Content-Length") or 0)
+            if len(state["buffer"]) >= length:
+                body = bytes(state["buffer"][:length])
                 state["head_digest"].update(body)
                 state["payload_digest"].update(body)
                 done += 1
@@ -136,7 +146,7 @@ def main() -> int:
         fetcher_threads(fetcher, urls[:50], 1)  # connections made, code warm
         measure("Fetcher, called from this thread", lambda: fetcher_inline(fetcher, urls))
         for concurrency in (1, 4, 8):
-            measure(f"FetchLoop, {concurrency} in flight", lambda: fetch_loop(fetcher, urls, concurrency))
+            measure(f"FetchPool, {concurrency} in flight", lambda: fetch_loop(fetcher, urls, concurrency))
         for threads in (1, 4, 8):
             measure(f"Fetcher, {threads} fetch thread(s)", lambda: fetcher_threads(fetcher, urls, threads))
         fetcher.close()

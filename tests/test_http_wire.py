@@ -1,5 +1,6 @@
-"""The HTTP/1.1 wire, read by archiver's own client (http1.py): odd and hostile responses
-sent byte by byte from a raw socket server, requests through a proxy, cookies_file."""
+"""The HTTP/1.1 wire, read through requests and the recording transport (transport.py):
+odd and hostile responses sent byte by byte from a raw socket server, requests through a
+proxy, cookies_file."""
 
 from __future__ import annotations
 
@@ -177,7 +178,8 @@ def test_gzip_and_deflate_transfer_codings_are_removed_like_chunked(fetcher):
     assert body_of(first) == b"hello, gzip" and not first.error
     assert first.header("X-Archive-Orig-Transfer-Encoding") == "gzip, chunked"
     assert body_of(second) == gzip_coded and not second.error
-    assert server.connections == 1  # the chunked body was read to its end: the connection went on
+    # (http.client closes a connection whose Transfer-Encoding does not end in a bare
+    # "chunked" after the body, so no assertion on reuse here.)
 
 
 def test_transfer_codings_as_servers_really_send_them(fetcher):
@@ -196,7 +198,6 @@ def test_transfer_codings_as_servers_really_send_them(fetcher):
     assert [(body_of(ex), ex.error) for ex in exchanges[:3]] == [(b"raw deflate", ""), (b"two members", ""),
                                                                 (b"plain", "")]
     assert body_of(exchanges[3]) == b"" and "empty body with a gzip or deflate transfer coding" in exchanges[3].error
-    assert server.connections == 1
 
 
 def test_a_transfer_coded_bomb_stops_at_max_bytes(tmp_path):
@@ -229,20 +230,20 @@ def test_body_shorter_than_content_length_is_kept_and_marked_cut(fetcher):
     server.stop()
     assert ex.status == 200 and body_of(ex) == b"only this"
     assert ex.truncated == "disconnect"
-    assert ex.error == "body incomplete: connection closed mid-body (BodyCut)"
+    assert ex.error == "body incomplete: connection closed mid-body (IncompleteRead)"
 
 
+# The messages are http.client's and urllib3's now (they read the wire); the own client
+# also refused trailer fields over 64 KB, which urllib3 reads and drops line by line.
 @pytest.mark.parametrize("reply, error", [
-    (b"", "connection closed without a response (NoResponse)"),
-    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "ResponseError: not an HTTP/1.x status line: 'SSH-2.0-OpenSSH_9.6'"),
-    (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000, "ResponseError: response head over 64 KB"),
+    (b"", "connection closed without a response (RemoteDisconnected)"),
+    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "BadStatusLine: SSH-2.0-OpenSSH_9.6"),
+    (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000, "LineTooLong: got more than 65536 bytes when reading header line"),
     (b"HTTP/1.1 200 OK\r\nContent-Le", "ResponseError: connection closed in the response head"),
-    (b"HTTP/1.1 2\xb30 OK\r\n\r\n", "ResponseError: not an HTTP/1.x status line: 'HTTP/1.1 2\xb30 OK'"),  # "2³0"
-    (b"HTTP/1.1 100 Continue\r\n\r\n" * 5000, "ResponseError: informational (1xx) responses over 64 KB"),
+    (b"HTTP/1.1 2\xb30 OK\r\n\r\n", "BadStatusLine: HTTP/1.1 2\xb30 OK"),  # "2³0"
+    (b"HTTP/1.1 100 Continue\r\n\r\n" * 5000, "HTTPException: informational (1xx) responses over 64 KB"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n",
-     "body incomplete: ResponseError: chunk data longer than its size 3"),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n" + b"X: y\r\n" * 20000,
-     "body incomplete: ResponseError: trailer fields over 64 KB"),
+     "body incomplete: connection closed mid-body (IncompleteRead)"),
 ])
 def test_what_is_not_a_response_is_a_one_line_error(fetcher, reply, error):
     server = RawServer(Reply(reply))
@@ -259,7 +260,7 @@ def test_host_name_idna_refuses_is_a_recorded_failure_not_a_crash(site, config):
     site.routes["/go/"] = redirect(far)
     summary = run_snapshot(config, site.url("/go/"))
     assert [(r.url, r.record) for r in summary.results] == [(site.url("/go/"), "response"), (far, "failed")]
-    assert summary.results[-1].error.startswith("UnicodeError: ")
+    assert "label empty or too long" in summary.results[-1].error
 
 
 def test_framing_reads_every_field_of_transfer_encoding_and_connection(fetcher):
@@ -296,8 +297,9 @@ def test_bytes_arriving_on_an_idle_connection_are_never_read_as_the_next_respons
     assert server.sent.wait(5)  # on loopback, sent is in the client's receive buffer
     second = fetcher.fetch(server.base + "/2")
     server.stop()
+    # Bytes in the socket make urllib3 drop the connection; bytes already buffered go
+    # with the first response's file. Either way the next response is the real one.
     assert (body_of(first), body_of(second)) == (b"ok", b"real")
-    assert server.connections == 2
 
 
 def test_non_latin1_cookie_values_are_sent_as_utf8_as_browsers_do(site, tmp_path):
@@ -386,7 +388,7 @@ def test_bad_chunk_size_keeps_what_came_before_it(fetcher):
     ex = fetcher.fetch(server.base + "/")
     server.stop()
     assert body_of(ex) == b"abc" and ex.truncated == "disconnect"
-    assert ex.error == "body incomplete: ResponseError: bad chunk size b'-5'"
+    assert ex.error.startswith("body incomplete: ")
 
 
 def test_body_without_length_is_read_to_the_end_of_the_connection(fetcher):
@@ -406,9 +408,13 @@ def test_kept_alive_connection_closed_by_the_server_is_retried_once_on_a_new_one
     assert server.connections == 2
 
 
-def test_request_target_with_a_space_or_line_break_is_refused_before_sending(fetcher):
-    ex = fetcher.fetch("http://127.0.0.1:9/a b")
-    assert ex.request_head is None and ex.error.startswith("invalid URL: a space, control or non-ASCII")
+def test_request_target_with_a_space_is_sent_percent_encoded_and_a_line_break_is_refused(fetcher):
+    server = RawServer(Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    ex = fetcher.fetch(server.base + "/a b")
+    server.stop()
+    assert body_of(ex) == b"ok" and ex.request_head.startswith(b"GET /a%20b HTTP/1.1\r\n")
+    refused = fetcher.fetch("http://127.0.0.1:9/a\r\nX-Injected: 1")
+    assert refused.status is None and b"\r\nX-Injected" not in (refused.request_head or b"")
 
 
 # ---- proxy and cookies -------------------------------------------------------------------
@@ -467,8 +473,9 @@ def test_https_through_an_authenticating_proxy_tunnel(tls_site, tmp_path):
     assert ex.status == 200 and body_of(ex) == site.sent["/t/"]
     assert ex.tls is not None and ex.tls.certificate_der == leaf_der
     port = site.server.server_address[1]
-    assert proxy.requests[0].startswith(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n".encode())
+    assert proxy.requests[0].startswith(f"CONNECT localhost:{port} HTTP/1.".encode())  # urllib3's tunnel
     assert b"Proxy-Authorization" not in ex.request_head  # it went to the proxy, not the site
+    assert ex.ip == ""  # the connection's peer is the proxy, not the server
 
 
 def test_plain_http_through_the_proxy_sends_the_absolute_url_and_a_refused_tunnel_is_an_error(tls_site, tmp_path):
@@ -484,10 +491,12 @@ def test_plain_http_through_the_proxy_sends_the_absolute_url_and_a_refused_tunne
     proxy.stop()
     assert body_of(ex) == b"proxied!"
     assert ex.request_head.startswith(b"GET http://news.example/a?b=1 HTTP/1.1\r\nHost: news.example\r\n")
-    assert ex.request_head == proxy.requests[0]
+    # What the proxy got, less the proxy's credentials: those never reach a record.
+    assert b"Proxy-Authorization: Basic " in proxy.requests[0] and b"Proxy-Authorization" not in ex.request_head
+    assert ex.request_head == b"".join(line for line in proxy.requests[0].splitlines(keepends=True)
+                                       if not line.startswith(b"Proxy-Authorization"))
     assert refused.status is None
-    assert refused.error == f"OSError: proxy refused the tunnel to localhost:{site.server.server_address[1]}: " \
-                            "407 Proxy Authentication Required"
+    assert refused.error == "OSError: Tunnel connection failed: 407 Proxy Authentication Required"
 
 
 def test_cookies_file_is_sent_to_its_domain_with_session_cookies_and_expired_ones_named(site, tmp_path, caplog):

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from archiver.capture import Reached
-from archiver.crawl import FetchLoop, HostSlots, Job
+from archiver.crawl import FetchPool, HostSlots, Job
 from archiver.fetch import Fetcher
 
 from .conftest import make_archive, run_snapshot
@@ -55,12 +55,12 @@ def test_hosts_take_turns_so_none_is_starved():
     assert not slots.pending()
 
 
-def test_fetch_loop_runs_exchanges_side_by_side_wakes_and_abandons(site, tmp_path):
+def test_fetch_pool_runs_exchanges_side_by_side_wakes_and_abandons(site, tmp_path):
     release = threading.Event()
     site.routes["/slow"] = lambda h: release.wait(10)  # answers nothing until released
     site.page("/fast", "<html></html>")
     fetcher = Fetcher(make_archive(tmp_path / "a").capture)
-    loop = FetchLoop(fetcher.exchange)
+    loop = FetchPool(fetcher.fetch, 4, fetcher.cancel)
     try:
         loop.submit(site.url("/slow"))
         loop.submit(site.url("/fast"))
@@ -120,30 +120,30 @@ def test_robots_obey_records_disallowed_urls_as_failed(site, tmp_path):
 def test_robots_txt_is_fetched_again_after_a_day(site, tmp_path):
     """archiver run goes on for months: a site's new robots.txt must be seen."""
     from archiver.crawl import ROBOTS_MAX_AGE, ROBOTS_RETRY, RobotsPolicy
-    from archiver.fetch import Fetcher, run_blocking
+    from archiver.fetch import Fetcher
 
     site.page("/robots.txt", "User-agent: *\nDisallow:\n", "text/plain")
     now = [1000.0]
     fetcher = Fetcher(make_archive(tmp_path / "a").capture)
     policy = RobotsPolicy(fetcher, clock=lambda: now[0])
     try:
-        assert run_blocking(policy.allowed(site.url("/p/"), "archiver"))
+        assert policy.allowed(site.url("/p/"), "archiver")
         site.page("/robots.txt", "User-agent: *\nDisallow: /p/\n", "text/plain")
         now[0] += ROBOTS_MAX_AGE - 1
-        assert run_blocking(policy.allowed(site.url("/p/"), "archiver"))  # kept for a day
+        assert policy.allowed(site.url("/p/"), "archiver")  # kept for a day
         now[0] += 2
-        assert not run_blocking(policy.allowed(site.url("/p/"), "archiver"))
+        assert not policy.allowed(site.url("/p/"), "archiver")
         assert site.hits["/robots.txt"] == 2
         # A day later the server fails: the rules it gave are kept, and asked for in an hour.
         site.page("/robots.txt", "down", "text/plain", status=503)
         now[0] += ROBOTS_MAX_AGE + 1
-        assert not run_blocking(policy.allowed(site.url("/p/"), "archiver"))
+        assert not policy.allowed(site.url("/p/"), "archiver")
         now[0] += ROBOTS_RETRY - 1
-        assert not run_blocking(policy.allowed(site.url("/p/"), "archiver"))
+        assert not policy.allowed(site.url("/p/"), "archiver")
         assert site.hits["/robots.txt"] == 3
         site.page("/robots.txt", "User-agent: *\nDisallow:\n", "text/plain")
         now[0] += 2
-        assert run_blocking(policy.allowed(site.url("/p/"), "archiver"))
+        assert policy.allowed(site.url("/p/"), "archiver")
         assert site.hits["/robots.txt"] == 4
     finally:
         fetcher.close()
@@ -153,12 +153,12 @@ def test_robots_txt_unreachable_disallows_all_and_redirects_are_followed(site, t
     """RFC 9309 2.3.1: redirects followed; a 5xx or 429 with no rules fetched before
     means complete disallow (tried again in an hour); a 404 means no rules."""
     from archiver.crawl import ROBOTS_RETRY, RobotsPolicy
-    from archiver.fetch import Fetcher, run_blocking
+    from archiver.fetch import Fetcher
 
     now = [0.0]
     fetcher = Fetcher(make_archive(tmp_path / "a").capture)
     policy = RobotsPolicy(fetcher, clock=lambda: now[0])
-    allowed = lambda path: run_blocking(policy.allowed(site.url(path), "archiver"))  # noqa: E731
+    allowed = lambda path: policy.allowed(site.url(path), "archiver")  # noqa: E731
     try:
         site.page("/robots.txt", "busy", "text/plain", status=429)
         assert not allowed("/p/")
@@ -243,30 +243,31 @@ def test_retry_delay_reads_seconds_and_http_dates():
     assert retry_delay("garbage", 1, now) == 4
 
 
-def test_kept_alive_connections_are_reused_and_bounded_across_many_hosts(tmp_path):
-    """One connection per origin is reused; past max_idle the least recently used idle
-    ones are closed, so a crawl across thousands of hosts keeps few sockets open."""
-    from archiver.fetch import Fetcher
+def test_kept_alive_connections_are_reused_and_bounded_across_many_hosts(tmp_path, monkeypatch):
+    """One connection per origin is reused; past the adapter's number of pools (one per
+    origin) the least recently used origin's are closed, so a crawl across thousands of
+    hosts keeps few sockets open."""
+    from archiver import fetch, transport
 
+    monkeypatch.setattr(fetch, "MIN_POOLS", 3)  # with concurrency 1: 3 pools
+    connects = []
+    connect = transport._HTTPConnection.connect
+    monkeypatch.setattr(transport._HTTPConnection, "connect", lambda self: connects.append(self.port) or connect(self))
     sites = [Site() for _ in range(5)]
     try:
         for s in sites:
             s.page("/", "<html><body>x</body></html>")
-        fetcher = Fetcher(make_archive(tmp_path / "a").capture)
-        fetcher.max_idle = 3
-        connects = []
-        connect = fetcher._connect
-        fetcher._connect = lambda target, deadline: connects.append(target.port) or connect(target, deadline)
+        fetcher = fetch.Fetcher(make_archive(tmp_path / "a", concurrency="1").capture)
         ports = [s.server.server_address[1] for s in sites]
         for s in sites + sites[-2:]:
             ex = fetcher.fetch(s.url("/"))
             assert ex.status == 200 and not ex.error
             ex.close()
         assert connects == ports  # the last two origins were fetched again on kept connections
-        assert fetcher.idle_count == 3
-        assert [origin[2] for origin in fetcher.idle] == [ports[2], ports[3], ports[4]]
+        pools = fetcher.session.get_adapter("http://127.0.0.1/").poolmanager.pools
+        assert sorted(key.key_port for key in pools.keys()) == sorted(ports[2:])
         fetcher.close()
-        assert fetcher.idle_count == 0 and not fetcher.idle
+        assert len(pools) == 0
     finally:
         for s in sites:
             s.stop()
