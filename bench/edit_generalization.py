@@ -555,17 +555,21 @@ def _authors_in(data) -> list[str]:
 
 
 def edit_byline(art: Article, rng: random.Random, others: list[Other]) -> str | None:
-    """The author changes everywhere (in any letter case, in scripts also as JSON writes
-    it) but in the headline and <title>, and in the article content only where a byline
-    stands (an element giving the name alone): not in its text, captions or photo credits."""
+    """The author changes where a CMS prints the author: in attributes (meta author,
+    data-author, alt, ...; not links) and scripts (JSON-LD, also with JSON's \\u escapes),
+    in any letter case, and in the text of bylines (elements giving the name alone, not
+    within running text), not in the text, captions or photo credits, nor in the
+    headline and <title>."""
     old = author_name(art.doc)
     if old is None:
         return None
     new = rng.choice([n for n in NEW_AUTHORS if n != old])
-    content = {d for d in art.body.iter() if (_person(text_of(d)) or "").casefold() != old.casefold()}
-    keep = content | {d for t in _title_elements(art) for d in t.iter()}
     rename = functools.partial(_renamed, old=old, new=new)
-    changed = sum(_rename_in(el, rename, keep) for el in art.doc.iter())
+    prose = {d for p in art.paragraphs() if _is_prose(rename(text_of(p)).replace(new, "")) for d in p.iter()}
+    bylines = {el for el in art.doc.iter() if isinstance(el.tag, str) and el.text and rename(el.text) != el.text
+               and el not in prose and (_person(text_of(el)) or "").casefold() == old.casefold()}
+    titles = {d for t in _title_elements(art) for d in t.iter()}
+    changed = sum(_rename_in(el, rename, bylines) for el in art.doc.iter() if el not in titles)
     return f"byline {old!r} -> {new!r}" if changed else None
 
 
@@ -578,18 +582,18 @@ def _renamed(text: str, old: str, new: str) -> str:
     return text
 
 
-def _rename_in(el: HtmlElement, rename: Callable[[str], str], keep: set) -> int:
-    """Rename the author in el's attributes (not links), text and tail; count the changes."""
+def _rename_in(el: HtmlElement, rename: Callable[[str], str], bylines: set) -> int:
+    """Rename the author in el's attributes (not links), and in its text if el is a
+    script or a byline; count the changes."""
+    if not isinstance(el.tag, str):
+        return 0
     changed = 0
-    if isinstance(el.tag, str) and el not in keep:
-        for name, value in el.attrib.items():
-            if name not in ("href", "src") and rename(value) != value:
-                el.set(name, rename(value))
-                changed += 1
-        if el.text and rename(el.text) != el.text:
-            el.text, changed = rename(el.text), changed + 1
-    if el.tail and el.getparent() not in keep and rename(el.tail) != el.tail:
-        el.tail, changed = rename(el.tail), changed + 1
+    for name, value in el.attrib.items():
+        if name not in ("href", "src") and rename(value) != value:
+            el.set(name, rename(value))
+            changed += 1
+    if el.text and (el.tag == "script" or el in bylines) and rename(el.text) != el.text:
+        el.text, changed = rename(el.text), changed + 1
     return changed
 
 
