@@ -270,7 +270,8 @@ def test_an_old_layout_archive_reindexes_to_its_catalog_and_replays(tmp_path):
     for path in sorted(old_layout.DATA.glob("*.warc.gz")):
         shutil.copy(path, config.storage.warc_dir / path.name)
     expected = json.loads((old_layout.DATA / "catalog.json").read_text())
-    assert reindex(config) == (2, len(expected["captures"]))
+    result = reindex(config)
+    assert (result.files, result.captures, result.damaged) == (2, len(expected["captures"]), [])
     catalog = Catalog(config.storage.catalog)
     captures, xrefs = catalog.dump()
     catalog.close()
