@@ -66,9 +66,14 @@ class SnapshotSummary:
         return [s for s, ok in self.seeds_ok.items() if not ok]
 
     def last_fetches(self) -> dict[str, FetchResult]:
-        """Each fetched URL's last fetch: results hold one per attempt (retries, a
-        confirming fetch), and a URL's outcome is its last."""
-        return {r.url: r for r in self.results}
+        """Each fetched URL's last fetch: results hold one per attempt (retries), and a
+        URL's outcome is its last. Confirming fetches (role confirm) are evidence for
+        edit detection, not the URL's outcome: see confirmations."""
+        return {r.url: r for r in self.results if r.role != "confirm"}
+
+    @property
+    def confirmations(self) -> int:
+        return sum(r.role == "confirm" for r in self.results)
 
 
 class Archive:

@@ -255,9 +255,12 @@ def _print_summary(summary: SnapshotSummary) -> None:
     for r in last.values():
         by_record[r.record] = by_record.get(r.record, 0) + 1
     counts = ", ".join(f"{n} {k}" for k, n in sorted(by_record.items()))
-    attempts = f" ({len(summary.results)} attempts)" if len(summary.results) > len(last) else ""
+    fetches = len(summary.results) - summary.confirmations
+    attempts = f" ({fetches} attempts)" if fetches > len(last) else ""
+    confirmed = summary.confirmations
+    confirming = f"; {confirmed} page(s) fetched again to confirm a change" if confirmed else ""
     print(f"captured {len(last)} URL{'' if len(last) == 1 else 's'} for {len(summary.seeds_ok)} seed(s): "
-          f"{counts}{attempts}")
+          f"{counts}{attempts}{confirming}")
     for warc in summary.warcs:
         print(f"  {warc}")
 

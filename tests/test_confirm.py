@@ -19,7 +19,7 @@ from archiver.pipeline import history_of, reindex
 from archiver.seeds import url_host
 from archiver.tracking import load_history, reextract
 
-from .conftest import make_archive, run_snapshot
+from .conftest import make_archive, run_cli, run_snapshot
 from .site import Site, send
 
 PARAGRAPHS = [
@@ -205,3 +205,14 @@ def test_digests_of_masked_articles_are_stored_with_what_was_masked(news):
         assert len(digests) == 4 and all(d and "/" in d.split(":")[0] for d in digests)  # tagged: masked
     finally:
         catalog.close()
+
+
+def test_the_snapshot_summary_counts_a_confirming_fetch_apart(news):
+    site, config = news
+    page = Page()
+    url = site.serve("/story/", page)
+    run_cli("snapshot", url, cwd=config.root)
+    page.paragraphs[0] = page.paragraphs[0].replace("Monday", "Tuesday")
+    result = run_cli("snapshot", url, cwd=config.root)
+    assert result.stdout.splitlines()[0] == \
+        "captured 1 URL for 1 seed(s): 1 response; 1 page(s) fetched again to confirm a change"
