@@ -1692,6 +1692,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stop_on_sigterm()
     started = time.perf_counter()
+    env = environment()  # now: the archiver commit measured, even if main moves during the run
     articles = corpus_articles(args.corpus)
     chosen = random.Random(args.seed).sample(articles, min(args.pages, len(articles)))
     plans = make_plans(chosen, args.captures, args.edits, args.seed)
@@ -1714,15 +1715,15 @@ def main(argv: list[str] | None = None) -> int:
     mismatches = render_mismatches(site, list(tallies))
     print(f"\ncaptures whose first render differed between approaches: {mismatches} (must be 0)")
     print_samples(tallies)
-    path = write_results("edit_generalization", results_json(args, plans, tallies, extra, wall, mismatches))
+    path = write_results("edit_generalization", results_json(args, env, plans, tallies, extra, wall, mismatches))
     print(f"\nresults: {path}")
     return 0
 
 
-def results_json(args, plans, tallies, extra, wall, mismatches) -> dict:
+def results_json(args, env, plans, tallies, extra, wall, mismatches) -> dict:
     return {
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "environment": environment(), "wall_s": round(wall, 1), "render_mismatches": mismatches,
+        "environment": env, "wall_s": round(wall, 1), "render_mismatches": mismatches,
         "pages": [{"id": p.id, "source": p.source, "families": list(p.families),
                    "steps": [vars(s) for s in p.steps]} for p in plans],
         "approaches": {name: {"seconds": round(t.seconds, 1), "noise_only": dict(t.noise),
