@@ -6,8 +6,8 @@ Design, in the order the data flows:
 1. **Pages.** Real article pages from ../shared/corpus/html (trafilatura's cache and
    Mozilla Readability's test set) are parsed with lxml; their article content is found
    with our own rule (the element holding the most <p> text; its direct <p> children are
-   "the paragraphs"). Pages with fewer than 5 such paragraphs are left out; ``--pages``
-   of the rest are drawn with ``--seed``. Each page gets a fixed READ box (one of three
+   "the paragraphs"). Pages with fewer than 5 distinct paragraphs or 1,000 characters of
+   them are left out; ``--pages`` of the rest are drawn with ``--seed``. Each page gets a fixed READ box (one of three
    real markups, pointing to another page of the run) after its third paragraph.
 2. **Plan.** Each page gets 1-3 noise families (cycling, so every family covers pages)
    and ``--edits`` edits (the least-used kinds that apply to the page, so every kind
@@ -20,7 +20,8 @@ Design, in the order the data flows:
    site (archiver learns per-render noise per host). Every request gets a fresh
    render: the page's noise families fill the template's slots (between paragraphs,
    before/after the content, sidebar, head, class and image attributes) with markup as
-   real sites emit it. The randomness is seeded by (seed, page, capture, n-th request
+   real sites emit it: ads and inline related boxes move between renders, the site's
+   other furniture stays where its template puts it. The randomness is seeded by (seed, page, capture, n-th request
    of that client), so every approach sees the same first render of a capture, and a
    second fetch (e.g. a confirmation) gets a fresh one. Clients name themselves in an
    X-Bench-Client header; requests are counted per client, page and capture.
