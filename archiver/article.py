@@ -893,7 +893,7 @@ class _Content:
 
 # ---- block signatures ----------------------------------------------------------------------
 
-SIGNATURE_DEPTH = 4  # elements named, from the block up towards the content root
+SIGNATURE_DEPTH = 2  # elements named, from the block up: where a plugin inserts it varies, what it is does not
 LABEL = re.compile(r"^\W{0,3}([^\W\d_][^\W\d_ ]*(?: [^\W\d_]+){0,2})\s*:")
 _NAME_PARTS = re.compile(r"[-_]+")
 

@@ -24,7 +24,7 @@ from functools import cached_property
 from .article import Article, Ref
 from .diff import (BodyOp, Change, content_digest, diff_articles, is_current_digest, normalize, normalized_paragraphs,
                    ref_targets)
-from .noise import learn_noise, mask
+from .noise import learn_noise, mask, settle
 
 FIXED_AFTER = 3  # identical READ targets in this many captures in a row make them fixed
 SHORT_RATIO = 0.3  # an extraction under this share of the current version's words is suspect
@@ -344,10 +344,13 @@ def _confirmed(history: History, obs: Observation, previous: Version, current: V
         if confirmer == AWAITING:
             history.awaiting_confirm = obs.capture
         return changes, True
-    assert confirmer.article is not None and obs.article is not None
+    assert confirmer.article is not None and obs.article is not None and previous.article is not None
     other_swap = (swap[0], confirmer.article.read_refs) if swap else None
-    again, _ = _changes(previous, current, confirmer.article, other_swap, confirmer)
-    agreed = tuple(c for c in changes if c in again)
+    base, render = settle(previous.article, obs.article, confirmer.article)
+    seen, _ = _changes(previous, current, render, swap, obs, base)
+    base, render = settle(previous.article, confirmer.article, obs.article)
+    again, _ = _changes(previous, current, render, other_swap, confirmer, base)
+    agreed = tuple(c for c in seen if c in again)
     _rotating_between(obs, confirmer, boxes)
     return agreed, False
 
@@ -381,14 +384,16 @@ def _digest(history: History, capture: CaptureRef, stored: str, article: Article
     return history.computed[capture]
 
 
-def _changes(previous: Version | None, current: Version | None, article: Article, swap, obs: Observation):
+def _changes(previous: Version | None, current: Version | None, article: Article, swap, obs: Observation,
+             base: Article | None = None):
+    """The changes from the previous live version's article (or base) to article."""
     changes: list[Change] = []
     if current is not None and current.gone:
         changes.append(Change("restored", f"HTTP {current.status}", f"HTTP {obs.status}"))
     if current is not None and obs.final_url != current.final_url:
         changes.append(Change("redirected", current.final_url, obs.final_url))
     if previous is not None and previous.article is not None:
-        changes += diff_articles(previous.article, article, swap)[0]
+        changes += diff_articles(base or previous.article, article, swap)[0]
     kinds = tuple(dict.fromkeys(c.kind for c in changes))
     return tuple(changes), kinds
 

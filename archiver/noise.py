@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
+from difflib import SequenceMatcher
 
 from .article import Article, Ref
 from .diff import normalize
@@ -26,17 +28,19 @@ _DIGITS = re.compile(r"\d+(?:[,.:\s]\d+)*")
 
 
 def learn_noise(a: Article, b: Article) -> frozenset[str]:
-    """Keys of the blocks that differ between two renders a and b of the same page; a
-    block also holding text both renders share is editorial and never learned."""
+    """Keys of the blocks that differ between two renders a and b of the same page. A
+    block standing where text both renders share stands as often as where they differ
+    is editorial and never learned; an ad slot that shows the same ad twice in a row
+    (small ad pools do) is still an ad slot."""
     texts_a, texts_b = _texts(a), _texts(b)
     volatile_a = _unmatched(texts_a, texts_b)
     volatile_b = _unmatched(texts_b, texts_a)
     if len(volatile_a) > MAX_VOLATILE_SHARE * max(len(texts_a), 1):
         return frozenset()  # not two renders of one article (a live blog, another page)
     links_moved, links_kept = _ref_blocks(a.links + a.read_refs, b.links + b.read_refs)
-    flipped = _volatile_blocks(a, volatile_a) | _volatile_blocks(b, volatile_b) | links_moved
-    stable = _stable_blocks(a, volatile_a) | _stable_blocks(b, volatile_b) | links_kept
-    keys = {f"block:{block}" for block in flipped - stable if block}
+    flipped = _volatile_blocks(a, volatile_a) + _volatile_blocks(b, volatile_b) + links_moved
+    stable = Counter(_stable_blocks(a, volatile_a) + _stable_blocks(b, volatile_b) + links_kept)
+    keys = {f"block:{block}" for block, n in Counter(flipped).items() if block and n > stable[block]}
     shapes_a = {_shape(texts_a[i]) for i in volatile_a}
     shapes_b = {_shape(texts_b[i]) for i in volatile_b}
     keys |= {f"shape:{shape}" for shape in shapes_a & shapes_b if any(c.isalpha() for c in shape)}
@@ -99,29 +103,69 @@ def _unmatched(texts: list[str], other: list[str]) -> list[int]:
     return out
 
 
-def _ref_blocks(a: tuple[Ref, ...], b: tuple[Ref, ...]) -> tuple[set[str], set[str]]:
-    """(blocks of links only one render has, blocks of links both have)."""
+def _ref_blocks(a: tuple[Ref, ...], b: tuple[Ref, ...]) -> tuple[list[str], list[str]]:
+    """(blocks of links only one render has, blocks of links both have), one per link."""
     keys_a = {(r.url, normalize(r.text)) for r in a}
     keys_b = {(r.url, normalize(r.text)) for r in b}
-    moved = {r.block for r in a if (r.url, normalize(r.text)) not in keys_b}
-    moved |= {r.block for r in b if (r.url, normalize(r.text)) not in keys_a}
-    kept = {r.block for r in a if (r.url, normalize(r.text)) in keys_b}
+    moved = [r.block for r in a if (r.url, normalize(r.text)) not in keys_b]
+    moved += [r.block for r in b if (r.url, normalize(r.text)) not in keys_a]
+    kept = [r.block for r in a if (r.url, normalize(r.text)) in keys_b]
+    kept += [r.block for r in b if (r.url, normalize(r.text)) in keys_a]
     return moved, kept
 
 
-def _volatile_blocks(article: Article, volatile: list[int]) -> set[str]:
-    """Blocks of the volatile paragraphs; an article extracted without signatures has none."""
+def _volatile_blocks(article: Article, volatile: list[int]) -> list[str]:
+    """Blocks of the volatile paragraphs, one per paragraph; none for an article
+    extracted without signatures."""
     if len(article.blocks) != len(article.paragraphs):
-        return set()
-    return {article.blocks[i] for i in volatile if article.blocks[i]}
+        return []
+    return [article.blocks[i] for i in volatile if article.blocks[i]]
 
 
-def _stable_blocks(article: Article, volatile: list[int]) -> set[str]:
+def _stable_blocks(article: Article, volatile: list[int]) -> list[str]:
     if len(article.blocks) != len(article.paragraphs):
-        return set()
+        return []
     flipped = set(volatile)
-    return {block for i, block in enumerate(article.blocks) if i not in flipped}
+    return [block for i, block in enumerate(article.blocks) if i not in flipped]
 
 
 def _shape(text: str) -> str:
     return " ".join(_DIGITS.sub("#", text).split())
+
+
+def settle(base: Article, render: Article, other: Article) -> tuple[Article, Article]:
+    """(base, render) without the slots that differ between render and other, two renders
+    of one page: where they disagree, what base held there was per-render noise too (an
+    ad slot holds a new ad on every render), wherever it stands and whatever its markup.
+    Paragraphs and links are settled apart, each as a sequence in page order."""
+    keep_base, keep_render = _settled([normalize(p) for p in base.paragraphs],
+                                      [normalize(p) for p in render.paragraphs],
+                                      [normalize(p) for p in other.paragraphs])
+    link_base, link_render = _settled(_link_keys(base), _link_keys(render), _link_keys(other))
+    return _kept(base, keep_base, link_base), _kept(render, keep_render, link_render)
+
+
+def _link_keys(article: Article) -> list[str]:
+    return [f"{r.url} {normalize(r.text)}" for r in article.links]
+
+
+def _settled(base: list[str], render: list[str], other: list[str]) -> tuple[set[int], set[int]]:
+    """Indexes of base and render outside the slots where render and other differ."""
+    items, gaps = set(), set()  # render's items that differ, and positions where other has more
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, render, other, autojunk=False).get_opcodes():
+        if tag != "equal":
+            items.update(range(i1, i2))
+            gaps.update((i1, i2))
+    drop_base, drop_render = set(), set()
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, base, render, autojunk=False).get_opcodes():
+        if tag != "equal" and (items.intersection(range(j1, j2)) or j1 in gaps or j2 in gaps):
+            drop_base.update(range(i1, i2))
+            drop_render.update(range(j1, j2))
+    return set(range(len(base))) - drop_base, set(range(len(render))) - drop_render
+
+
+def _kept(article: Article, paragraphs: set[int], links: set[int]) -> Article:
+    blocks = article.blocks if len(article.blocks) == len(article.paragraphs) else ()
+    return replace(article, paragraphs=tuple(p for i, p in enumerate(article.paragraphs) if i in paragraphs),
+                   blocks=tuple(b for i, b in enumerate(blocks) if i in paragraphs),
+                   links=tuple(r for i, r in enumerate(article.links) if i in links))

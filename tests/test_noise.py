@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, strategies as st
 
 from archiver.article import Article, Ref, extract_article
-from archiver.noise import learn_noise, mask
+from archiver.noise import learn_noise, mask, settle
 
 BODY = [f"Paragraph {n} of the story, long enough to be article text and not a caption or a label."
         for n in ("one", "two", "three", "four")]
@@ -58,3 +58,15 @@ def test_two_identical_renders_teach_nothing_and_no_noise_masks_nothing(paragrap
     a = Article(url="u", paragraphs=tuple(paragraphs), blocks=tuple("p" for _ in paragraphs))
     assert learn_noise(a, a) == frozenset()
     assert mask(a, frozenset())[0] is a
+
+
+def test_settle_drops_the_slot_two_renders_disagree_on_in_the_old_version_too():
+    """A bare paragraph ad (no markup to learn) holds a new ad on every render: the old
+    version's ad, this render's and the other render's stand in one slot."""
+    def article(*paragraphs: str) -> Article:
+        return Article(url="u", paragraphs=paragraphs, blocks=("p",) * len(paragraphs))
+    old = article("one", "ad: mortgages", "two", "three")
+    render = article("one", "ad: holidays", "two", "three, edited")
+    other = article("one", "ad: phones", "two", "three, edited")
+    base, settled = settle(old, render, other)
+    assert base.paragraphs == ("one", "two", "three") and settled.paragraphs == ("one", "two", "three, edited")
