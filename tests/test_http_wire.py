@@ -18,6 +18,7 @@ from warcio.archiveiterator import ArchiveIterator
 from archiver.fetch import Fetcher
 
 from .conftest import make_archive, run_snapshot, warc_files, warcio_check
+from .rawnet import Listener, pipe_both_ways, read_head
 from .site import redirect
 
 
@@ -29,38 +30,20 @@ class Reply:
     then: bytes = b""   # sent after the reply, as a second write
 
 
-class RawServer:
+class RawServer(Listener):
     """127.0.0.1:0, answering each request head it reads with the next scripted reply,
     as bytes no HTTP server library would send. Records every request head received."""
 
     def __init__(self, *replies: Reply):
         self.replies = list(replies)
         self.requests: list[bytes] = []
-        self.connections = 0
         self.sent = threading.Event()  # set after each reply is sent
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-
-    def stop(self) -> None:
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
             try:
-                while (head := _read_head(conn)) and self.replies:
+                while (head := read_head(conn)) and self.replies:
                     self.requests.append(head)
                     reply = self.replies.pop(0)
                     _send(conn, reply)
@@ -79,16 +62,6 @@ def _send(conn: socket.socket, reply: Reply) -> None:
     for i in range(len(reply.data)):
         conn.sendall(reply.data[i:i + 1])
         time.sleep(reply.drip)
-
-
-def _read_head(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        more = conn.recv(65536)
-        if not more:
-            return b""
-        data += more
-    return data
 
 
 def body_of(ex) -> bytes:
@@ -429,7 +402,7 @@ class TunnelProxy(RawServer):
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
-            head = _read_head(conn)
+            head = read_head(conn)
             self.requests.append(head)
             if f"Proxy-Authorization: {self.authorization}\r\n".encode() not in head:
                 conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
@@ -437,28 +410,9 @@ class TunnelProxy(RawServer):
                 port = int(head.split(b" ", 2)[1].rsplit(b":", 1)[1])
                 with socket.create_connection(("127.0.0.1", port)) as upstream:
                     conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    _pipe_both_ways(conn, upstream)
+                    pipe_both_ways(conn, upstream)
             else:
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nproxied!")
-
-
-def _pipe_both_ways(a: socket.socket, b: socket.socket) -> None:
-    def copy(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-    other = threading.Thread(target=copy, args=(b, a), daemon=True)
-    other.start()
-    copy(a, b)
-    other.join()
 
 
 def test_https_through_an_authenticating_proxy_tunnel(tls_site, tmp_path):

@@ -6,62 +6,29 @@ REQUESTS_CA_BUNDLE and client certificates."""
 from __future__ import annotations
 
 import base64
-import datetime
 import gzip
-import json
 import socket
 import ssl
 import struct
-import threading
 from pathlib import Path
 
 import brotlicffi
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from warcio.archiveiterator import ArchiveIterator
 
 from archiver.fetch import Fetcher
 from archiver.seeds import normalize_url
 
 from .conftest import make_archive, run_snapshot, warc_files
+from .rawnet import Listener, pipe_both_ways, read_head
 from .site import Site, send
-from .tls import _name
+from .tls import self_signed
 
 CREDENTIALS = "user:s3cret-pw"
 
 
-def _read_head(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        more = conn.recv(65536)
-        if not more:
-            return b""
-        data += more
-    return data
-
-
-def _pipe(a: socket.socket, b: socket.socket) -> None:
-    def copy(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-    other = threading.Thread(target=copy, args=(b, a), daemon=True)
-    other.start()
-    copy(a, b)
-    other.join()
-
-
-class ForwardingProxy:
+class ForwardingProxy(Listener):
     """An HTTP proxy on 127.0.0.1 that wants Proxy-Authorization, and forwards every
     request to 127.0.0.1 at the port the URL names, whatever its host name (so the host
     names tests use need no DNS). Records each request head it received."""
@@ -69,27 +36,11 @@ class ForwardingProxy:
     def __init__(self, credentials: str = CREDENTIALS):
         self.authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
         self.requests: list[bytes] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return self.listener.getsockname()[1]
-
-    def stop(self) -> None:
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
-            head = _read_head(conn)
+            head = read_head(conn)
             if not head:
                 return
             self.requests.append(head)
@@ -101,7 +52,7 @@ class ForwardingProxy:
                 port = int(target.rsplit(b":", 1)[1])
                 with socket.create_connection(("127.0.0.1", port)) as upstream:
                     conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    _pipe(conn, upstream)
+                    pipe_both_ways(conn, upstream)
                 return
             authority, _, path = target.split(b"://", 1)[1].partition(b"/")
             port = int(authority.rsplit(b":", 1)[1]) if b":" in authority else 80
@@ -114,29 +65,13 @@ class ForwardingProxy:
                     conn.sendall(data)
 
 
-class Socks5Server:
+class Socks5Server(Listener):
     """A SOCKS5 server (no authentication) that connects every request to 127.0.0.1 at
     the port asked for, and records the address type and address of each request."""
 
     def __init__(self):
         self.asked: list[tuple[int, bytes]] = []  # (ATYP, address): 3 = a domain name
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return self.listener.getsockname()[1]
-
-    def stop(self) -> None:
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
@@ -153,7 +88,7 @@ class Socks5Server:
             self.asked.append((atyp, address))
             with socket.create_connection(("127.0.0.1", port)) as upstream:
                 conn.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", port))
-                _pipe(conn, upstream)
+                pipe_both_ways(conn, upstream)
 
 
 def records(config) -> list:
@@ -327,13 +262,7 @@ def test_requests_ca_bundle_from_the_environment_is_trusted(tls_site, tmp_path, 
 
 def _client_identity(folder: Path) -> Path:
     """A self-signed client certificate and its key, in one PEM file."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(_name("archiver client")).issuer_name(_name("archiver client"))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert, key = self_signed("archiver client")
     path = folder / "client.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
