@@ -189,7 +189,7 @@ class Fetcher:
         settings, proxy = self._settings(request.url)
         timeout = (min(self.cfg.timeout, self.cfg.total_timeout), self.cfg.timeout)  # (connect + TLS, each read)
         try:
-            response = self.session.get_adapter(request.url).send(request, timeout=timeout, **settings)
+            response = self._send(request, timeout, settings, deadline)
         except (OSError, ValueError, http.client.HTTPException) as e:  # requests' errors are OSErrors
             ex.request_head = self._sent(deadline)
             ex.error = describe_error(TimeoutError("timed out") if deadline.cut else e)
@@ -211,6 +211,19 @@ class Fetcher:
             if not complete:
                 response.raw.close()  # bytes may be left on the connection: it is not reused
             response.raw.release_conn()
+
+    def _send(self, request: Any, timeout: tuple[float, float], settings: dict[str, Any], deadline: Deadline) -> Any:
+        """The response. A kept-alive connection the server has meanwhile closed fails
+        before any response byte: the request then goes once more, on a new connection."""
+        import http.client
+
+        adapter = self.session.get_adapter(request.url)
+        try:
+            return adapter.send(request, timeout=timeout, **settings)
+        except (OSError, http.client.HTTPException):
+            if deadline.fresh or deadline.head or deadline.cut:
+                raise
+            return adapter.send(request, timeout=timeout, **settings)
 
     @staticmethod
     def _sent(deadline: Deadline) -> bytes:

@@ -50,6 +50,7 @@ class Deadline:
     connection: Any = None  # the connection its request was written to
     head: bytes = b""       # the response head, as received
     cut: bool = False       # the watchdog shut its connection at the deadline
+    fresh: bool = False     # a connection was opened for it (not one kept alive)
 
     def __enter__(self) -> Deadline:
         _local.deadline = self
@@ -197,6 +198,9 @@ class _Recording:
     tls: TlsInfo | None = None
 
     def connect(self) -> None:
+        deadline = current()
+        if deadline is not None:
+            deadline.fresh = True
         super().connect()  # type: ignore[misc]
         sock = self.sock  # type: ignore[attr-defined]
         try:
