@@ -28,7 +28,7 @@ from lxml import etree
 
 from .extract import EXCLUDED_TAGS, _absolute, _base_url, _cta_pattern, _is_inside, _names, decode_text, parse_html
 
-EXTRACTOR_VERSION = "3"
+EXTRACTOR_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -906,6 +906,8 @@ def signature(el: etree._Element, root: etree._Element | None, text: str = "") -
     (history.learn_noise), whatever the site calls them."""
     parts = []
     node: etree._Element | None = el
+    while node is not None and node is not root and node.tag in INLINE_TAGS:
+        node = node.getparent()  # a block opening with a bold link stands where its element does
     while node is not None and node is not root and len(parts) < SIGNATURE_DEPTH:
         parts.append(node.tag + "".join("." + w for w in _stable_words(node.get("class") or "", node.get("id") or "")))
         node = node.getparent()

@@ -74,6 +74,7 @@ class Version:
     read_seen: dict[str, int] = field(default_factory=dict)  # READ target -> captures that showed it
     digest: str = ""  # content_digest(article) once known (see _version_digest)
     unconfirmed: bool = False  # no second render has shown its changes yet
+    second: Article | None = None  # the render fetched right after its first capture, to confirm it
 
     @property
     def gone(self) -> bool:
@@ -109,7 +110,7 @@ class History:
     versions: list[Version] = field(default_factory=list)
     suspects: list[Suspect] = field(default_factory=list)
     variants: list[Variant] = field(default_factory=list)
-    read_boxes: str = "unknown"  # unknown | fixed | rotating
+    read_boxes: str = "unknown"  # unknown | fixed | rotating | fixed and rotating (ReadBoxes.status)
     # Content digests worked out while building, for observations stored without a
     # current one: update_history stores them, so each is worked out once.
     computed: dict[CaptureRef, str] = field(default_factory=dict)
@@ -121,6 +122,51 @@ class History:
 
 
 class ReadBoxes:
+    """The READ boxes of a page, each told fixed or rotating by itself: a page may hold an
+    editor's box beside a plugin's rotating one. Boxes are told apart by their block
+    signature (Ref.block)."""
+
+    def __init__(self) -> None:
+        self.boxes: dict[str, ReadBox] = {}
+
+    def observe(self, refs: tuple[Ref, ...], other_edits: bool) -> tuple[tuple[Ref, ...], tuple[Ref, ...]] | None:
+        """(before, after) of the fixed boxes whose targets were swapped; None otherwise."""
+        groups = _by_block(refs)
+        for block in groups:
+            self.boxes.setdefault(block, ReadBox())
+        swaps = [box.observe(groups.get(block, ()), other_edits) for block, box in self.boxes.items()]
+        swapped = [s for s in swaps if s is not None]
+        if not swapped:
+            return None
+        return tuple(r for before, _ in swapped for r in before), tuple(r for _, after in swapped for r in after)
+
+    def rotated(self, refs: tuple[Ref, ...], other: tuple[Ref, ...]) -> None:
+        """Two renders of one page: a box whose targets differ between them rotates."""
+        mine, theirs = _by_block(refs), _by_block(other)
+        for block in mine.keys() | theirs.keys():
+            if ref_targets(mine.get(block, ())) != ref_targets(theirs.get(block, ())):
+                self.boxes.setdefault(block, ReadBox()).status = "rotating"
+
+    @property
+    def fixed(self) -> tuple[Ref, ...] | None:
+        fixed = [box.fixed for box in self.boxes.values() if box.status == "fixed" and box.fixed is not None]
+        return tuple(r for refs in fixed for r in refs) if fixed else None
+
+    @property
+    def status(self) -> str:
+        """unknown, fixed, rotating, or "fixed and rotating" for a page with boxes of both kinds."""
+        found = sorted({box.status for box in self.boxes.values()} - {"unknown"})
+        return " and ".join(found) or "unknown"
+
+
+def _by_block(refs: tuple[Ref, ...]) -> dict[str, tuple[Ref, ...]]:
+    groups: dict[str, list[Ref]] = {}
+    for ref in refs:
+        groups.setdefault(ref.block, []).append(ref)
+    return {block: tuple(group) for block, group in groups.items()}
+
+
+class ReadBox:
     """Tells fixed READ targets (an editor's choice: a swap is an edit) from rotating ones
     (re-picked on every render: recorded, never an edit)."""
 
@@ -281,6 +327,10 @@ def _observe(history: History, obs: Observation, boxes: ReadBoxes,
     if obs.article is None:
         _observe_gone(history, obs, current)
     elif obs.confirm and current is not None:
+        if current.last == current.first and current.second is None and current.article is not None:
+            current.second = obs.article  # what in the version is per-render noise (see _confirmed)
+            if obs.article is not None:
+                _rotating_renders(current.article, obs.article, boxes)
         _extend(current, obs)  # evidence of the decision on the capture before it, never a version
     else:
         _observe_live(history, obs, current, boxes, confirmer if decide else None)
@@ -321,6 +371,8 @@ def _observe_live(history: History, obs: Observation, current: Version | None, b
         _extend(current, obs)
         return
     changes, kinds = _changes(previous, current, article, swap, obs)
+    if confirmer == AWAITING and previous is None:
+        history.awaiting_confirm = obs.capture  # a first capture is confirmed too: its own noise
     unconfirmed = False
     if confirmer is not None and previous is not None and changes:
         changes, unconfirmed = _confirmed(history, obs, previous, current, swap, changes, confirmer, boxes)
@@ -346,9 +398,12 @@ def _confirmed(history: History, obs: Observation, previous: Version, current: V
         return changes, True
     assert confirmer.article is not None and obs.article is not None and previous.article is not None
     other_swap = (swap[0], confirmer.article.read_refs) if swap else None
-    base, render = settle(previous.article, obs.article, confirmer.article)
+    own = previous.article  # less what its own two renders disagreed on: an ad one render had
+    if previous.second is not None:
+        own, _ = settle(own, own, previous.second)
+    base, render = settle(own, obs.article, confirmer.article)
     seen, _ = _changes(previous, current, render, swap, obs, base)
-    base, render = settle(previous.article, confirmer.article, obs.article)
+    base, render = settle(own, confirmer.article, obs.article)
     again, _ = _changes(previous, current, render, other_swap, confirmer, base)
     agreed = tuple(c for c in seen if c in again)
     _rotating_between(obs, confirmer, boxes)
@@ -356,10 +411,13 @@ def _confirmed(history: History, obs: Observation, previous: Version, current: V
 
 
 def _rotating_between(obs: Observation, other: Observation, boxes: ReadBoxes) -> None:
-    """READ targets re-picked between two renders are never an editor's choice."""
     assert obs.article is not None and other.article is not None
-    if ref_targets(obs.article.read_refs) != ref_targets(other.article.read_refs):
-        boxes.status = "rotating"
+    _rotating_renders(obs.article, other.article, boxes)
+
+
+def _rotating_renders(article: Article, other: Article, boxes: ReadBoxes) -> None:
+    """READ targets re-picked between two renders are never an editor's choice."""
+    boxes.rotated(article.read_refs, other.read_refs)
 
 
 def _obs_digest(history: History, obs: Observation) -> str:

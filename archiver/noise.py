@@ -37,9 +37,13 @@ def learn_noise(a: Article, b: Article) -> frozenset[str]:
     volatile_b = _unmatched(texts_b, texts_a)
     if len(volatile_a) > MAX_VOLATILE_SHARE * max(len(texts_a), 1):
         return frozenset()  # not two renders of one article (a live blog, another page)
-    links_moved, links_kept = _ref_blocks(a.links + a.read_refs, b.links + b.read_refs)
-    flipped = _volatile_blocks(a, volatile_a) + _volatile_blocks(b, volatile_b) + links_moved
-    stable = Counter(_stable_blocks(a, volatile_a) + _stable_blocks(b, volatile_b) + links_kept)
+    # READ targets are left out: whether a box rotates is decided by observation (history.ReadBoxes).
+    moved_a, kept_a = _ref_blocks(a.links, b.links)
+    moved_b, kept_b = _ref_blocks(b.links, a.links)
+    flipped = _volatile_blocks(a, volatile_a) + _volatile_blocks(b, volatile_b) + \
+        [r.block for r in moved_a + moved_b]
+    stable = Counter(_stable_blocks(a, volatile_a, moved_a) + _stable_blocks(b, volatile_b, moved_b) +
+                     [r.block for r in kept_a + kept_b])
     keys = {f"block:{block}" for block, n in Counter(flipped).items() if block and n > stable[block]}
     shapes_a = {_shape(texts_a[i]) for i in volatile_a}
     shapes_b = {_shape(texts_b[i]) for i in volatile_b}
@@ -103,14 +107,11 @@ def _unmatched(texts: list[str], other: list[str]) -> list[int]:
     return out
 
 
-def _ref_blocks(a: tuple[Ref, ...], b: tuple[Ref, ...]) -> tuple[list[str], list[str]]:
-    """(blocks of links only one render has, blocks of links both have), one per link."""
-    keys_a = {(r.url, normalize(r.text)) for r in a}
-    keys_b = {(r.url, normalize(r.text)) for r in b}
-    moved = [r.block for r in a if (r.url, normalize(r.text)) not in keys_b]
-    moved += [r.block for r in b if (r.url, normalize(r.text)) not in keys_a]
-    kept = [r.block for r in a if (r.url, normalize(r.text)) in keys_b]
-    kept += [r.block for r in b if (r.url, normalize(r.text)) in keys_a]
+def _ref_blocks(refs: tuple[Ref, ...], other: tuple[Ref, ...]) -> tuple[list[Ref], list[Ref]]:
+    """(the links the other render lacks, the links it has too)."""
+    keys = {(r.url, normalize(r.text)) for r in other}
+    moved = [r for r in refs if (r.url, normalize(r.text)) not in keys]
+    kept = [r for r in refs if (r.url, normalize(r.text)) in keys]
     return moved, kept
 
 
@@ -122,11 +123,15 @@ def _volatile_blocks(article: Article, volatile: list[int]) -> list[str]:
     return [article.blocks[i] for i in volatile if article.blocks[i]]
 
 
-def _stable_blocks(article: Article, volatile: list[int]) -> list[str]:
+def _stable_blocks(article: Article, volatile: list[int], moved: list[Ref]) -> list[str]:
+    """Blocks of the paragraphs both renders have, but for a paragraph holding a link
+    the other render lacks: the same ad copy under a new click id is not a repeat."""
     if len(article.blocks) != len(article.paragraphs):
         return []
     flipped = set(volatile)
-    return [block for i, block in enumerate(article.blocks) if i not in flipped]
+    relinked = {(r.block, normalize(r.text)) for r in moved if r.text.strip()}
+    return [block for i, block in enumerate(article.blocks) if i not in flipped and not any(
+        b == block and text in normalize(article.paragraphs[i]) for b, text in relinked)]
 
 
 def _shape(text: str) -> str:

@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
 
 from archiver.config import Config, load_config
 from archiver.archive import Archive
@@ -17,6 +19,10 @@ from archiver.workdir import init_archive
 
 from .site import Site
 from .tls import TlsSite, make_ca_and_leaf
+
+# No per-example deadline: a busy machine must not fail a property test.
+settings.register_profile("archiver", deadline=None)
+settings.load_profile("archiver")
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 # Real pages and WARCs written by others, kept beside the repository and not in it: a clone
@@ -42,7 +48,11 @@ def tls_site(tmp_path):
 
 
 def make_archive(root: Path, **overrides: str) -> Config:
-    settings = {"per_host_delay": "0.0", "confirm_delay": "0.0", "timeout": "5.0", "retries": "0", **overrides}
+    """An archive for a test. Confirmation (a second fetch of a first capture and of each
+    change) is off unless asked for: tests of capture count fetches and records; the tests
+    of edit detection (test_confirm, test_edits) turn it on."""
+    settings = {"per_host_delay": "0.0", "confirm_delay": "0.0", "timeout": "5.0", "retries": "0",
+                "confirm": "false", **overrides}
     init_archive(root, overrides=settings)
     return load_config(root / "config.toml")
 

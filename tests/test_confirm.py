@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -64,7 +64,7 @@ class Site2(Site):
 @pytest.fixture
 def news(tmp_path):
     site = Site2()
-    yield site, make_archive(tmp_path / "a", requisites="false", depth="0")
+    yield site, make_archive(tmp_path / "a", requisites="false", depth="0", confirm="true")
     site.stop()
 
 
@@ -74,16 +74,37 @@ def test_noise_only_recaptures_are_confirmed_once_then_learned(news):
     for _ in range(6):
         history = run_snapshot(config, url).histories[url]
     assert [v.kinds for v in history.versions] == [()]
-    # The second capture differed (a new ad, a new count): one confirming fetch, whose
-    # render differed in the same blocks; from then on they are known noise.
+    # The first capture is confirmed by a second render, which differed in the ad and
+    # count blocks: from then on they are known noise, and no capture alarms.
     assert site.hits["/story/"] == 7
     catalog = Catalog(config.storage.catalog)
     roles = [r[0] for r in catalog.db.execute("SELECT role FROM captures ORDER BY id")]
     noise = catalog.noise(url_host(url))
     catalog.close()
-    assert roles == ["seed", "seed", "confirm", "seed", "seed", "seed", "seed"]
+    assert roles == ["seed", "confirm", "seed", "seed", "seed", "seed", "seed"]
     assert "block:div.code-block>p|advertisement" in noise  # by where it stands
     assert "shape:# people are reading this story right now" in noise  # a bare <p>: by its text less digits
+
+
+def test_an_ad_only_the_first_render_showed_never_alarms(news):
+    """An ad server that placed an image ad in the text once, then in the sidebar: the
+    first capture is confirmed by a second render, so the ad is known as noise before
+    any recapture lacks it."""
+    site, config = news
+    renders = itertools.count()
+
+    def first_render_has_the_ad(h) -> None:
+        ad = ('<div class="advads-content" id="advads-5f2c"><a href="https://partner.example/?c=7a1"><img '
+              'src="/banner.jpg" alt=""></a></div>') if next(renders) == 0 else ""
+        body = "".join(f"<p>{p}</p>" for p in PARAGRAPHS[:2]) + ad + "".join(f"<p>{p}</p>" for p in PARAGRAPHS[2:])
+        send(h, 200, f"<html><body><article><h1>Harbour</h1>{body}</article></body></html>".encode(),
+             "text/html; charset=utf-8")
+    site.routes["/story/"] = first_render_has_the_ad
+    url = site.url("/story/")
+    for _ in range(3):
+        history = run_snapshot(config, url).histories[url]
+    assert [v.kinds for v in history.versions] == [()]
+    assert site.hits["/story/"] == 4  # the first capture, its confirming fetch, two recaptures
 
 
 def test_an_edit_among_noise_is_reported_alone_and_confirmed(news):
@@ -144,16 +165,39 @@ def test_a_read_box_in_a_related_element_is_tracked_and_its_swap_reported(news):
     assert "ferry" in history.versions[-1].changes[0].before + history.versions[-1].changes[-1].before
 
 
+def test_a_rotating_related_box_beside_a_fixed_read_box_hides_no_swap(news):
+    """Each READ box is fixed or rotating by itself: a plugin re-picking its "Related:"
+    box on every render does not make the editor's box rotating too."""
+    site, config = news
+    page = Page()
+    pool = itertools.count()
+
+    def with_rotating_box(h) -> None:
+        n = next(pool)
+        box = f'<div class="yarpp-related"><b>Related:</b> <a href="/2025/{n}/">Older story {n}</a></div>'
+        send(h, 200, page.render().replace(b"</article>", box.encode() + b"</article>"), "text/html; charset=utf-8")
+    site.routes["/story/"] = with_rotating_box
+    url = site.url("/story/")
+    for _ in range(3):
+        history = run_snapshot(config, url).histories[url]
+    assert [v.kinds for v in history.versions] == [()] and history.read_boxes == "fixed and rotating"
+    page.read = ("/2026/06/tender/", "Tender documents published")
+    history = run_snapshot(config, url).histories[url]
+    assert history.versions[-1].kinds == ("cross_refs",)
+    assert [c.before for c in history.versions[-1].changes] == [f"Ferry timetable changes -> {site.url('/2026/05/ferry/')}"]
+
+
 def test_noise_learned_on_one_page_needs_no_confirmation_on_another(news):
     site, config = news
     first = site.serve("/one/", Page())
     for _ in range(2):
         run_snapshot(config, first)
     second = site.serve("/two/", Page(rng=random.Random(11)))
-    for _ in range(3):
-        history = run_snapshot(config, second).histories[second]
+    unconfirmed = replace(config, detect=replace(config.detect, confirm=False))
+    for _ in range(3):  # no second render of page two to learn from: only page one's noise
+        history = run_snapshot(unconfirmed, second).histories[second]
     assert [v.kinds for v in history.versions] == [()]
-    assert site.hits["/two/"] == 3  # no confirming fetch: the site's noise was known
+    assert site.hits["/two/"] == 3
 
 
 def test_reindex_and_reextract_rebuild_the_learned_noise_and_versions(news):

@@ -31,6 +31,14 @@ def test_a_block_sharing_its_signature_with_stable_text_is_never_learned():
     assert learn_noise(a, b) == frozenset()  # a bare <p>: the article's own paragraphs stand there too
 
 
+def test_a_block_repeating_its_text_under_a_new_link_is_learned_by_its_block_element():
+    def ad(click: str) -> Article:  # a small ad pool: the same copy twice, a new click id each time
+        box = (f"<div class='code-block code-block-{click[0]}'><a href='https://ads.example/c?id={click}'>"
+               f"<strong>Flights to Lisbon</strong></a> Book by Sunday for travel until June.</div>")
+        return render("an ad", "a promo", extra=box)
+    assert learn_noise(ad("1f3a"), ad("9c2e")) == {"block:div.code-block"}  # not "a>strong": bold links open text too
+
+
 def test_two_different_pages_teach_nothing():
     a = Article(url="u", paragraphs=("one", "two", "three"), blocks=("p", "p", "div>p"))
     b = Article(url="u", paragraphs=("four", "five", "six"), blocks=("p", "p", "div>p"))

@@ -15,12 +15,12 @@ def test_reindex_rebuilds_identical_catalog_and_cdxj(tmp_path):
     before = catalog.dump()
     catalog.close()
     cdxj_before = {p.name: p.read_text() for p in config.storage.index_dir.glob("*.cdxj")}
-    assert len(before[0]) == 29 and len(before[1]) > 20  # 28 fetches and the confirmation of the edit
+    assert len(before[0]) == 30 and len(before[1]) > 20  # 28 fetches, the first capture's and the edit's confirmations
     config.storage.catalog.unlink()
     for p in config.storage.index_dir.glob("*.cdxj"):
         p.unlink()
     result = reindex(config)
-    assert (result.files, result.captures, result.damaged) == (2, 29, [])
+    assert (result.files, result.captures, result.damaged) == (2, 30, [])
     catalog = Catalog(config.storage.catalog)
     assert catalog.dump() == before
     catalog.close()
