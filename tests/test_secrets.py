@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import io
 import stat
 import zipfile
@@ -138,6 +139,8 @@ def test_the_redactor_changes_only_credentials_and_keeps_the_rest_byte_for_byte(
     assert proves(fields[4].decode(), "s=2")
     assert proves(fields[5].decode(), "Basic\r\n cGFzcw==")  # a folded value is one value
     assert redactor.head(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n") == b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
+    # The format the README's recipe computes: SHA-256 over "<salt>:<value>".
+    assert MARKER.search(fields[2].decode())[2] == hashlib.sha256(b"0" * 32 + b":Basic dTpw").hexdigest()
     with pytest.raises(ValueError):
         proves("Basic dTpw", "Basic dTpw")
 
