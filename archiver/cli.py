@@ -23,7 +23,7 @@ from typing import Callable, NoReturn
 from . import __version__
 from .catalog import iter_rows
 from .article import EXTRACTOR_VERSION
-from .config import load_config, parse_duration
+from .config import Config, load_config as read_config, parse_duration
 from .errors import ArchiverError, ConfigError, UsageError, os_error_text
 from .archive import Archive, FetchResult, SnapshotSummary, create_key, open_catalog
 # Commands that need the scheduler, pywb, verification or export import them when run:
@@ -36,6 +36,7 @@ from .seeds import Seed, add_seed, remove_seed
 from .report import provenance_html, replay_url
 from .warcfile import warc_date
 from .seeds import load_seeds
+from .workdir import apply_storage_mode
 
 log = logging.getLogger("archiver")
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="archiver: %(message)s", stream=sys.stderr)
+    apply_storage_mode()  # the default until a config says otherwise: archiver init, demo
     try:
         return args.func(args)
     except (UsageError, ConfigError) as e:
@@ -67,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as e:  # the catalog failed under us
         print(f"archiver: error: catalog: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def load_config(path: Path | None) -> Config:
+    """The archive's configuration, its [storage] mode applied to what this process creates."""
+    config = read_config(path)
+    apply_storage_mode(config.storage.mode)
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:

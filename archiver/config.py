@@ -55,6 +55,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("storage", "warc_prefix", "archiver", "First part of every WARC file name."),
     Setting("storage", "warc_max_bytes", 1_000_000_000, "Start a new WARC file once one reaches this size (checked between records)."),
     Setting("storage", "warc_idle_close", 60.0, "Seconds a long-running process keeps an idle WARC file open before closing it (used by the scheduler)."),
+    Setting("storage", "mode", "0600", "Permissions (octal) of the files archiver creates; folders get the same plus x where r is given (0600: files 0600, folders 0700, the owner's only). Files that exist keep theirs."),
     Setting("capture", "user_agent", f"archiver/{__version__} (evidence web archiver)", "User-Agent header sent with every request."),
     Setting("capture", "timeout", 30.0, "Seconds to wait for a connection or for the next bytes of a response."),
     Setting("capture", "total_timeout", 600.0, "Seconds one fetch (connection, TLS handshake, response head and body) may take in all; a slower body is kept truncated."),
@@ -72,6 +73,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "operator", "", "Who runs this archive; written into every warcinfo record."),
     Setting("capture", "headers", {}, "Extra request headers, e.g. { Accept-Language = \"en\" }."),
     Setting("capture", "cookies_file", "", "Netscape cookies.txt sent with requests (e.g. to pass consent walls)."),
+    Setting("capture", "secret_headers", [], "Request headers besides Authorization and Proxy-Authorization whose values are credentials (an API key in headers, say): redacted in request records, left out of warcinfo."),
+    Setting("capture", "keep_secrets", False, "Keep Authorization, cookies_file's cookies and secret_headers in clear in request records instead of a redaction marker (Proxy-Authorization is redacted regardless)."),
     Setting("capture", "proxy", "", "Proxy URL for all requests: http://, https://, socks5:// or socks5h:// (the proxy resolves host names), with user:password@ if it asks for them (sent to the proxy only). \"\" = the environment's HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY."),
     Setting("capture", "verify_tls", True, "Check TLS certificates."),
     Setting("capture", "ca_bundle", "", "PEM file of CA certificates to trust instead of the default bundle (\"\" = REQUESTS_CA_BUNDLE if set, else the default)."),
@@ -112,6 +115,7 @@ class StorageConfig:
     warc_prefix: str
     warc_max_bytes: int
     warc_idle_close: float
+    mode: int  # of the files created (folders: workdir.storage_umask)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,8 @@ class CaptureConfig:
     client_cert: Path | None
     client_key: Path | None
     cta_texts: tuple[str, ...]
+    secret_headers: tuple[str, ...]
+    keep_secrets: bool
 
 
 @dataclass(frozen=True)
@@ -203,8 +209,8 @@ class Config:
         out = {section: dict(table) for section, table in self.values.items()}
         for name in ("cookies_file", "proxy"):
             out["capture"].pop(name, None)
-        out["capture"]["headers"] = {k: v for k, v in out["capture"]["headers"].items()
-                                     if k.lower() not in ("cookie", "authorization", "proxy-authorization")}
+        secret = {"cookie", "authorization", "proxy-authorization", *(h.lower() for h in self.capture.secret_headers)}
+        out["capture"]["headers"] = {k: v for k, v in out["capture"]["headers"].items() if k.lower() not in secret}
         return out
 
 
@@ -222,6 +228,7 @@ def load_config(path: Path | None = None) -> Config:
 
 
 PATHS = ("ca_bundle", "client_cert", "client_key")  # [capture] file names, relative to the archive
+SECRET_VALUED = ("proxy", "headers")  # settings whose values an error message must not repeat
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
@@ -241,13 +248,14 @@ def build_config(raw: dict[str, Any], root: Path) -> Config:
         storage=StorageConfig(
             warc_dir=root / st["warc_dir"], index_dir=root / st["index_dir"], lock_dir=root / st["lock_dir"],
             catalog=root / st["catalog"], warc_prefix=st["warc_prefix"],
-            warc_max_bytes=st["warc_max_bytes"], warc_idle_close=st["warc_idle_close"]),
+            warc_max_bytes=st["warc_max_bytes"], warc_idle_close=st["warc_idle_close"], mode=int(st["mode"], 8)),
         capture=CaptureConfig(
-            **{k: v for k, v in cap.items() if k not in ("follow", "headers", "cookies_file", "cta_texts", *PATHS)},
+            **{k: v for k, v in cap.items()
+               if k not in ("follow", "headers", "cookies_file", "cta_texts", "secret_headers", *PATHS)},
             **{k: (root / cap[k]) if cap[k] else None for k in PATHS},
             follow=tuple(cap["follow"]), headers=tuple(cap["headers"].items()),
             cookies_file=(root / cap["cookies_file"]) if cap["cookies_file"] else None,
-            cta_texts=tuple(cap["cta_texts"])),
+            cta_texts=tuple(cap["cta_texts"]), secret_headers=tuple(cap["secret_headers"])),
     )
 
 
@@ -310,7 +318,8 @@ def _checked(s: Setting, value: Any) -> Any:
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not expected:
-        raise ConfigError(f"config: {s.key} must be {_type_name(expected)}, got {value!r}")
+        shown = type(value).__name__ if s.name in SECRET_VALUED else repr(value)
+        raise ConfigError(f"config: {s.key} must be {_type_name(expected)}, got {shown}")
     if s.choices and value not in s.choices:
         raise ConfigError(f"config: {s.key} must be one of {', '.join(s.choices)}, got {value!r}")
     if expected is list and not all(isinstance(v, str) for v in value):
@@ -332,7 +341,16 @@ def _checked(s: Setting, value: Any) -> Any:
                           f"got {value.partition('://')[0]!r}")  # not the URL: it may hold a password
     if s.name in ("user_agent", "headers") and any(c in str(value) for c in "\r\n"):
         raise ConfigError(f"config: {s.key} must not contain line breaks")
+    if s.name == "secret_headers" and not all(HEADER_NAME.fullmatch(v) for v in value):
+        raise ConfigError(f"config: {s.key} must list header names, got {value!r}")
+    if s.name == "mode" and not (FILE_MODE.fullmatch(value) and int(value, 8) & 0o600 == 0o600):
+        raise ConfigError(f"config: {s.key} must be an octal mode that lets the owner read and write, "
+                          f"such as \"0600\" or \"0640\", got {value!r}")
     return value
+
+
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+FILE_MODE = re.compile(r"0?[0-7]{3}")
 
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")

@@ -31,6 +31,7 @@ from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, snapshot_cookies
 from .seeds import DEFAULT_PORTS, normalize_url, url_host
 from .tracking import PARSE_LIMIT, challenge_of, is_html, record_observation, update_history, write_feed
 from .warcfile import warc_date
+from .workdir import redaction_salt
 
 if TYPE_CHECKING:
     from http.cookiejar import CookieJar
@@ -237,7 +238,7 @@ class Crawler:
         self.claim = claim
         self.on_result, self.on_batch_done, self.on_seed_done = on_result, on_batch_done, on_seed_done
         self.on_stored = on_stored
-        self.fetcher = Fetcher(self.cfg, archive.clock)
+        self.fetcher = Fetcher(self.cfg, archive.clock, redaction_salt(archive.config.root))
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
         self.batches: dict[str, Batch] = {}

@@ -6,7 +6,9 @@ records the wire (transport.py): the request head as sent, the response head as 
 the peer address and TLS chain of the connection that served the response. The rest is
 what requests users expect: HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY from the
 environment, SOCKS (socks5h:// leaves name resolution to the proxy), proxy credentials
-that go to the proxy only, REQUESTS_CA_BUNDLE, client certificates, IDNA 2008.
+that go to the proxy only, REQUESTS_CA_BUNDLE, client certificates, IDNA 2008. The
+request head an Exchange keeps has the user's credentials redacted (redact.py); the
+bytes sent are untouched.
 
 ``Fetcher.fetch`` sends one GET (no redirect following: every hop is its own exchange)
 and streams the body (content-encoding kept, chunked framing removed) into a temporary
@@ -33,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable
 from . import http1
 from .config import CaptureConfig
 from .errors import ConfigError, os_error_text
+from .redact import Redactor, new_salt
 from .warcfile import sha1_label
 
 if TYPE_CHECKING:
@@ -72,7 +75,7 @@ class Exchange:
     """One request and what came back: a response, or the error that stopped it."""
     url: str
     started: datetime
-    request_head: bytes | None = None  # as sent (b"": nothing went out); None: not attempted
+    request_head: bytes | None = None  # as sent, credentials redacted (b"": nothing went out); None: not attempted
     status: int | None = None
     response_head: http1.Response | None = None  # with Transfer-Encoding renamed, as stored
     response_head_bytes: bytes = b""  # status line and headers as received, ending in a blank line
@@ -106,12 +109,16 @@ class Exchange:
 class Fetcher:
     """A requests Session configured once from CaptureConfig, shared by the fetch threads."""
 
-    def __init__(self, cfg: CaptureConfig, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, cfg: CaptureConfig, clock: Callable[[], datetime] = utcnow, salt: str = ""):
+        """salt: the archive's, for redaction markers (workdir.redaction_salt); a new one
+        when not given."""
         from .transport import Watchdog  # requests and urllib3: loaded by the commands that fetch
 
         self.cfg = cfg
         self.clock = clock
         self.session = _session(cfg)
+        self.redactor = Redactor.of(salt or new_salt(), cfg.secret_headers, _user_cookie_names(cfg, self.session),
+                                    keep=cfg.keep_secrets)
         self.proxies = {"http": cfg.proxy, "https": cfg.proxy} if cfg.proxy else {}
         self.verify: bool | str | None = None if cfg.verify_tls else False  # None: REQUESTS_CA_BUNDLE or the default
         if cfg.verify_tls and cfg.ca_bundle:
@@ -225,10 +232,10 @@ class Fetcher:
                 raise
             return adapter.send(request, timeout=timeout, **settings)
 
-    @staticmethod
-    def _sent(deadline: Deadline) -> bytes:
+    def _sent(self, deadline: Deadline) -> bytes:
+        """The request head as sent, as its record keeps it."""
         sent = getattr(deadline.connection, "sent", None)
-        return without_credentials(bytes(sent or b""))
+        return self.redactor.head(bytes(sent or b""))
 
     def _head(self, ex: Exchange, deadline: Deadline, direct: bool) -> tuple[str, ...]:
         """The request head as sent, the response head as received, the connection's
@@ -300,12 +307,6 @@ def stored_head(response: http1.Response) -> tuple[http1.Response, bytes]:
     return replace(response, headers=headers, head=head), head
 
 
-def without_credentials(head: bytes) -> bytes:
-    from .transport import without_proxy_credentials
-
-    return without_proxy_credentials(head)
-
-
 # ---- the session ------------------------------------------------------------------------
 
 def _session(cfg: CaptureConfig) -> Any:
@@ -342,6 +343,15 @@ def _session_cookies(path: Path | None) -> Any:
     for cookie in _load_cookies(path) if path else ():
         jar.set_cookie(cookie)
     return jar
+
+
+def _user_cookie_names(cfg: CaptureConfig, session: Any) -> set[str]:
+    """Names of the user's own cookies: cookies_file's, and a configured Cookie header's."""
+    names = {cookie.name for cookie in session.cookies}
+    for header, value in cfg.headers:
+        if header.lower() == "cookie":
+            names |= {pair.partition("=")[0].strip() for pair in value.split(";")}
+    return names
 
 
 def snapshot_cookies() -> CookieJar:
@@ -408,6 +418,9 @@ def _error_labels() -> tuple[tuple[type[BaseException], str], ...]:
 
 
 WRAPPERS = ("requests.", "urllib3.")  # whose exceptions wrap the one that says what happened
+# user:password@ in a URL an error message quotes (a proxy's): the message goes into the
+# capture's record, the catalog and the log.
+URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
 
 
 def _causes(e: BaseException) -> list[BaseException]:
@@ -433,7 +446,7 @@ def describe_error(e: BaseException) -> str:
                 return f"{label} ({type(cause).__name__})"
     inner = next((c for c in chain if not type(c).__module__.startswith(WRAPPERS)), chain[-1])
     text = str(inner)
-    first = text.splitlines()[0] if text else type(inner).__name__
+    first = URL_USERINFO.sub(r"\1***@", text.splitlines()[0]) if text else type(inner).__name__
     return f"{type(inner).__name__}: {first[:200]}"
 
 

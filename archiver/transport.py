@@ -19,7 +19,6 @@ urllib3 connection classes of its own to its pool managers, SOCKS ones included)
 from __future__ import annotations
 
 import http.client
-import re
 import socket
 import ssl
 import threading
@@ -37,7 +36,6 @@ from .fetch import TlsInfo
 
 MAX_INFORMATIONAL = 65536  # bytes of 1xx responses read and dropped before the final one
 ENCODING_DER = 2  # _ssl.ENCODING_DER, for the certificate objects of the chain
-PROXY_AUTHORIZATION = re.compile(rb"(?im)^proxy-authorization[ \t]*:[^\n]*\n")
 
 _local = threading.local()  # .deadline: the exchange this thread is doing, if any
 
@@ -292,12 +290,6 @@ class RecordingAdapter(HTTPAdapter):
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         manager.pool_classes_by_scheme = socks_pools() if proxy.lower().startswith("socks") else POOLS
         return manager
-
-
-def without_proxy_credentials(head: bytes) -> bytes:
-    """A request head as the request record keeps it: without Proxy-Authorization, which
-    was the proxy's, not the site's (a plain http:// request through an HTTP proxy)."""
-    return PROXY_AUTHORIZATION.sub(b"", head)
 
 
 def tls_info(sock: Any) -> TlsInfo | None:

@@ -16,6 +16,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from archiver.fetch import Fetcher
+from archiver.redact import proves
 
 from .conftest import make_archive, run_snapshot, warc_files, warcio_check
 from .rawnet import Listener, pipe_both_ways, read_head
@@ -282,7 +283,11 @@ def test_non_latin1_cookie_values_are_sent_as_utf8_as_browsers_do(site, tmp_path
     fetcher = Fetcher(make_archive(tmp_path / "a", cookies_file=f'"{cookies}"').capture)
     ex = fetcher.fetch(site.url("/c/"))
     fetcher.close()
-    assert ex.status == 200 and b"\r\nCookie: name=Jos\xc3\xa9\xe2\x80\x93\xc3\x91\r\n" in ex.request_head
+    [cookie] = [value for name, value in site.seen[0].headers if name == "Cookie"]
+    assert ex.status == 200 and cookie.encode("latin-1") == b"name=Jos\xc3\xa9\xe2\x80\x93\xc3\x91"  # as received
+    # The record keeps a marker of the value: the user's cookie, proven by its UTF-8 bytes.
+    [recorded] = [line for line in ex.request_head.split(b"\r\n") if line.startswith(b"Cookie: name=[redacted ")]
+    assert proves(recorded.decode(), "José–Ñ")
     body_of(ex)
 
 
@@ -429,6 +434,7 @@ def test_https_through_an_authenticating_proxy_tunnel(tls_site, tmp_path):
     port = site.server.server_address[1]
     assert proxy.requests[0].startswith(f"CONNECT localhost:{port} HTTP/1.".encode())  # urllib3's tunnel
     assert b"Proxy-Authorization" not in ex.request_head  # it went to the proxy, not the site
+    assert [name for seen in site.seen for name, _ in seen.headers if name.lower() == "proxy-authorization"] == []
     assert ex.ip == ""  # the connection's peer is the proxy, not the server
 
 
@@ -445,10 +451,14 @@ def test_plain_http_through_the_proxy_sends_the_absolute_url_and_a_refused_tunne
     proxy.stop()
     assert body_of(ex) == b"proxied!"
     assert ex.request_head.startswith(b"GET http://news.example/a?b=1 HTTP/1.1\r\nHost: news.example\r\n")
-    # What the proxy got, less the proxy's credentials: those never reach a record.
-    assert b"Proxy-Authorization: Basic " in proxy.requests[0] and b"Proxy-Authorization" not in ex.request_head
-    assert ex.request_head == b"".join(line for line in proxy.requests[0].splitlines(keepends=True)
-                                       if not line.startswith(b"Proxy-Authorization"))
+    # What the proxy got, the proxy's credentials redacted: they never reach a record.
+    sent = b"Proxy-Authorization: Basic " + base64.b64encode(b"user:secret") + b"\r\n"
+    assert sent in proxy.requests[0] and b"dXNlcjpzZWNyZXQ" not in ex.request_head
+    kept, others = [], []
+    for line in ex.request_head.splitlines(keepends=True):
+        (kept if line.startswith(b"Proxy-Authorization: [redacted ") else others).append(line)
+    assert b"".join(others) == proxy.requests[0].replace(sent, b"")
+    assert proves(kept[0].decode(), sent[len(b"Proxy-Authorization: "):-2])
     assert refused.status is None
     assert refused.error == "OSError: Tunnel connection failed: 407 Proxy Authentication Required"
 

@@ -156,7 +156,8 @@ def test_environment_proxy_with_credentials_and_no_proxy(site, tmp_path, monkeyp
     [request] = [http for t, h, http, _ in got if t == "request" and "news.test" in h.get_header("WARC-Target-URI")]
     warc = raw_warc_bytes(config)
     secret = base64.b64encode(CREDENTIALS.encode())
-    assert b"s3cret-pw" not in warc and secret not in warc and b"Proxy-Authorization" not in warc
+    assert b"s3cret-pw" not in warc and secret not in warc
+    assert b"\r\nProxy-Authorization: [redacted sha256:" in warc  # the header kept, its value redacted
     assert b"Proxy-Authorization" in proxy.requests[0]  # it was sent, to the proxy
     assert (request.protocol, request.statusline) == ("GET", f"http://news.test:{port}/page HTTP/1.1")  # as sent
 
