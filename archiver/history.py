@@ -128,17 +128,23 @@ class ReadBoxes:
 
     def __init__(self) -> None:
         self.boxes: dict[str, ReadBox] = {}
+        self.swapped: list[str] = []  # the boxes the last observe found swapped
 
     def observe(self, refs: tuple[Ref, ...], other_edits: bool) -> tuple[tuple[Ref, ...], tuple[Ref, ...]] | None:
         """(before, after) of the fixed boxes whose targets were swapped; None otherwise."""
         groups = _by_block(refs)
         for block in groups:
             self.boxes.setdefault(block, ReadBox())
-        swaps = [box.observe(groups.get(block, ()), other_edits) for block, box in self.boxes.items()]
-        swapped = [s for s in swaps if s is not None]
-        if not swapped:
+        swaps = {block: box.observe(groups.get(block, ()), other_edits) for block, box in self.boxes.items()}
+        self.swapped = [block for block, swap in swaps.items() if swap is not None]
+        if not self.swapped:
             return None
-        return tuple(r for before, _ in swapped for r in before), tuple(r for _, after in swapped for r in after)
+        return tuple(r for b in self.swapped for r in swaps[b][0]), tuple(r for b in self.swapped for r in swaps[b][1])
+
+    def in_swapped(self, refs: tuple[Ref, ...]) -> tuple[Ref, ...]:
+        """refs (of another render) standing in the boxes the last observe found swapped."""
+        groups = _by_block(refs)
+        return tuple(r for block in self.swapped for r in groups.get(block, ()))
 
     def rotated(self, refs: tuple[Ref, ...], other: tuple[Ref, ...]) -> None:
         """Two renders of one page: a box whose targets differ between them rotates."""
@@ -160,9 +166,11 @@ class ReadBoxes:
 
 
 def _by_block(refs: tuple[Ref, ...]) -> dict[str, tuple[Ref, ...]]:
+    """READ refs by box: their block signature less its label, which for a READ box may
+    hold words of the title it links ("READ Nutzerbasierte Abrechnung: ...")."""
     groups: dict[str, list[Ref]] = {}
     for ref in refs:
-        groups.setdefault(ref.block, []).append(ref)
+        groups.setdefault(ref.block.split("|", 1)[0], []).append(ref)
     return {block: tuple(group) for block, group in groups.items()}
 
 
@@ -397,7 +405,7 @@ def _confirmed(history: History, obs: Observation, previous: Version, current: V
             history.awaiting_confirm = obs.capture
         return changes, True
     assert confirmer.article is not None and obs.article is not None and previous.article is not None
-    other_swap = (swap[0], confirmer.article.read_refs) if swap else None
+    other_swap = (swap[0], boxes.in_swapped(confirmer.article.read_refs)) if swap else None
     own = previous.article  # less what its own two renders disagreed on: an ad one render had
     if previous.second is not None:
         own, _ = settle(own, own, previous.second)

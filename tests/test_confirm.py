@@ -187,6 +187,26 @@ def test_a_rotating_related_box_beside_a_fixed_read_box_hides_no_swap(news):
     assert [c.before for c in history.versions[-1].changes] == [f"Ferry timetable changes -> {site.url('/2026/05/ferry/')}"]
 
 
+def test_a_swap_to_a_title_of_another_shape_is_confirmed(news):
+    """A READ box's signature may carry words of the title it links (its text reads
+    "READ Ferry timetable: ..."): the box is the same box after the swap."""
+    site, config = news
+    page = Page()
+    read = ["/2026/05/ferry/", "Ferry timetable: summer changes"]
+
+    def bare_read_box(h) -> None:
+        box = f'<div><strong>READ</strong> <a href="{read[0]}">{read[1]}</a></div>'
+        send(h, 200, page.render().replace(b"</article>", box.encode() + b"</article>"), "text/html; charset=utf-8")
+    site.routes["/story/"] = bare_read_box
+    url = site.url("/story/")
+    for _ in range(3):
+        run_snapshot(config, url)
+    read[:] = ["/2026/06/tender/", "Tender documents published"]
+    history = run_snapshot(config, url).histories[url]
+    assert history.versions[-1].kinds == ("cross_refs",) and not history.versions[-1].unconfirmed
+    assert any("ferry" in c.before and "tender" in c.after for c in history.versions[-1].changes)
+
+
 def test_noise_learned_on_one_page_needs_no_confirmation_on_another(news):
     site, config = news
     first = site.serve("/one/", Page())
