@@ -81,7 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "client_cert", "", "PEM file with the TLS client certificate to present (and its key, unless client_key names it)."),
     Setting("capture", "client_key", "", "PEM file with the client certificate's private key (\"\" = in client_cert)."),
     Setting("capture", "cta_texts", DEFAULT_CTA_TEXTS, "Call-to-action texts that open a READ box (\"READ\", \"READ ALSO\", ...)."),
-    Setting("detect", "confirm", True, "Fetch a page once more before reporting a change: only what both renders show is an edit; what differs between them is learned as the site's per-render noise."),
+    Setting("detect", "confirm", True, "Fetch a page once more after its first capture and before reporting a change: only what both renders show is an edit; what differs between them is learned as the site's per-render noise."),
     Setting("detect", "confirm_delay", 2.0, "Seconds between a capture that shows a change and its confirming fetch (never less than per_host_delay)."),
     Setting("schedule", "default", "adaptive", "Schedule of seeds without every= or cron=: adaptive, or an interval such as 6h."),
     Setting("schedule", "adaptive", ["3h=15m", "1d=1h", "7d=3h", "30d=1d", "365d=7d"],
