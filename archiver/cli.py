@@ -29,7 +29,8 @@ from .archive import Archive, FetchResult, SnapshotSummary, create_key, open_cat
 # Commands that need the scheduler, pywb, verification or export import them when run:
 # every capture pays for what it imports at start-up.
 from .pipeline import history_of, reindex, snapshot
-from .report import change_event_json, change_text, diff_html, diff_json, diff_text, history_json, history_text
+from .report import (change_event_json, change_text, diff_html, diff_json, diff_text, history_json, history_text,
+                     json_text, visible, LAYOUT)
 from .seeds import normalize_url
 from .tracking import reextract, version_diff, write_feed
 from .seeds import Seed, add_seed, remove_seed
@@ -47,15 +48,16 @@ EXTRACTOR = f"archiver/{EXTRACTOR_VERSION}"
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="archiver: %(message)s", stream=sys.stderr)
+    if not logging.getLogger().handlers:  # as logging.basicConfig, with server text made inert
+        setup_logging("text")
     apply_storage_mode()  # the default until a config says otherwise: archiver init, demo
     try:
         return args.func(args)
     except (UsageError, ConfigError) as e:
-        print(f"archiver: error: {e}", file=sys.stderr)
+        print(f"archiver: error: {visible(str(e), LAYOUT)}", file=sys.stderr)
         return EXIT_USAGE
     except ArchiverError as e:
-        print(f"archiver: error: {e}", file=sys.stderr)
+        print(f"archiver: error: {visible(str(e), LAYOUT)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("archiver: interrupted", file=sys.stderr)
@@ -64,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return EXIT_OK
     except OSError as e:  # the disk failed under us, or a file named is not there: one line, not a traceback
-        print(f"archiver: error: {os_error_text(e)}", file=sys.stderr)
+        print(f"archiver: error: {visible(os_error_text(e), LAYOUT)}", file=sys.stderr)
         return EXIT_FAILURE
     except sqlite3.Error as e:  # the catalog failed under us
-        print(f"archiver: error: catalog: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"archiver: error: catalog: {type(e).__name__}: {visible(str(e))}", file=sys.stderr)
         return EXIT_FAILURE
 
 
@@ -230,7 +232,7 @@ def _progress(args: argparse.Namespace) -> Callable[[FetchResult], None]:
         if not args.quiet:
             status = r.status if r.status is not None else "---"
             extra = f"  ({r.error})" if r.error else ""
-            print(f"  {status} {r.record:8} {r.role:9} {r.url}{extra}", file=sys.stderr, flush=True)
+            print(visible(f"  {status} {r.record:8} {r.role:9} {r.url}{extra}"), file=sys.stderr, flush=True)
     return report
 
 
@@ -286,7 +288,7 @@ def cmd_captures(args: argparse.Namespace) -> int:
         return EXIT_OK
     for r in rows:
         status = r.status if r.status is not None else "---"
-        print(f"{r.fetched_at}  {status}  {r.record:8} {r.role:9} {r.url}  {r.warc}@{r.offset}")
+        print(visible(f"{r.fetched_at}  {status}  {r.record:8} {r.role:9} {r.url}  {r.warc}@{r.offset}"))
     return EXIT_OK
 
 
@@ -322,7 +324,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     url = normalize_url(args.url)
     d = version_diff(url, history_of(config, url), args.old, args.new)
     if args.format == "json":
-        print(json.dumps(diff_json(d, config.replay.base), indent=1, ensure_ascii=False))
+        print(json_text(diff_json(d, config.replay.base), indent=1))
     elif args.format == "html":
         sys.stdout.write(diff_html(d))
     else:
@@ -341,7 +343,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     finally:
         catalog.close()
     for event in events:
-        print(json.dumps(event, ensure_ascii=False) if args.json else change_text(event))
+        print(json_text(event) if args.json else change_text(event))
     if not events and not args.json:
         print(f"no changes since {since}", file=sys.stderr)
     return EXIT_OK
@@ -401,9 +403,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return EXIT_OK
     for r in rows:
-        print(f"{r['url']}\n    {r['schedule']}; next due {r['next_due'] or 'now'}; "
-              f"last capture {r['last_capture'] or 'never'} ({r['last_result'] or '-'})"
-              + (f"; tags {', '.join(r['tags'])}" if r["tags"] else ""))
+        print(visible(f"{r['url']}\n    {r['schedule']}; next due {r['next_due'] or 'now'}; "
+                      f"last capture {r['last_capture'] or 'never'} ({r['last_result'] or '-'})"
+                      + (f"; tags {', '.join(r['tags'])}" if r["tags"] else ""), LAYOUT))
     if not rows:
         print(f"no tracked URLs: add some with archiver add URL (or list them in {config.seeds_dir}/*.txt)",
               file=sys.stderr)
@@ -441,7 +443,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"WARC files: {status['warc_files']} ({status['warc_bytes'] / 1e6:.1f} MB)")
     for h in status["failing_hosts"]:
         until = f", backed off until {h['backoff_until']}" if h["backoff_until"] else ""
-        print(f"  failing host {h['host']}: {h['failures']} failure(s) in a row ({h['last_error']}){until}")
+        print(visible(f"  failing host {h['host']}: {h['failures']} failure(s) in a row ({h['last_error']}){until}"))
     return EXIT_OK
 
 
@@ -449,12 +451,18 @@ def setup_logging(log_format: str) -> None:
     """JSON lines on stderr when it is not a terminal (or when asked), text otherwise."""
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if use_json else logging.Formatter("archiver: %(message)s"))
+    handler.setFormatter(JsonFormatter() if use_json else VisibleFormatter("archiver: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     # APScheduler warns each tick a look for due URLs is still running; that is expected.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
+
+
+class VisibleFormatter(logging.Formatter):
+    """Log lines for a terminal: a server's text in a message cannot act on it."""
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record), LAYOUT)
 
 
 class JsonFormatter(logging.Formatter):
@@ -463,7 +471,7 @@ class JsonFormatter(logging.Formatter):
                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
         if record.exc_info and record.exc_info[1] is not None:
             line["error"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
-        return json.dumps(line, ensure_ascii=False)
+        return json_text(line)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

@@ -12,6 +12,9 @@ web; a URL that is not in the index is a 404.
 
 Nothing here imports pywb or gevent in the parent process; ``serve`` is what the child
 (``python -m archiver.replay CONFIG FD``) runs.
+
+Isolation of archived pages from each other, pywb's index API and the network:
+``replayguard.Guard`` wraps pywb in the child.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from pathlib import Path  # noqa: E402
 from typing import Iterator, Mapping  # noqa: E402
 
 from .errors import ArchiverError  # noqa: E402
+from .replayguard import SANDBOX_SHIM, Guard  # noqa: E402
 
 COLLECTION = "archive"   # the collection name in replay URLs
 STARTUP_TIMEOUT = 60.0   # seconds pywb may take to load before it must answer
 STOP_TIMEOUT = 10.0      # seconds between SIGTERM and SIGKILL
+HEAD_INSERT = "archiver_head_insert.html"  # pywb's head insert after replayguard.SANDBOX_SHIM
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,10 @@ def pywb_config(collections: Mapping[str, Collection], workdir: Path) -> dict:
             for name, c in collections.items()
         },
         "enable_memento": True,
+        # No pywb CSP: replayguard sets the policy of every response, not only of mp_ ones.
+        "csp-header": "",
+        # pywb's head insert after SANDBOX_SHIM (a file in workdir/templates, pywb's cwd).
+        "head_insert_html": HEAD_INSERT,
     }
 
 
@@ -84,6 +93,9 @@ def write_config(collections: Mapping[str, Collection], workdir: Path) -> Path:
         # pywb only accepts an index folder that exists when it starts; an archive that
         # has not closed a WARC file yet has none.
         c.index_dir.mkdir(parents=True, exist_ok=True)
+    (workdir / "templates").mkdir(exist_ok=True)
+    (workdir / "templates" / HEAD_INSERT).write_text(
+        f"<script>{SANDBOX_SHIM}</script>\n{{% include 'head_insert.html' %}}\n", encoding="utf-8")
     path = workdir / "config.yaml"
     path.write_text(json.dumps(pywb_config(collections, workdir), indent=2) + "\n", encoding="utf-8")
     return path
@@ -200,7 +212,7 @@ def _tail(path: Path, limit: int = 4000) -> str:
 
 
 def serve(config_file: Path, listener: socket.socket) -> None:
-    """Serve pywb's FrontEndApp on ``listener`` forever (call after gevent's patch_all)."""
+    """Serve pywb's FrontEndApp, guarded, on ``listener`` forever (call after gevent's patch_all)."""
     import logging
 
     from gevent.pywsgi import WSGIServer
@@ -209,7 +221,8 @@ def serve(config_file: Path, listener: socket.socket) -> None:
 
     logging.basicConfig(format="%(asctime)s: [%(levelname)s]: %(message)s", level=logging.INFO)
     app = FrontEndApp(config_file=str(config_file))
-    WSGIServer(listener, app, handler_class=RequestURIWSGIHandler).serve_forever()
+    collections = json.loads(config_file.read_text(encoding="utf-8"))["collections"]
+    WSGIServer(listener, Guard(app, collections), handler_class=RequestURIWSGIHandler).serve_forever()
 
 
 def _exit_with_parent() -> None:

@@ -1,12 +1,14 @@
 """Pure rendering of histories, diffs and change feeds: text, JSON values, HTML, Atom.
 
-Archived content is untrusted: everything taken from a page is escaped in HTML and Atom.
+Archived content is untrusted: everything taken from a page is escaped in HTML and Atom,
+and control characters never reach a terminal or a feed raw (``visible``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +16,41 @@ from . import __version__
 from .diff import DELETE, EQUAL, INSERT, MOVE, BodyOp, Change
 from .history import CaptureRef, History, Version
 
+# C0 controls (ESC, BEL, CR, NUL...), DEL, C1 controls (CSI \x9b, OSC \x9d...), lone
+# surrogates, and U+FFFE/U+FFFF, which XML forbids. Tab and newline are matched too: each
+# caller says which of them are layout where it writes.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# What JSON (RFC 8259) leaves raw and a terminal may still act on: DEL, C1, lone surrogates
+# (which cannot even be encoded to UTF-8), and the line separators JavaScript chokes on.
+LAYOUT = "\t\n"  # the controls kept where text runs over several lines
+_JSON_RAW = re.compile("[\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+
+
+def visible(text: str, keep: str = "\t") -> str:
+    """text with every control character shown as an escape (``\\x1b``, ``\\x9b``,
+    ``\\ud800``) instead of acted on, except those in ``keep`` (tab by default; add ``\\n``
+    where newlines are layout). An escape sequence becomes inert text: ``\\x1b]0;title\\x07``.
+    """
+    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else _escaped(m.group()), text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xff else f"\\u{code:04x}"
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """JSON with non-ASCII text as is, but DEL, C1 controls and lone surrogates as \\u
+    escapes: the same value, safe to print to a terminal."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
 
 def escape(text: str) -> str:
+    """HTML and XML text: markup escaped, control characters shown (never invalid XML)."""
     import html  # here: 2 ms of a capture's start-up (its entity table), for HTML reports only
 
-    return html.escape(text)
+    return html.escape(visible(text, LAYOUT))
 
 
 ANSI = {DELETE: "\x1b[31;9m", INSERT: "\x1b[32;4m", MOVE: "\x1b[33m", "reset": "\x1b[0m", "dim": "\x1b[2m"}
@@ -69,6 +101,11 @@ def _version_json(v: Version) -> dict[str, Any]:
 
 
 def history_text(url: str, history: History, replay_base: str = "") -> str:
+    """One line per fact; whatever came from a page is shown with its controls escaped."""
+    return "\n".join(visible(line) for line in _history_lines(url, history, replay_base))
+
+
+def _history_lines(url: str, history: History, replay_base: str) -> list[str]:
     lines = [f"{url}  (READ boxes: {history.read_boxes})"]
     for entry in history_json(history, url, replay_base):
         if entry.get("suspect"):
@@ -89,7 +126,7 @@ def history_text(url: str, history: History, replay_base: str = "") -> str:
         lines.append(f"        {title}")
         if entry.get("replay"):
             lines.append(f"        {entry['replay']}")
-    return "\n".join(lines)
+    return lines
 
 
 # ---- one diff --------------------------------------------------------------------------
@@ -115,7 +152,7 @@ def diff_text(d: VersionDiff, color: bool) -> str:
             lines.append(f"  {c.kind}: {c.before!r} -> {c.after!r}")
     if not d.changes:
         lines.append("  no editorial changes")
-    lines.append("")
+    lines = [visible(line) for line in lines] + [""]
     lines += _body_lines(d.body, color)
     return "\n".join(lines)
 
@@ -128,11 +165,12 @@ def _body_lines(ops: list[BodyOp], color: bool) -> list[str]:
 
 
 def _mark(op: BodyOp, color: bool) -> str:
+    text = visible(op.text, LAYOUT)  # the page's own escape sequences, inert; ours below act
     if op.op == EQUAL:
-        return op.text
+        return text
     if color:
-        return f"{ANSI[op.op]}{op.text}{ANSI['reset']}"
-    return {DELETE: "[-{}-]", INSERT: "{{+{}+}}", MOVE: "[moved: {}]"}[op.op].format(op.text)
+        return f"{ANSI[op.op]}{text}{ANSI['reset']}"
+    return {DELETE: "[-{}-]", INSERT: "{{+{}+}}", MOVE: "[moved: {}]"}[op.op].format(text)
 
 
 def diff_html(d: VersionDiff) -> str:
@@ -182,9 +220,9 @@ def change_event_json(row: Any) -> dict[str, Any]:
 
 
 def change_text(event: dict[str, Any]) -> str:
-    return (f"{event['to']['timestamp']}  {event['kind']:<10} {event['url']}  "
-            f"v{event['from']['version']}->v{event['to']['version']}: {_short(event['before'])!r} -> "
-            f"{_short(event['after'])!r}")
+    return visible(f"{event['to']['timestamp']}  {event['kind']:<10} {event['url']}  "
+                   f"v{event['from']['version']}->v{event['to']['version']}: {_short(event['before'])!r} -> "
+                   f"{_short(event['after'])!r}")
 
 
 def _short(text: str, limit: int = 80) -> str:
