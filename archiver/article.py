@@ -862,10 +862,12 @@ class _Content:
         start, self._start = (self._start if self._start is not None else self._here), None
         links, self._pieces, self._pending, self._brs = self._pending, [], [], 0
         block = signature(start, self._root, text) if start is not None else ""
-        links = [Ref(r.url, r.text, block) for r in links]
         if self._is_cta(text) and links:
-            self.read_refs += links
-        elif not text or not (_per_render(text, self.title) or _link_list(text, links)):
+            box = _read_signature(start, self._root, text, self.cta) if start is not None else ""
+            self.read_refs += [Ref(r.url, r.text, box) for r in links]
+            return
+        links = [Ref(r.url, r.text, block) for r in links]
+        if not text or not (_per_render(text, self.title) or _link_list(text, links)):
             self.links += links
             self._owners += [len(self.paragraphs) if text else -1] * len(links)
             if text:
@@ -914,6 +916,16 @@ def signature(el: etree._Element, root: etree._Element | None, text: str = "") -
     path = ">".join(reversed(parts)) or (root.tag if root is not None else "")
     label = LABEL.match(text)
     return f"{path}|{label[1].casefold()}" if label else path
+
+
+def _read_signature(el: etree._Element, root: etree._Element | None, text: str,
+                    cta: re.Pattern[str] | None) -> str:
+    """A READ box's signature, labelled by its call to action: a colon further on may be
+    the linked title's ("READ Nutzerbasierte Abrechnung: ..."), which changes with a swap."""
+    found = cta.match(text) if cta is not None else None
+    label = " ".join(re.sub(r"[^\w\s]", " ", found[0]).split()).casefold() if found else ""
+    path = signature(el, root)
+    return f"{path}|{label}" if label else path
 
 
 @functools.lru_cache(maxsize=4096)
@@ -998,7 +1010,7 @@ def _read_boxes(root: etree._Element, base: str, cta: re.Pattern[str] | None) ->
         if box is not None and box not in boxes and not any(b in boxes for b in box.iterancestors()):
             for inner in [b for b in boxes if box in b.iterancestors()]:
                 del boxes[inner]
-            boxes[box] = _box_refs(box, base, signature(box, root, _text(box)))
+            boxes[box] = _box_refs(box, base, _read_signature(box, root, _text(box), cta))
     return boxes
 
 

@@ -123,8 +123,8 @@ class History:
 
 class ReadBoxes:
     """The READ boxes of a page, each told fixed or rotating by itself: a page may hold an
-    editor's box beside a plugin's rotating one. Boxes are told apart by their block
-    signature (Ref.block)."""
+    editor's box beside a plugin's rotating one. Boxes are told apart by where they stand
+    and their call to action (Ref.block)."""
 
     def __init__(self) -> None:
         self.boxes: dict[str, ReadBox] = {}
@@ -166,11 +166,10 @@ class ReadBoxes:
 
 
 def _by_block(refs: tuple[Ref, ...]) -> dict[str, tuple[Ref, ...]]:
-    """READ refs by box: their block signature less its label, which for a READ box may
-    hold words of the title it links ("READ Nutzerbasierte Abrechnung: ...")."""
+    """READ refs by box: where it stands and its call to action (article._read_signature)."""
     groups: dict[str, list[Ref]] = {}
     for ref in refs:
-        groups.setdefault(ref.block.split("|", 1)[0], []).append(ref)
+        groups.setdefault(ref.block, []).append(ref)
     return {block: tuple(group) for block, group in groups.items()}
 
 
