@@ -165,16 +165,19 @@ def test_a_read_box_in_a_related_element_is_tracked_and_its_swap_reported(news):
     assert "ferry" in history.versions[-1].changes[0].before + history.versions[-1].changes[-1].before
 
 
-def test_a_rotating_related_box_beside_a_fixed_read_box_hides_no_swap(news):
+@pytest.mark.parametrize("rotating", ('<div class="yarpp-related"><b>Related:</b> {link}</div>',
+                                      '<aside class="related-content"><strong>Lea también:</strong> {link}</aside>'))
+def test_a_rotating_related_box_beside_a_fixed_read_box_hides_no_swap(news, rotating):
     """Each READ box is fixed or rotating by itself: a plugin re-picking its "Related:"
-    box on every render does not make the editor's box rotating too."""
+    box on every render does not make the editor's box rotating too, whether it stands
+    elsewhere or alike, under another call to action."""
     site, config = news
     page = Page()
     pool = itertools.count()
 
     def with_rotating_box(h) -> None:
         n = next(pool)
-        box = f'<div class="yarpp-related"><b>Related:</b> <a href="/2025/{n}/">Older story {n}</a></div>'
+        box = rotating.format(link=f'<a href="/2025/{n}/">Older story {n}</a>')
         send(h, 200, page.render().replace(b"</article>", box.encode() + b"</article>"), "text/html; charset=utf-8")
     site.routes["/story/"] = with_rotating_box
     url = site.url("/story/")
