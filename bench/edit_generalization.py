@@ -1695,6 +1695,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     env = environment()  # now: the archiver commit measured, even if main moves during the run
     articles = corpus_articles(args.corpus)
+    if not articles:
+        print(f"edit_generalization: no usable pages under {args.corpus} (point --corpus at ../shared/corpus)",
+              file=sys.stderr)
+        return 2
     chosen = random.Random(args.seed).sample(articles, min(args.pages, len(articles)))
     plans = make_plans(chosen, args.captures, args.edits, args.seed)
     log(f"{len(plans)} pages of {len(articles)} usable; plan ready in {time.perf_counter() - started:.1f} s")
