@@ -51,10 +51,11 @@ def test_export_validates_and_verifies(exported):
     config, out, url, _ = exported
     validated = wacz_validate(out)
     assert validated.returncode == 0 and "passed WACZ is valid" in validated.stdout, validated.stdout
-    result = run_cli("verify", str(out), "--json", cwd=config.root)
+    result = run_cli("verify", str(out), "--key", "archive.key.pub", "--json", cwd=config.root)
     report = json.loads(result.stdout)
     assert result.returncode == 0 and report["ok"], report["problems"]
-    assert report["counts"]["signed"] == 1
+    assert report["counts"]["signed"] == 1 and report["signature"]["trusted"]
+    assert report["counts"]["records_proven"] == report["counts"]["records"] - 2  # all but two warcinfo records
     with zipfile.ZipFile(out) as z:
         names = set(z.namelist())
         assert {"archive/data.warc.gz", "indexes/index.cdx", "pages/pages.jsonl", "ledger/ledger.jsonl",
@@ -83,7 +84,7 @@ def test_a_changed_byte_fails_verify(exported):
         i = len(data) // 2
         return data[:i] + bytes([data[i] ^ 1]) + data[i + 1:]
     rewrite_member(out, "archive/data.warc.gz", flip)
-    result = run_cli("verify", str(out), cwd=config.root)
+    result = run_cli("verify", str(out), "--key", "archive.key.pub", cwd=config.root)
     assert result.returncode == 1 and "archive/data.warc.gz: hash or size differs" in result.stdout
     validated = wacz_validate(out)  # wacz prints its verdict and exits 0, or crashes on some damage
     assert "Validation failed" in validated.stdout or validated.returncode != 0
@@ -97,7 +98,7 @@ def test_a_forged_signature_fails_verify(exported, tmp_path):
         digest["signedData"]["signature"] = forger.sign(digest["hash"])
         return json.dumps(digest).encode()
     rewrite_member(out, "datapackage-digest.json", forge)
-    result = run_cli("verify", str(out), cwd=config.root)
+    result = run_cli("verify", str(out), "--key", "archive.key.pub", cwd=config.root)
     assert result.returncode == 1 and "signature does not verify" in result.stdout
 
 
@@ -106,7 +107,8 @@ def test_article_evidence_packet_has_a_provenance_report(exported, tmp_path):
     out = tmp_path / "article.wacz"
     result = run_cli("export", "--article", url, str(out), cwd=config.root)
     assert result.returncode == 0, result.stderr
-    assert run_cli("verify", str(out), cwd=config.root).returncode == 0
+    verified = run_cli("verify", str(out), "--key", "archive.key.pub", cwd=config.root)
+    assert verified.returncode == 0, verified.stdout
     with zipfile.ZipFile(out) as z:
         report = z.read("report/provenance.html").decode()
     assert "A changed headline" in report and "title" in report
