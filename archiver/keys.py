@@ -99,7 +99,7 @@ def verify_signature(public_b64: str, message: str, signature_b64: str) -> bool:
                                    int.from_bytes(raw[COORDINATE_BYTES:], "big"))
         key.verify(der, message.encode(), ec.ECDSA(hashes.SHA256()))
         return True
-    except (InvalidSignature, ValueError, TypeError):
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):  # a key on an unknown curve too
         return False
 
 
