@@ -330,7 +330,8 @@ def open_catalog(config: Config) -> Catalog:
     """The catalog, after closing any WARC file a crashed process left open; a reindex
     is waited for."""
     catalog = Catalog(config.storage.catalog, holding=reading(config.storage.lock_dir))
-    repair_abandoned(config, catalog)
+    if not catalog.read_only:  # a write-protected copy: nothing can be repaired (verify reports open files)
+        repair_abandoned(config, catalog)
     return catalog
 
 

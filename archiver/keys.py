@@ -61,19 +61,23 @@ def trusted_fingerprint(spec: str) -> str:
     or PEM), the private key file, or a fingerprint ("sha256:" and 64 hex digits)."""
     path = Path(spec)
     if path.is_file():
-        return fingerprint(_public_key_in(path))
+        try:
+            return fingerprint(read_public_key(path))
+        except ArchiverError as e:
+            raise UsageError(f"--key {e}") from None
     match = FINGERPRINT.fullmatch(spec.strip())
     if match is None:
         raise UsageError(f"--key {spec}: neither a key file nor a fingerprint (sha256: and 64 hex digits)")
     return "sha256:" + match.group(1).replace(":", "").lower()
 
 
-def _public_key_in(path: Path) -> str:
+def read_public_key(path: Path) -> str:
+    """The public key in a file: base64 DER (archive.key.pub), PEM, or a private key's."""
     try:
         with open(path, "rb") as f:
             data = f.read(KEY_FILE_LIMIT)
     except OSError as e:
-        raise UsageError(f"--key {path}: {os_error_text(e, with_path=False)}") from e
+        raise ArchiverError(f"{path}: {os_error_text(e, with_path=False)}") from e
     try:
         if b"PRIVATE KEY" in data:
             key = serialization.load_pem_private_key(data, password=None).public_key()
@@ -82,9 +86,9 @@ def _public_key_in(path: Path) -> str:
         else:
             key = serialization.load_der_public_key(base64.b64decode(data.strip(), validate=True))
     except (ValueError, TypeError, binascii.Error, UnsupportedAlgorithm) as e:
-        raise UsageError(f"--key {path}: not a readable key ({e})") from e
+        raise ArchiverError(f"{path}: not a readable key ({e})") from e
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise UsageError(f"--key {path}: not an ECDSA key")
+        raise ArchiverError(f"{path}: not an ECDSA key")
     return public_key_b64(key)
 
 
@@ -128,6 +132,16 @@ def generate_key(path: Path) -> SigningKey:
     key = SigningKey(private)
     path.with_name(path.name + ".pub").write_text(key.public_b64 + "\n", encoding="ascii")
     return key
+
+
+def public_key(path: Path) -> str | None:
+    """The archive's public key, for checking only: from PATH.pub when it is there (a
+    copy of the archive handed to someone else needs no private key), else from PATH."""
+    pub = path.with_name(path.name + ".pub")
+    if pub.exists():
+        return read_public_key(pub)
+    key = load_key(path)
+    return key.public_b64 if key is not None else None
 
 
 def load_key(path: Path) -> SigningKey | None:

@@ -15,7 +15,7 @@ from typing import IO, Any, Callable
 from .catalog import Catalog
 from .locks import reading
 from .config import Config
-from .keys import load_key
+from .keys import public_key
 from .ledger import Ledger, check_chain
 from .recordindex import RecordIndex, SeenRecord, batched, scratch_index
 from .warcfile import WARC_SUFFIX
@@ -178,7 +178,7 @@ def check_ledger(config: Config, catalog: Catalog, records: RecordIndex, report:
     """One pass over the ledger: the chain, every capture entry's records, and the entries
     the catalog keeps copies of (marked in the index, compared after)."""
     ledger = Ledger(config.evidence.ledger)
-    key = load_key(config.evidence.key)
+    key = public_key(config.evidence.key)
     head = catalog.ledger_head()
     name = ledger.path.name
 
@@ -195,7 +195,7 @@ def check_ledger(config: Config, catalog: Catalog, records: RecordIndex, report:
         if entry.get("type") in ("checkpoint", "key") or (head is not None and seq == head[0]):
             records.mark(seq, entry)
 
-    chain = check_chain(ledger, key.public_b64 if key else catalog.recorded_key(), on_entry)
+    chain = check_chain(ledger, key or catalog.recorded_key(), on_entry)
     _check_entries(captures, records, report)
     for p in chain.problems:
         report.add(f"{name}:{p.line}", p.message)

@@ -160,3 +160,21 @@ def test_replay_command_serves_the_archive_and_prints_replay_links(exported):
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_export_never_writes_through_a_link_planted_where_it_writes(exported, tmp_path):
+    """A link at the temporary name export used to write to (OUT.tmp), or at OUT itself,
+    is never followed: what it points to stays as it was."""
+    config, _, _, _ = exported
+    folder = tmp_path / "out"
+    folder.mkdir()
+    victims = {name: tmp_path / f"victim-{name}" for name in ("evidence.wacz.tmp", "evidence.wacz")}
+    for name, victim in victims.items():
+        victim.write_bytes(b"precious")
+        (folder / name).symlink_to(victim)
+    out = folder / "evidence.wacz"
+    result = run_cli("export", "--wacz", str(out), cwd=config.root)
+    assert result.returncode == 0, result.stderr
+    assert all(victim.read_bytes() == b"precious" for victim in victims.values())
+    assert not out.is_symlink() and zipfile.is_zipfile(out)
+    assert sorted(p.name for p in folder.iterdir()) == ["evidence.wacz", "evidence.wacz.tmp"]  # nothing left behind
