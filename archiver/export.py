@@ -29,13 +29,13 @@ from . import __version__
 from .catalog import CaptureRow, Catalog
 from .locks import reading
 from .config import Config
-from .errors import UsageError
+from .errors import ArchiverError, UsageError
 from .index import Placed, cdxj_line
 from .keys import SigningKey, load_key
 from .ledger import Ledger
 from .proof import Slice, ledger_proof
 from .capture import OLD_TLS_TYPE, TLS_TYPE, pem_certificates
-from .warcfile import iter_records
+from .warcfile import OPEN_SUFFIX, iter_records
 
 WACZ_VERSION = "1.1.1"
 WARC_NAME = "data.warc.gz"
@@ -85,6 +85,9 @@ def write_warc(warc_dir: Path, rows: list[CaptureRow], out: Path) -> None:
     with open(out, "wb") as f:
         for name in sorted({r.warc for r in rows}):
             source = warc_dir / name
+            if not source.exists() and source.with_name(name + OPEN_SUFFIX).exists():
+                raise ArchiverError(f"{name} is still being written (archiver run or a snapshot): export its "
+                                    "captures once it is closed")
             warcinfo, spans = group_spans(source)
             with open(source, "rb") as src:
                 for start, end in [warcinfo] + sorted(spans[r.metadata_offset] for r in rows if r.warc == name):
@@ -119,10 +122,10 @@ def _check_covered(proof: Slice, rows: list[CaptureRow], ledger_name: str) -> No
     unledgered = [r for r in rows if r.record_id not in proof.found]
     if unledgered:
         r = unledgered[0]
-        raise UsageError(f"{len(unledgered)} capture(s) are not in {ledger_name}, such as {r.url} "
+        raise ArchiverError(f"{len(unledgered)} capture(s) are not in {ledger_name}, such as {r.url} "
                          f"({r.warc}@{r.offset}): a crash left them out; any capture command adds them")
     if proof.uncovered:
-        raise UsageError(f"ledger entries {proof.uncovered[0]} to {proof.uncovered[-1]} are not yet covered by a "
+        raise ArchiverError(f"ledger entries {proof.uncovered[0]} to {proof.uncovered[-1]} are not yet covered by a "
                          "signed checkpoint (archiver run writes one every [evidence] checkpoint_every entries "
                          "and at the end of each snapshot): export again after it")
 
@@ -159,6 +162,7 @@ def export_wacz(config: Config, out: Path, urls: list[str], since: str | None = 
     finally:
         catalog.close()
     key = load_key(config.evidence.key)
+    proof = ledger_slice(Ledger(config.evidence.ledger), rows, key is not None).encode()
     with tempfile.TemporaryDirectory() as tmp:
         warc = Path(tmp) / WARC_NAME
         write_warc(config.storage.warc_dir, rows, warc)
@@ -166,7 +170,7 @@ def export_wacz(config: Config, out: Path, urls: list[str], since: str | None = 
             f"archive/{WARC_NAME}": warc,
             "indexes/index.cdx": "".join(line + "\n" for line in cdxj_lines(warc)).encode(),
             "pages/pages.jsonl": pages(rows, titles).encode(),
-            "ledger/ledger.jsonl": ledger_slice(Ledger(config.evidence.ledger), rows, key is not None).encode(),
+            "ledger/ledger.jsonl": proof,
         }
         if report is not None:
             files["report/provenance.html"] = report(rows, warc).encode()

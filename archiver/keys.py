@@ -135,13 +135,14 @@ def generate_key(path: Path) -> SigningKey:
 
 
 def public_key(path: Path) -> str | None:
-    """The archive's public key, for checking only: from PATH.pub when it is there (a
-    copy of the archive handed to someone else needs no private key), else from PATH."""
+    """The archive's public key, for checking only: from the private key PATH when this
+    process may read it, else from PATH.pub (a copy of the archive handed to someone else,
+    or made unreadable to them, needs no private key)."""
     pub = path.with_name(path.name + ".pub")
-    if pub.exists():
-        return read_public_key(pub)
-    key = load_key(path)
-    return key.public_b64 if key is not None else None
+    if path.exists() and (os.access(path, os.R_OK) or not pub.exists()):
+        key = load_key(path)
+        return key.public_b64 if key is not None else None
+    return read_public_key(pub) if pub.exists() else None
 
 
 def load_key(path: Path) -> SigningKey | None:

@@ -178,3 +178,35 @@ def test_export_never_writes_through_a_link_planted_where_it_writes(exported, tm
     assert all(victim.read_bytes() == b"precious" for victim in victims.values())
     assert not out.is_symlink() and zipfile.is_zipfile(out)
     assert sorted(p.name for p in folder.iterdir()) == ["evidence.wacz", "evidence.wacz.tmp"]  # nothing left behind
+
+
+def test_a_capture_no_signed_checkpoint_covers_yet_is_not_exported(site, tmp_path):
+    """An archive that signs exports a capture only once a signed checkpoint covers it.
+    Here the article is stored and ledgered while the page it links to is still being
+    fetched (the snapshot's checkpoint comes when it ends): export refuses, in one line."""
+    import threading
+
+    from .site import send
+
+    release, stored = threading.Event(), threading.Event()
+    site.page("/a/", "<html><body><div class='entry-content'><p>" + "Words. " * 40 +
+              "<a href='/b/'>b</a></p></div></body></html>")
+    site.routes["/b/"] = lambda h: (release.wait(60), send(h, 200, b"<html><body>b</body></html>", "text/html"))
+    config = make_archive(tmp_path / "a", requisites="false", processes="1")
+    assert run_cli("keygen", cwd=config.root).returncode == 0
+    out = tmp_path / "early.wacz"
+    archive = Archive(config)
+    capturing = threading.Thread(target=snapshot, args=(archive, [site.url("/a/")]),
+                                 kwargs={"on_result": lambda r: stored.set() if r.url.endswith("/a/") else None})
+    capturing.start()
+    try:
+        assert stored.wait(60)
+        early = run_cli("export", "--wacz", str(out), site.url("/a/"), cwd=config.root)
+    finally:
+        release.set()
+        capturing.join(60)
+        archive.close()
+    assert early.returncode == 1 and "not yet covered by a signed checkpoint" in early.stderr, early.stderr
+    assert not out.exists()
+    assert run_cli("export", "--wacz", str(out), site.url("/a/"), cwd=config.root).returncode == 0
+    assert run_cli("verify", str(out), "--key", "archive.key.pub", cwd=config.root).returncode == 0
