@@ -89,10 +89,11 @@ def scan_warcs(warc_dir: Path, records: RecordIndex, report: Report) -> None:
         report.add(path.name, "still open (being written, or left by a crash: any command "
                    "that opens the archive repairs it)")
     report.counts["warc_files"] = len(files)
-    _indexed(records, report)
+    finish_index(records, report)
 
 
-def _indexed(records: RecordIndex, report: Report) -> None:
+def finish_index(records: RecordIndex, report: Report) -> None:
+    """Every record is in: index them, report repeated record ids."""
     records.indexed()
     for record, warc, offset in records.duplicates():
         report.add(f"{record.warc}@{record.offset}", f"record id {record.id} also at "

@@ -15,6 +15,7 @@ warcscan.py); records go to a scratch SQLite index in the temporary folder.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from .keys import fingerprint, trusted_fingerprint, verify_signature
 from .package import MAX_JSON, READ_ERRORS, BadPackage, Package, parse_json, read_all
 from .proof import ProofChecker, iter_records
 from .recordindex import RecordIndex
-from .verify import Report, _indexed, check_pairs, scan_records
+from .verify import Report, check_pairs, finish_index, scan_records
 from .warcscan import ScannedRecord
 
 WARC = f"archive/{WARC_NAME}"
@@ -73,7 +74,7 @@ def _verify(package: Package, trust: Trust, report: Report) -> None:
     with scratch() as records:
         warc_hash = _scan_warc(package, records, report)
         _check_hash(WARC, warc_hash, resources.get(WARC), report)
-        _indexed(records, report)
+        finish_index(records, report)
         check_pairs(records, report)
         _check_index(package, records, report)
         _check_pages(package, records, report)
@@ -197,7 +198,7 @@ class _Hashing:
 
 
 def _scan_warc(package: Package, records: PackageRecords, report: Report) -> tuple[str, int]:
-    size = package.members[WARC].size
+    size = min(package.members[WARC].size, package.path.stat().st_size)  # stored: no more than the zip holds
     with package.open(WARC, stored=True) as member:
         f = _Hashing(member)
         try:
@@ -223,7 +224,7 @@ def _check_index(package: Package, records: PackageRecords, report: Report) -> N
             want = next(expected, None)
         else:
             report.add(f"{INDEX}:{number}", "not a line the WARC's records give (edited, or out of order)")
-    for left in ([want] if want is not None else []) + list(expected):
+    for left in itertools.chain([want] if want is not None else [], expected):
         report.add(INDEX, f"no line for the record at {WARC}@{_offset_of(left)}")
     report.counts["index_lines"] = number
 
