@@ -166,7 +166,7 @@ def check_central_directory(f: IO[bytes], name: str) -> None:
     size = f.seek(0, 2)
     start = max(0, size - (1 << 16) - EOCD.size)
     f.seek(start)
-    tail = f.read()
+    tail = f.read((1 << 16) + EOCD.size)  # bounded: a device file (/dev/zero) has no end
     at = len(tail) - EOCD.size
     if not (at >= 0 and tail[at:at + 4] == b"PK\x05\x06" and tail[-2:] == b"\0\0"):
         at = tail.rfind(b"PK\x05\x06")

@@ -228,15 +228,11 @@ def _check_entry(entry: dict, found: dict[str, SeenRecord], report: Report) -> N
         elif (seen.warc, seen.offset) != (entry.get("warc"), listed.get("offset")):
             report.add(where, f"ledger entry {entry['seq']}: record {listed.get('id')} "
                               f"has moved to {seen.warc}@{seen.offset}")
-        elif not listed_matches(listed, seen):
+        elif (seen.block_digest, seen.payload_digest) != (listed.get("block_digest"), listed.get("payload_digest")):
             report.add(where, f"ledger entry {entry['seq']}: digests differ from the record's")
-
-
-def listed_matches(listed: dict, seen: SeenRecord) -> bool:
-    """A record as a ledger entry lists it against the record read: digests, and the WARC
-    head's digest where the entry has one (entries written before it was recorded do not)."""
-    return (seen.block_digest, seen.payload_digest) == (listed.get("block_digest"), listed.get("payload_digest")) \
-        and listed.get("head_digest", seen.head_digest) == seen.head_digest
+        elif listed.get("head_digest", seen.head_digest) != seen.head_digest:  # older entries have none
+            report.add(where, f"ledger entry {entry['seq']}: the record's WARC head (its URI, date or another "
+                              "header) is not the one written")
 
 
 def _check_against_catalog(head, catalog: Catalog, records: RecordIndex, count: int, report: Report,
