@@ -510,6 +510,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .wacz import Trust, verify_wacz
     if not args.wacz and (args.key or args.any_key):
         raise UsageError("--key and --any-key are for checking an exported FILE.wacz")
+    if args.key and args.any_key:
+        raise UsageError("give --key or --any-key, not both")
     if args.wacz:  # a WACZ stands alone
         report = verify_wacz(args.wacz, Trust.of(args.key, args.any_key))
     else:

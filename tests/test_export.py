@@ -210,3 +210,23 @@ def test_a_capture_no_signed_checkpoint_covers_yet_is_not_exported(site, tmp_pat
     assert not out.exists()
     assert run_cli("export", "--wacz", str(out), site.url("/a/"), cwd=config.root).returncode == 0
     assert run_cli("verify", str(out), "--key", "archive.key.pub", cwd=config.root).returncode == 0
+
+
+def test_captures_made_before_the_key_are_proven_by_the_key_entry(site, tmp_path):
+    """Captured before keygen: their checkpoint is unsigned, and the signed entry that
+    covers them is the key entry keygen writes over the chain as it stood."""
+    site.page("/a/", "<html><body><p>Captured before the key.</p></body></html>")
+    config = make_archive(tmp_path / "a", requisites="false")
+    run_snapshot(config, site.url("/a/"))
+    assert run_cli("keygen", cwd=config.root).returncode == 0
+    out = tmp_path / "early.wacz"
+    assert run_cli("export", "--wacz", str(out), cwd=config.root).returncode == 0
+    with zipfile.ZipFile(out) as z:
+        proof = [json.loads(line) for line in z.read("ledger/ledger.jsonl").decode().splitlines()]
+    assert [e["type"] for e in proof] == ["capture", "checkpoint", "key"] and "signature" not in proof[1]
+    verified = run_cli("verify", str(out), "--key", "archive.key.pub", cwd=config.root)
+    assert verified.returncode == 0, verified.stdout
+    for args in (["verify", "--key", "archive.key.pub"], ["verify", str(out), "--key", "archive.key.pub", "--any-key"],
+                 ["verify", str(out), "--key", "no-such-key"]):
+        refused = run_cli(*args, cwd=config.root)
+        assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1, (args, refused.stderr)
