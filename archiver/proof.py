@@ -198,6 +198,7 @@ def _verifies(public_key: Any, message: str, signature: Any) -> bool:
         verify_signature(public_key, message, signature)
 
 
-def iter_records(records: list[dict[str, str]]) -> Iterator[tuple[str, str, str, str, str]]:
+def listed_rows(records: list[dict[str, str]]) -> Iterator[tuple[str, str, str, str, str]]:
+    """(id, type, block digest, payload digest, head digest or "") of each record an entry lists."""
     for r in records:
         yield r["id"], r["type"], r["block_digest"], r["payload_digest"], r.get("head_digest", "")

@@ -3,7 +3,9 @@
 Checks every WARC record's block and payload digests, that requests and responses pair
 up, that every revisit resolves, that every catalog row points at its record, the whole
 ledger chain and its signed checkpoints (against the copies kept in the catalog), and
-that every ledger entry's records are where, and what, the ledger says.
+that every ledger entry's records are where, and what, the ledger says (their WARC heads
+included, for entries that hold their digests). Records are read by warcscan, with memory
+bounded whatever a file holds. An exported WACZ is checked by wacz.py.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from .export import WARC_NAME
 from .index import Placed, cdxj_line
 from .keys import fingerprint, trusted_fingerprint, verify_signature
 from .package import MAX_JSON, READ_ERRORS, BadPackage, Package, parse_json, read_all
-from .proof import ProofChecker, iter_records
+from .proof import ProofChecker, listed_rows
 from .recordindex import RecordIndex
 from .verify import Report, check_pairs, finish_index, scan_records
 from .warcscan import ScannedRecord
@@ -307,7 +307,7 @@ class PackageRecords(RecordIndex):
 
     def listed(self, seq: int, records: list[dict[str, str]]) -> None:
         self.db.executemany("INSERT INTO listed (seq, id, type, block, payload, head) VALUES (?, ?, ?, ?, ?, ?)",
-                            [(seq, *r) for r in iter_records(records)])
+                            [(seq, *r) for r in listed_rows(records)])
 
     def prove(self, first: int, last: int) -> None:
         self.db.execute("UPDATE listed SET proven = 1 WHERE seq BETWEEN ? AND ?", (first, last))
