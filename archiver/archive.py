@@ -6,6 +6,7 @@ rows are committed, and only then reported.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import socket
@@ -27,7 +28,8 @@ from .index import PendingIndex, Placed, capture_row, cdxj_line, warc_captures, 
 from .tracking import observe_from_warcs, update_history
 from .ledger import Ledger
 from .locks import WriterLock, reading
-from .warcfile import Record, WarcWriterPool, Written, find_abandoned, group_records, repair_open_file, warc_date
+from .warcfile import (Record, WarcWriterPool, Written, find_abandoned, group_records, record_head,
+                       repair_open_file, warc_date)
 
 if TYPE_CHECKING:
     from warcio.recordloader import ArcWarcRecord
@@ -238,10 +240,16 @@ def warcinfo_fields(config: Config, key: SigningKey | None) -> dict[str, str]:
 
 
 def record_summary(record: Record | ArcWarcRecord, where: Written) -> dict[str, Any]:
+    """A record as its capture's ledger entry lists it. A record just written has its WARC
+    head's SHA-256 too (the very bytes written), so the ledger covers its URI, date and
+    every other header, not only its block (one read back after a crash has not)."""
     h = record.rec_headers
-    return {"id": h.get_header("WARC-Record-ID"), "type": record.rec_type, "offset": where.offset,
-            "length": where.length, "block_digest": h.get_header("WARC-Block-Digest") or "",
-            "payload_digest": h.get_header("WARC-Payload-Digest") or ""}
+    summary = {"id": h.get_header("WARC-Record-ID"), "type": record.rec_type, "offset": where.offset,
+               "length": where.length, "block_digest": h.get_header("WARC-Block-Digest") or "",
+               "payload_digest": h.get_header("WARC-Payload-Digest") or ""}
+    if isinstance(record, Record):
+        summary["head_digest"] = "sha256:" + hashlib.sha256(record_head(record)).hexdigest()
+    return summary
 
 
 def capture_entry(url: str, warc: str, time: str, records: list[Record] | list[ArcWarcRecord], written: list[Written],
@@ -322,7 +330,8 @@ def open_catalog(config: Config) -> Catalog:
     """The catalog, after closing any WARC file a crashed process left open; a reindex
     is waited for."""
     catalog = Catalog(config.storage.catalog, holding=reading(config.storage.lock_dir))
-    repair_abandoned(config, catalog)
+    if not catalog.read_only:  # a write-protected copy: nothing can be repaired (verify reports open files)
+        repair_abandoned(config, catalog)
     return catalog
 
 

@@ -4,6 +4,8 @@ Rebuilt by ``reindex`` from the WARC files (and the ledger): ``captures``, ``xre
 ``observations``, ``versions``, ``changes``, ``ledgered``. Not rebuilt, because the
 WARCs do not hold it: ``schedule``, ``hosts``, ``ledger_head``, ``checkpoints``.
 WAL mode and a busy timeout let a ``snapshot`` and an ``archiver run`` write at once.
+A catalog in a folder this process cannot write (a write-protected evidence copy) is
+opened read-only, and immutable unless a write-ahead log beside it holds commits.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import fcntl
 import json
 import operator
+import os
 import sqlite3
+import urllib.parse
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Iterator
@@ -190,6 +194,11 @@ class Catalog:
         """holding: a lock to let go when the catalog is closed (see locks.reading)."""
         self.holding = holding
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = not writable(path)
+        self.write_lock: IO[bytes] | None = None
+        if self.read_only:
+            self.db = open_read_only(path)
+            return
         try:
             self.db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -226,7 +235,8 @@ class Catalog:
 
     def close(self) -> None:
         self.db.close()
-        self.write_lock.close()
+        if self.write_lock is not None:
+            self.write_lock.close()
         if self.holding is not None:
             self.holding.close()
 
@@ -479,7 +489,30 @@ class Catalog:
 
     def transaction(self) -> "_Tx":
         """Writes in one transaction; the catalog's own writes made inside join it."""
+        if self.write_lock is None:
+            raise ArchiverError("the catalog is on storage this process cannot write: it can only be read")
         return _Tx(self.db, self.write_lock)
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write the catalog and create files beside it (its log)."""
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """The catalog read-only: immutable (no lock, no shared-memory file to create) unless
+    a write-ahead log beside it holds commits, which only a reader able to use its
+    shared-memory file sees."""
+    log = path.with_name(path.name + "-wal")
+    logged = log.exists() and log.stat().st_size > 0
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro" + ("" if logged else "&immutable=1")
+    try:
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+    except sqlite3.DatabaseError as e:
+        why = " (its write-ahead log needs its -shm file beside it)" if logged else ""
+        raise ArchiverError(f"catalog {path}: cannot be read from read-only storage: {e}{why}") from e
+    return db
 
 
 class _Tx:

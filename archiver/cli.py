@@ -198,9 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("verify", help="check digests, record pairs, revisits, catalog, ledger chain and signatures",
                 description="Check every WARC record's digests, that requests and responses pair up, that "
                             "revisits resolve, that the catalog points at matching records, the ledger "
-                            "chain and its signed checkpoints. Exit 1 with file and offset of each problem.")
+                            "chain and its signed checkpoints. Exit 1 with file and offset of each problem. "
+                            "With FILE.wacz: check an export on its own, against the key given with --key.")
     p.add_argument("wacz", nargs="?", type=Path, metavar="FILE.wacz",
                    help="check an exported WACZ on its own instead of the archive")
+    p.add_argument("--key", metavar="PATH|FINGERPRINT",
+                   help="the key FILE.wacz must be signed with: archive.key.pub, or its sha256: fingerprint")
+    p.add_argument("--any-key", action="store_true",
+                   help="accept FILE.wacz signed by any key (the result names it)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(func=cmd_verify)
 
@@ -475,10 +480,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from .keys import fingerprint
     config = load_config(args.config)
     key = create_key(config, warc_date(datetime.now(timezone.utc)))
     print(f"created {config.evidence.key} (private, mode 0600) and {config.evidence.key}.pub")
     print(f"public key: {key.public_b64}")
+    print(f"fingerprint: {fingerprint(key.public_b64)} (give it, or {config.evidence.key}.pub, to verify --key)")
     print("its creation is recorded in the ledger, signed; checkpoints from now on are signed with it")
     return EXIT_OK
 
@@ -516,17 +523,31 @@ def evidence_report(config, url: str, now: datetime):
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify_archive, verify_wacz
-    report = verify_wacz(args.wacz) if args.wacz else verify_archive(load_config(args.config))  # a WACZ stands alone
+    from .verify import verify_archive
+    from .wacz import Trust, verify_wacz
+    if not args.wacz and (args.key or args.any_key):
+        raise UsageError("--key and --any-key are for checking an exported FILE.wacz")
+    if args.key and args.any_key:
+        raise UsageError("give --key or --any-key, not both")
+    if args.wacz:  # a WACZ stands alone
+        report = verify_wacz(args.wacz, Trust.of(args.key, args.any_key))
+    else:
+        report = verify_archive(load_config(args.config))
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:
         for problem in report.problems:
             print(problem)
+        if report.unlisted:
+            print(f"... and {report.unlisted} more problem(s)")
         counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report.counts.items())
-        print(("OK: " if report.ok else f"FAILED: {len(report.problems)} problem(s); ") + counts)
+        total = len(report.problems) + report.unlisted
+        print(("OK: " if report.ok else f"FAILED: {total} problem(s); ") + counts)
         if report.signature:
-            print(f"signed {report.signature['created']} by public key {report.signature['public_key']}")
+            s = report.signature
+            print(f"signed {s['created']} by {s['signer']} {s['fingerprint']}")
+        for note in report.notes:
+            print(f"note: {note}")
         if report.key:
             k = report.key
             print(f"key {k['public_key'][:24]}... created {k['time']} (ledger entry {k['seq']}), signing the "

@@ -3,33 +3,39 @@
 The records are copied byte for byte (every record is its own gzip member, so a group
 of records is a byte range of its WARC file), with each source file's warcinfo record and
 the originals that included revisits refer to. The package holds a CDXJ index, an
-explicit pages.jsonl, the ledger entries of the captures with the latest checkpoint, and
-for an article's evidence packet a human-readable provenance report. datapackage.json is
-hashed and, when the archive has a key, signed in the WACZ signing spec's anonymous form.
+explicit pages.jsonl, the ledger proof of the captures (their entries chained to the
+signed checkpoints after them, proof.py), and for an article's evidence packet a
+human-readable provenance report. datapackage.json is hashed and, when the archive has a
+key, signed in the WACZ signing spec's anonymous form. The package is written to a new
+file of its own in the destination folder (never through a link planted there), then
+renamed over OUT.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import uuid
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 from . import __version__
 from .catalog import CaptureRow, Catalog
 from .locks import reading
 from .config import Config
-from .errors import UsageError
+from .errors import ArchiverError, UsageError
 from .index import Placed, cdxj_line
-from .keys import load_key
+from .keys import SigningKey, load_key
 from .ledger import Ledger
+from .proof import Slice, ledger_proof
 from .capture import OLD_TLS_TYPE, TLS_TYPE, pem_certificates
-from .warcfile import iter_records
+from .warcfile import OPEN_SUFFIX, iter_records
 
 WACZ_VERSION = "1.1.1"
 WARC_NAME = "data.warc.gz"
@@ -79,6 +85,9 @@ def write_warc(warc_dir: Path, rows: list[CaptureRow], out: Path) -> None:
     with open(out, "wb") as f:
         for name in sorted({r.warc for r in rows}):
             source = warc_dir / name
+            if not source.exists() and source.with_name(name + OPEN_SUFFIX).exists():
+                raise ArchiverError(f"{name} is still being written (archiver run or a snapshot): export its "
+                                    "captures once it is closed")
             warcinfo, spans = group_spans(source)
             with open(source, "rb") as src:
                 for start, end in [warcinfo] + sorted(spans[r.metadata_offset] for r in rows if r.warc == name):
@@ -100,19 +109,25 @@ def pages(rows: list[CaptureRow], titles: dict[tuple[str, int], str]) -> str:
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
 
-def ledger_slice(ledger: Ledger, rows: list[CaptureRow]) -> str:
-    """The captures' ledger entries and the latest checkpoint (each entry carries its own
-    hash and its predecessor's, so it can be placed in the full ledger)."""
-    ids = {r.record_id for r in rows}
-    kept, checkpoint = [], None
-    for _, entry, raw in ledger.entries():
-        if not entry:
-            continue
-        if entry.get("type") == "checkpoint":
-            checkpoint = raw
-        elif any(rec.get("id") in ids for rec in entry.get("records", [])):
-            kept.append(raw)
-    return "".join(line + "\n" for line in kept + ([checkpoint] if checkpoint else []))
+def ledger_slice(ledger: Ledger, rows: list[CaptureRow], signing: bool) -> str:
+    """The captures' ledger proof (proof.py). Refused, when the archive signs, for captures
+    the ledger does not hold or no signed checkpoint covers yet: verify would fail it."""
+    proof = ledger_proof(ledger, {r.record_id for r in rows})
+    if signing:
+        _check_covered(proof, rows, ledger.path.name)
+    return "".join(line + "\n" for line in proof.lines)
+
+
+def _check_covered(proof: Slice, rows: list[CaptureRow], ledger_name: str) -> None:
+    unledgered = [r for r in rows if r.record_id not in proof.found]
+    if unledgered:
+        r = unledgered[0]
+        raise ArchiverError(f"{len(unledgered)} capture(s) are not in {ledger_name}, such as {r.url} "
+                         f"({r.warc}@{r.offset}): a crash left them out; any capture command adds them")
+    if proof.uncovered:
+        raise ArchiverError(f"ledger entries {proof.uncovered[0]} to {proof.uncovered[-1]} are not yet covered by a "
+                         "signed checkpoint (archiver run writes one every [evidence] checkpoint_every entries "
+                         "and at the end of each snapshot): export again after it")
 
 
 def tls_certificates(warc: Path) -> dict[str, dict[str, Any]]:
@@ -146,6 +161,8 @@ def export_wacz(config: Config, out: Path, urls: list[str], since: str | None = 
         titles = catalog.article_titles()
     finally:
         catalog.close()
+    key = load_key(config.evidence.key)
+    proof = ledger_slice(Ledger(config.evidence.ledger), rows, key is not None).encode()
     with tempfile.TemporaryDirectory() as tmp:
         warc = Path(tmp) / WARC_NAME
         write_warc(config.storage.warc_dir, rows, warc)
@@ -153,16 +170,15 @@ def export_wacz(config: Config, out: Path, urls: list[str], since: str | None = 
             f"archive/{WARC_NAME}": warc,
             "indexes/index.cdx": "".join(line + "\n" for line in cdxj_lines(warc)).encode(),
             "pages/pages.jsonl": pages(rows, titles).encode(),
-            "ledger/ledger.jsonl": ledger_slice(Ledger(config.evidence.ledger), rows).encode(),
+            "ledger/ledger.jsonl": proof,
         }
         if report is not None:
             files["report/provenance.html"] = report(rows, warc).encode()
-        signed = _write_zip(out, files, config, created)
-    return Exported(out, len(rows), pages(rows, titles).count("\n") - 1, signed)
+        _write_zip(out, files, key, created)
+    return Exported(out, len(rows), pages(rows, titles).count("\n") - 1, key is not None)
 
 
-def _write_zip(out: Path, files: dict[str, bytes | Path], config: Config, created: str) -> bool:
-    key = load_key(config.evidence.key)
+def _write_zip(out: Path, files: dict[str, bytes | Path], key: SigningKey | None, created: str) -> None:
     resources = [_resource(name, data) for name, data in files.items()]
     package = {"profile": "data-package", "wacz_version": WACZ_VERSION, "title": "archiver export",
                "created": created, "software": f"archiver {__version__}", "resources": resources}
@@ -175,17 +191,32 @@ def _write_zip(out: Path, files: dict[str, bytes | Path], config: Config, create
         digest["signedData"] = {"hash": package_hash, "created": created, "software": "archiver",
                                 "version": __version__, "signature": key.sign(package_hash),
                                 "publicKey": key.public_b64}
-    tmp = out.with_name(out.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
-        for name, data in files.items():
-            if isinstance(data, Path):
-                z.write(data, name)
-            else:
-                z.writestr(name, data)
-        z.writestr("datapackage.json", package_bytes)
-        z.writestr("datapackage-digest.json", json.dumps(digest, indent=2))
-    tmp.replace(out)
-    return key is not None
+    with _new_file_beside(out) as f:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
+            for name, data in files.items():
+                if isinstance(data, Path):
+                    z.write(data, name)
+                else:
+                    z.writestr(name, data)
+            z.writestr("datapackage.json", package_bytes)
+            z.writestr("datapackage-digest.json", json.dumps(digest, indent=2))
+
+
+@contextmanager
+def _new_file_beside(out: Path) -> Iterator[IO[bytes]]:
+    """A file created anew (O_EXCL, a random name: no link planted in the folder is
+    followed) beside out, fsynced and renamed over it when the block ends, removed if it
+    fails. The rename replaces a link at out itself, never what it points to."""
+    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(name, out)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def _resource(name: str, data: bytes | Path) -> dict[str, Any]:

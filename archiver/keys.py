@@ -2,17 +2,21 @@
 
 Signatures are over the UTF-8 bytes of a message with SHA-256, encoded raw (r || s,
 64 bytes, what WebCrypto produces and checks) and base64'd; public keys travel as
-base64 SubjectPublicKeyInfo DER. The private key file is created with mode 0600 and is
-never written into a WARC file or an export.
+base64 SubjectPublicKeyInfo DER, and are named by their fingerprint: "sha256:" and the hex
+SHA-256 of that DER. The private key file is created with mode 0600 and is never written
+into a WARC file or an export.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 import os
+import re
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
@@ -20,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from .errors import ArchiverError, UsageError, os_error_text
 
 COORDINATE_BYTES = 32
+FINGERPRINT = re.compile(r"(?:sha256:)?((?:[0-9a-f]{2}:?){31}[0-9a-f]{2})", re.IGNORECASE)
+KEY_FILE_LIMIT = 1 << 16  # bytes read from a key file named with --key
 
 
 class SigningKey:
@@ -41,6 +47,51 @@ def public_key_b64(key: ec.EllipticCurvePublicKey) -> str:
     return base64.b64encode(spki).decode()
 
 
+def fingerprint(public_b64: str) -> str:
+    """"sha256:<hex>" of the key's DER (of the text itself where it is not base64)."""
+    try:
+        der = base64.b64decode(public_b64, validate=True)
+    except (binascii.Error, ValueError):
+        der = public_b64.encode("utf-8", "replace")
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def trusted_fingerprint(spec: str) -> str:
+    """The fingerprint of the key a user names with --key: a public key file (archive.key.pub,
+    or PEM), the private key file, or a fingerprint ("sha256:" and 64 hex digits)."""
+    path = Path(spec)
+    if path.is_file():
+        try:
+            return fingerprint(read_public_key(path))
+        except ArchiverError as e:
+            raise UsageError(f"--key {e}") from None
+    match = FINGERPRINT.fullmatch(spec.strip())
+    if match is None:
+        raise UsageError(f"--key {spec}: neither a key file nor a fingerprint (sha256: and 64 hex digits)")
+    return "sha256:" + match.group(1).replace(":", "").lower()
+
+
+def read_public_key(path: Path) -> str:
+    """The public key in a file: base64 DER (archive.key.pub), PEM, or a private key's."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(KEY_FILE_LIMIT)
+    except OSError as e:
+        raise ArchiverError(f"{path}: {os_error_text(e, with_path=False)}") from e
+    try:
+        if b"PRIVATE KEY" in data:
+            key = serialization.load_pem_private_key(data, password=None).public_key()
+        elif b"PUBLIC KEY" in data:
+            key = serialization.load_pem_public_key(data)
+        else:
+            key = serialization.load_der_public_key(base64.b64decode(data.strip(), validate=True))
+    except (ValueError, TypeError, binascii.Error, UnsupportedAlgorithm) as e:
+        raise ArchiverError(f"{path}: not a readable key ({e})") from e
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ArchiverError(f"{path}: not an ECDSA key")
+    return public_key_b64(key)
+
+
 def verify_signature(public_b64: str, message: str, signature_b64: str) -> bool:
     """True if signature_b64 is the key's signature of message; False for anything else."""
     try:
@@ -52,7 +103,7 @@ def verify_signature(public_b64: str, message: str, signature_b64: str) -> bool:
                                    int.from_bytes(raw[COORDINATE_BYTES:], "big"))
         key.verify(der, message.encode(), ec.ECDSA(hashes.SHA256()))
         return True
-    except (InvalidSignature, ValueError, TypeError):
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):  # a key on an unknown curve too
         return False
 
 
@@ -81,6 +132,17 @@ def generate_key(path: Path) -> SigningKey:
     key = SigningKey(private)
     path.with_name(path.name + ".pub").write_text(key.public_b64 + "\n", encoding="ascii")
     return key
+
+
+def public_key(path: Path) -> str | None:
+    """The archive's public key, for checking only: from the private key PATH when this
+    process may read it, else from PATH.pub (a copy of the archive handed to someone else,
+    or made unreadable to them, needs no private key)."""
+    pub = path.with_name(path.name + ".pub")
+    if path.exists() and (os.access(path, os.R_OK) or not pub.exists()):
+        key = load_key(path)
+        return key.public_b64 if key is not None else None
+    return read_public_key(pub) if pub.exists() else None
 
 
 def load_key(path: Path) -> SigningKey | None:

@@ -5,6 +5,12 @@ digests) holding the hash of the entry before it. Checkpoints (entry count, head
 time) are signed with the archive's key and also kept in the catalog, outside this file,
 so a rewritten chain or a truncated tail is detected. Appends take an exclusive flock:
 several processes may write one archive.
+
+An entry's hash links its predecessor's hash to the digest of its own body (every field
+but "hash" and "prev"; entries marked "v": 2): an export can carry an entry it leaves out
+as that digest alone, and the chain from the entries it keeps to a signed checkpoint can
+still be checked (proof.py). Entries written before (no "v") hash their whole text, prev
+included: an export has to carry them whole.
 """
 
 from __future__ import annotations
@@ -26,23 +32,46 @@ GENESIS = "0" * 64
 TAIL_BYTES = 1 << 16  # enough to hold the last entry
 
 
+CHAIN_VERSION = 2  # the "v" of entries whose hash links prev to their body's digest
+LINK_LABEL = "archiver-ledger-2"
+
+
 def canonical(entry: dict[str, Any]) -> str:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def body_digest(entry: dict[str, Any]) -> str:
+    """SHA-256 of the entry without its hash and prev: what an export carries for an entry
+    it leaves out."""
+    return _sha256(canonical({k: v for k, v in entry.items() if k not in ("hash", "prev")}))
+
+
+def link_hash(prev: str, body: str) -> str:
+    """The hash of a version-2 entry: its predecessor's hash and its body's digest."""
+    return _sha256(f"{LINK_LABEL}:{prev}:{body}")
+
+
 def entry_hash(entry: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "hash"}).encode()).hexdigest()
+    if entry.get("v") == CHAIN_VERSION:
+        return link_hash(str(entry.get("prev")), body_digest(entry))
+    return _sha256(canonical({k: v for k, v in entry.items() if k != "hash"}))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def chained(payload: dict[str, Any], seq: int, prev: str) -> tuple[dict[str, Any], str]:
     """The entry after prev, and its line (canonical JSON). A capture entry's other keys
-    all sort after "hash", so its line is the hashed text with the hash put first: one
-    JSON encoding per entry, not two (7 us of 17)."""
-    entry = {**payload, "seq": seq, "prev": prev}
-    text = canonical(entry)
-    entry["hash"] = digest = hashlib.sha256(text.encode()).hexdigest()
-    if min(k for k in entry if k != "hash") > "hash":
-        return entry, f'{{"hash":"{digest}",{text[1:]}'
+    all sort after "prev", so its line is its body's text with hash and prev put first:
+    one JSON encoding per entry, not two (7 us of 17)."""
+    entry = {**payload, "seq": seq, "v": CHAIN_VERSION}
+    body = canonical(entry)
+    digest = link_hash(prev, _sha256(body))
+    fast = min(entry) > "prev"
+    entry["prev"], entry["hash"] = prev, digest
+    if fast:
+        return entry, f'{{"hash":"{digest}","prev":{json.dumps(prev, ensure_ascii=False)},{body[1:]}'
     return entry, canonical(entry)
 
 

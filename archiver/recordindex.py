@@ -31,9 +31,11 @@ class SeenRecord:
     concurrent_to: str
     refers_to: str
     id: str = ""
+    head_digest: str = ""  # SHA-256 of the WARC head as stored (warcscan)
 
 
 COLUMNS = [f.name for f in fields(SeenRecord)]
+ID = COLUMNS.index("id")
 values = operator.attrgetter(*COLUMNS)  # dataclasses.astuple deep-copies: 80 us a record
 SCHEMA = f"""
 CREATE TABLE records ({', '.join(COLUMNS)});
@@ -80,7 +82,7 @@ class RecordIndex:
             chunk = unique[i:i + BATCH]
             for row in self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM records WHERE id IN "
                                        f"({', '.join('?' * len(chunk))}) ORDER BY rowid", chunk):
-                found[row[-1]] = SeenRecord(*row)
+                found[row[ID]] = SeenRecord(*row)
         return found
 
     def at(self, warc: str, offset: int) -> SeenRecord | None:

@@ -331,3 +331,20 @@ def test_verify_holds_no_per_capture_state_in_memory(site, tmp_path):
     run_snapshot(config, *(site.url(f"/p/{i}") for i in range(150, 750)))
     large = peak()
     assert large - small < 600 * 1024, (small, large)  # 600 captures more: under 1 kB each
+
+
+def test_an_edited_warc_header_is_reported_though_the_block_is_untouched(archive):
+    """WARC-Date (the capture time) lies outside the block digests: the ledger holds the
+    head's digest."""
+    path = warc_files(archive)[0]
+    offset = response_offset(archive, path)
+    start, end = next(m for m in members(path) if m[0] == offset)
+    data = path.read_bytes()
+    record = zlib.decompress(data[start:end], 31)
+    head, sep, rest = record.partition(b"\r\n\r\n")
+    lines = [b"WARC-Date: 2020-01-01T00:00:00.000000Z" if line.startswith(b"WARC-Date:") else line
+             for line in head.split(b"\r\n")]
+    path.write_bytes(data[:start] + _gzip(b"\r\n".join(lines) + sep + rest) + data[end:])
+    code, report = verify(archive)
+    assert code == 1
+    assert any(p["where"] == f"{path.name}@{offset}" and "WARC head" in p["message"] for p in report["problems"])
