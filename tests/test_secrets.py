@@ -84,7 +84,7 @@ def test_credentials_reach_the_server_and_no_record_catalog_ledger_export_or_log
     wacz = tmp_path / "out.wacz"
     runs = [run_cli("keygen", cwd=config.root), run_cli("snapshot", url, cwd=config.root),
             run_cli("export", "--wacz", str(wacz), cwd=config.root), run_cli("verify", cwd=config.root),
-            run_cli("verify", str(wacz), cwd=config.root)]
+            run_cli("verify", str(wacz), "--key", "archive.key.pub", cwd=config.root)]
     assert [r.returncode for r in runs] == [0] * 5, [r.stderr for r in runs]
     # The server and the proxy got every credential, as sent.
     page, style = (dict(next(s for s in site.seen if s.path == p).headers) for p in ("/page", "/style.css"))
