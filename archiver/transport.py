@@ -196,8 +196,8 @@ class _HeadRecorder:
             return
         self.kept = True
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
-        spool.write(self.head)
-        cut = self._drain(spool, deadline)
+        spool.write(self.head[:deadline.max_bytes])
+        cut = self._drain(spool, deadline) if len(self.head) < deadline.max_bytes else "length"
         if not spool.tell():
             spool.close()
             return
