@@ -71,7 +71,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "max_bytes", 100_000_000, "Largest response body kept; a longer one is kept up to this size with WARC-Truncated."),
     Setting("capture", "retries", 2, "Retries of a 429, a 503 or a failed connection (each response is kept), with back-off honouring Retry-After."),
     Setting("capture", "max_redirects", 10, "Redirect hops followed from one URL before giving up."),
-    Setting("capture", "max_links_per_page", 3000, "Most new URLs one page or stylesheet leads to (cross-references and requisites together); the rest are listed in its capture metadata, not fetched, and its error says how many."),
+    Setting("capture", "max_links_per_page", 3000, "Most new URLs one page or stylesheet leads to, of each kind (cross-references, requisites); the rest are listed in its capture metadata, not fetched, and its error says how many."),
     Setting("capture", "max_urls_per_snapshot", 100_000, "Most URLs one snapshot fetches (shared out among processes); seeds and their redirects are always fetched, links past the limit are listed, not fetched."),
     Setting("capture", "allow_private_addresses", False, "Let redirects, cross-references and requisites reach private, loopback, link-local and other non-public addresses (checked on the address connected to). Seeds may always name one, and a page served from such an address may lead to that same address."),
     Setting("capture", "robots", "ignore", "ignore robots.txt, or obey it.", choices=("ignore", "obey")),

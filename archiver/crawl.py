@@ -519,10 +519,13 @@ class Crawler:
         self._follow_links(batch, job, ex, links)
 
     def _follow_links(self, batch: Batch, job: Job, ex: Exchange, links: list[Link]) -> None:
-        """Queue the requisites and cross-references not seen yet, up to
-        max_links_per_page from this page and max_urls_per_snapshot in all."""
+        """Queue the requisites and cross-references not seen yet: up to
+        max_links_per_page of each kind from this page (so neither crowds out the other),
+        and max_urls_per_snapshot in all."""
         hops, reach = job.reached.hops, self._reach_from(ex)
-        followed, over_page, over_snapshot = 0, set(), set()
+        followed: Counter[bool] = Counter()  # by is_page: cross-references, requisites
+        over_page: set[str] = set()
+        over_snapshot: set[str] = set()
         for link in links:
             if link.url in batch.seen:  # as _enqueue would find; most shared requisites, before a Job is made
                 continue
@@ -532,12 +535,12 @@ class Crawler:
                 reached, is_page = replace(job.reached, role=link.kind, via=ex.url, hops=hops + 1, chain=False), True
             else:
                 continue
-            if followed >= self.cfg.max_links_per_page:
+            if followed[is_page] >= self.cfg.max_links_per_page:
                 over_page.add(link.url)
             elif batch.fetches >= self.cfg.max_urls_per_snapshot:
                 over_snapshot.add(link.url)
             elif self._enqueue(batch, Job(link.url, reached, is_page=is_page, reach=reach)):
-                followed += 1
+                followed[is_page] += 1
         self._note_bounds(batch, ex, len(over_page), len(over_snapshot))
 
     def _note_bounds(self, batch: Batch, ex: Exchange, over_page: int, over_snapshot: int) -> None:

@@ -245,7 +245,7 @@ class Fetcher:
         try:
             codings = self._head(ex, deadline, direct=proxy is None)
             complete = self._read_body(response.raw, ex, deadline, codings)
-            ex.trailer = bytes(deadline.trailer)
+            ex.trailer = bytes(deadline.trailer) if deadline.trailer.strip() else b""  # fields, not the blank line alone
             if cookies is not None:
                 from requests.cookies import extract_cookies_to_jar
 
@@ -355,7 +355,7 @@ def _check_name(url: str, reach: frozenset[str]) -> None:
     host = (urlsplit(url).hostname or "").lower()
     address = literal_address(url) or ("127.0.0.1" if host == "localhost" or host.endswith(".localhost") else "")
     if address and not is_public(address) and address not in reach:
-        raise AddressRefused(f"refused: {host} is not a public address (allow_private_addresses)")
+        raise AddressRefused(f"refused: {host} not a public address (allow_private_addresses)")
 
 
 def _spooled_digest(spool: IO[bytes]) -> str:

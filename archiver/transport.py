@@ -343,7 +343,7 @@ class _Recording:
         if deadline is not None:
             deadline.connection = self
             if self.sock is not None and self.peer_ip and not deadline.permits(self.peer_ip):  # type: ignore[attr-defined]
-                raise AddressRefused(f"refused: {self.peer_ip} is not a public address (allow_private_addresses)")
+                raise AddressRefused(f"refused: {self.peer_ip} not a public address (allow_private_addresses)")
         super().putrequest(*args, **kwargs)  # type: ignore[misc]
 
     def putheader(self, header: str, *values: Any) -> None:
@@ -387,10 +387,12 @@ class _Direct:
             raise NameResolutionError(self.host, self, e) from e  # type: ignore[attr-defined, arg-type]
 
     def _permitted(self, deadline: Deadline, answer: list) -> list:
+        """The addresses of the answer the exchange may connect to; never none."""
         permitted = [info for info in answer if deadline.permits(str(info[4][0]))]
-        if answer and not permitted:
-            raise AddressRefused(f"refused: {self._dns_host} is at {answer[0][4][0]}, "  # type: ignore[attr-defined]
-                                 "not a public address (allow_private_addresses)")
+        if not permitted:
+            host, address = self._dns_host, str(answer[0][4][0]) if answer else "no address"  # type: ignore[attr-defined]
+            where = host if host == address else f"{host} is at {address},"
+            raise AddressRefused(f"refused: {where} not a public address (allow_private_addresses)")
         return permitted
 
 

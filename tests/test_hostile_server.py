@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -138,6 +140,18 @@ def test_what_is_not_http_is_kept_as_a_resource_record_with_the_error(tmp_path, 
     assert verify_archive(config).ok
 
 
+def test_pywb_indexes_the_raw_bytes_apart_from_the_page(tmp_path):
+    """Under their synthesized target: replay never serves them as the page (a resource
+    record at the page's URL would replay as a 200)."""
+    config, server, summary = snapshot_of(tmp_path, Reply(b"<html>HTTP/0.9</html>"))
+    [path] = warc_files(config)
+    indexed = subprocess.run([sys.executable, "-c", "import sys; from pywb.indexer.cdxindexer import main; "
+                              "main(['-j', sys.argv[1]])", str(path)], capture_output=True, text=True, check=True)
+    urls = [json.loads(line.split(" ", 2)[2])["url"] for line in indexed.stdout.splitlines()]
+    url = summary.results[0].url
+    assert "urn:archiver:raw:" + url in urls and url not in urls
+
+
 def test_a_non_http_answer_stops_at_max_bytes(tmp_path):
     config, server, summary = snapshot_of(tmp_path, Reply(b"garbage " * 10_000), max_bytes="1000")
     [(headers, block)] = [(h, b) for t, _, h, b in records(config) if t == "resource"]
@@ -149,14 +163,19 @@ def test_a_non_http_answer_stops_at_max_bytes(tmp_path):
 
 def test_chunked_trailer_is_kept_in_the_capture_metadata(tmp_path):
     trailer = b"X-Checksum: abc123\r\nX-Other:  two\r\n\r\n"
-    reply = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
-             b"5\r\nhello\r\n0\r\n" + trailer)
-    config, server, summary = snapshot_of(tmp_path, Reply(reply))
-    [result] = summary.results
-    assert (result.status, result.error) == (200, "")
-    [meta] = [json.loads(block) for t, target, _, block in records(config) if t == "metadata"
-              and target.startswith("urn:archiver:capture:")]
-    assert meta["trailer"].encode("latin-1") == trailer
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+    server = RawServer(Reply(head + b"5\r\nhello\r\n0\r\n" + trailer, close=False),
+                       Reply(head + b"5\r\nplain\r\n0\r\n\r\n"))
+    config, base = make_archive(tmp_path / "a", processes="1", concurrency="1"), server.base
+    try:
+        summary = run_snapshot(config, base + "/with", base + "/without")
+    finally:
+        server.stop()
+    assert [(r.status, r.error) for r in summary.results] == [(200, "")] * 2
+    meta = {target: json.loads(block) for t, target, _, block in records(config) if t == "metadata"
+            and target.startswith("urn:archiver:capture:")}
+    assert meta["urn:archiver:capture:" + base + "/with"]["trailer"].encode("latin-1") == trailer
+    assert "trailer" not in meta["urn:archiver:capture:" + base + "/without"]  # no fields, nothing to keep
 
 
 def test_a_trailer_section_without_end_is_cut_at_64_kb(tmp_path):
