@@ -12,7 +12,11 @@ Browsertrix name theirs:
   for ``reindex`` to rebuild the catalog from the WARC files alone;
 - the server's certificate chain (PEM) at ``urn:archiver:tls:<url>``, WARC-Refers-To the
   response; TLS version and cipher suite as WARC-Protocol and WARC-Cipher-Suite;
-- the DNS answer as a ``resource`` record at ``dns:<host>`` (text/dns, Heritrix's body).
+- the DNS answer as a ``resource`` record at ``dns:<host>`` (text/dns, Heritrix's body);
+- what a server sent that is not an HTTP response (HTTP/0.9, a garbage status line, a
+  head the connection ends in) as a ``resource`` record at ``urn:archiver:raw:<url>``
+  (a synthesized target, WARC 1.1 6.4.1: no replay tool takes it for the page),
+  application/octet-stream, its ``Archiver-Error`` field saying why it is not one.
 
 Archives written before (every record at the page's URL; TLS and DNS as JSON metadata)
 are still read: see ``capture_url`` and ``index.warc_captures``.
@@ -30,12 +34,15 @@ from typing import TYPE_CHECKING, Any
 from .warcfile import (PRECOMPRESSED_TYPES, STORED_LEVEL, TEXT_LEVEL, Record, WarcHeaders, new_record_id,
                        sha1_digest, warc_date)
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # not in a WARC header line
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 METADATA_TYPE = "application/json"  # the capture metadata, which closes every exchange's group
 CAPTURE_URN = "urn:archiver:capture:"  # + the URL: the capture metadata's target
 TLS_URN = "urn:archiver:tls:"  # + the URL: the certificate chain's target
 TLS_TYPE = "application/pem-certificate-chain"  # RFC 8555, leaf first
 DNS_TYPE = "text/dns"  # RFC 4027; the body as Heritrix writes it (RFC 2540)
+RAW_URN = "urn:archiver:raw:"  # + the URL: the bytes a server sent that are not an HTTP response
+RAW_TYPE = "application/octet-stream"
 OLD_TLS_TYPE = "application/vnd.archiver.tls+json"  # until c5a6521, at the page's URL
 OLD_DNS_TYPE = "application/vnd.archiver.dns+json"
 
@@ -66,7 +73,13 @@ def exchange_records(ex: Exchange, reached: Reached, links: list[Link],
                      original: Original | None) -> list[Record]:
     """The records of one exchange, in write order: request, response or revisit, the TLS
     chain and DNS answer when there are, and the closing capture metadata. A fetch that
-    got no response is its DNS record (if any) and a lone metadata record."""
+    got no response is its DNS record (if any) and a lone metadata record, after the
+    request and the bytes received when what came back was not HTTP."""
+    if ex.response_head is None and ex.raw:
+        raw = raw_record(ex)
+        raw_id = raw.rec_headers["WARC-Record-ID"]
+        return [request_record(ex, raw_id), raw, *dns_records(ex, raw_id),
+                metadata_record(ex, reached, links, response_id=raw_id)]
     if ex.response_head is None:
         return dns_records(ex, "") + [metadata_record(ex, reached, links, response_id="")]
     response = revisit_record(ex, original) if original else response_record(ex)
@@ -104,6 +117,16 @@ def response_record(ex: Exchange) -> Record:
                                        **_protocol(ex)),
                   http_head=ex.response_head_bytes, http_headers=ex.response_head, payload=ex.body,
                   payload_length=ex.body_length, level=compression_level(ex))
+
+
+def raw_record(ex: Exchange) -> Record:
+    """The bytes received instead of an HTTP response, as they came (WARC-Truncated when
+    they stop at max_bytes or a timeout)."""
+    assert ex.body is not None
+    headers = _headers(ex, "resource", RAW_URN + ex.url, Content_Type=RAW_TYPE, WARC_Truncated=ex.truncated,
+                       WARC_Payload_Digest=ex.payload_digest, WARC_Block_Digest=ex.block_digest)
+    headers["Archiver-Error"] = CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", ex.error)
+    return Record("resource", headers, payload=ex.body, payload_length=ex.body_length, level=TEXT_LEVEL)
 
 
 def revisit_record(ex: Exchange, original: Original) -> Record:
@@ -219,4 +242,6 @@ def metadata_content(ex: Exchange, reached: Reached, links: list[Link]) -> dict[
         {"url": link.url, "kind": link.kind, "text": link.text, "position": link.position} for link in links]}
     if ex.error:
         content["error"] = ex.error
+    if ex.trailer:
+        content["trailer"] = ex.trailer.decode("latin-1")  # byte for byte: the trailer section as received
     return content

@@ -7,7 +7,9 @@ and the README's configuration reference (a test checks they agree).
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +60,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("storage", "mode", "0600", "Permissions (octal) of the files archiver creates; folders get the same plus x where r is given (0600: files 0600, folders 0700, the owner's only). Files that exist keep theirs."),
     Setting("capture", "user_agent", f"archiver/{__version__} (evidence web archiver)", "User-Agent header sent with every request."),
     Setting("capture", "timeout", 30.0, "Seconds to wait for a connection or for the next bytes of a response."),
-    Setting("capture", "total_timeout", 600.0, "Seconds one fetch (connection, TLS handshake, response head and body) may take in all; a slower body is kept truncated."),
+    Setting("capture", "head_timeout", 60.0, "Seconds from the start of a fetch until the whole response head has arrived (connection and TLS handshake included); a server that sends its head slower is cut off, and what it sent is kept."),
+    Setting("capture", "total_timeout", 600.0, "Seconds one URL may take in all (connection, TLS handshake, response head and body, retries included); a slower body is kept truncated."),
     Setting("capture", "per_host_delay", 1.0, "Seconds between two requests to the same host (0 turns politeness off)."),
     Setting("capture", "per_host_concurrency", 1, "Requests in flight at once to one host."),
     Setting("capture", "concurrency", 4, "Requests in flight at once across all hosts."),
@@ -69,6 +72,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "max_bytes", 100_000_000, "Largest response body kept; a longer one is kept up to this size with WARC-Truncated."),
     Setting("capture", "retries", 2, "Retries of a 429, a 503 or a failed connection (each response is kept), with back-off honouring Retry-After."),
     Setting("capture", "max_redirects", 10, "Redirect hops followed from one URL before giving up."),
+    Setting("capture", "max_links_per_page", 3000, "Most new URLs one page or stylesheet leads to, of each kind (cross-references, requisites); the rest are listed in its capture metadata, not fetched, and its error says how many."),
+    Setting("capture", "max_urls_per_snapshot", 100_000, "Most URLs one snapshot fetches (shared out among processes); seeds and their redirects are always fetched, links past the limit are listed, not fetched."),
+    Setting("capture", "allow_private_addresses", False, "Let redirects, cross-references and requisites reach private, loopback, link-local and other non-public addresses (checked on the address connected to). Seeds may always name one, and a page served from such an address may lead to that same address."),
     Setting("capture", "robots", "ignore", "ignore robots.txt, or obey it.", choices=("ignore", "obey")),
     Setting("capture", "operator", "", "Who runs this archive; written into every warcinfo record."),
     Setting("capture", "headers", {}, "Extra request headers, e.g. { Accept-Language = \"en\" }."),
@@ -122,6 +128,7 @@ class StorageConfig:
 class CaptureConfig:
     user_agent: str
     timeout: float
+    head_timeout: float
     total_timeout: float
     per_host_delay: float
     per_host_concurrency: int
@@ -133,6 +140,9 @@ class CaptureConfig:
     max_bytes: int
     retries: int
     max_redirects: int
+    max_links_per_page: int
+    max_urls_per_snapshot: int
+    allow_private_addresses: bool
     robots: str
     operator: str
     headers: tuple[tuple[str, str], ...]
@@ -271,7 +281,7 @@ def _schedule_config(sc: dict[str, Any]) -> ScheduleConfig:
     for step in sc["adaptive"]:
         age, sep, interval = step.partition("=")
         if not sep:
-            raise ConfigError(f"config: [schedule] adaptive: {step!r} is not AGE=INTERVAL (e.g. 3h=15m)")
+            raise ConfigError(f"config: [schedule] adaptive: {_shown(step)} is not AGE=INTERVAL (e.g. 3h=15m)")
         steps.append((seconds("adaptive", age), seconds("adaptive", interval)))
     if steps != sorted(steps):
         raise ConfigError("config: [schedule] adaptive: steps must be in increasing AGE order")
@@ -283,29 +293,45 @@ def _schedule_config(sc: dict[str, Any]) -> ScheduleConfig:
         shutdown_grace=sc["shutdown_grace"], log_format=sc["log_format"])
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KB; a larger one is not one
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: cannot read config: no such file (create an archive with archiver init)") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: not a config file: larger than {MAX_CONFIG_BYTES >> 20} MB")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a config file: not UTF-8 text (byte {e.start} is {data[e.start]:#04x})") from None
+    except RecursionError:  # tomllib reads nested arrays and tables recursively
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
+    except ValueError as e:  # TOMLDecodeError, or an integer too long for int()
+        raise ConfigError(f"{path}: invalid TOML: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def _validated(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     sections = {s.section for s in SETTINGS}
     for name, table in raw.items():
         if name not in sections:
-            raise ConfigError(f"config: unknown section [{name}]")
+            raise ConfigError(f"config: unknown section [{_name(name)}]")
         if not isinstance(table, dict):
             raise ConfigError(f"config: [{name}] must be a table")
         known = {s.name for s in SETTINGS if s.section == name}
         for key in table:
             if key not in known:
-                raise ConfigError(f"config: unknown key [{name}] {key}")
+                raise ConfigError(f"config: unknown key [{name}] {_name(key)}")
     values: dict[str, dict[str, Any]] = {s: {} for s in sections}
     for s in SETTINGS:
         value = raw.get(s.section, {}).get(s.name, s.default)
@@ -313,40 +339,99 @@ def _validated(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return values
 
 
+MAX_SECONDS = 1e9  # about 31 years: a longer wait overflows the platform's timers
+MAX_INTEGER = 2 ** 63 - 1  # SQLite's integers, and C's
+ONE_LINE = ("user_agent", "operator", "proxy", "host", "warc_prefix")  # sent as, or written into, a header line
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters, line breaks included; HTAB is allowed
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header field name (RFC 9110 5.1)
+AT_LEAST_ONE = ("concurrency", "per_host_concurrency", "batch", "checkpoint_every", "max_links_per_page",
+                "max_urls_per_snapshot", "port")
+
+
 def _checked(s: Setting, value: Any) -> Any:
     expected = type(s.default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_SECONDS:  # float() of a long integer would overflow
+            raise ConfigError(f"config: {s.key} must be between 0 and {MAX_SECONDS:g}, got {_shown(value)}")
         value = float(value)
     if type(value) is not expected:
-        shown = type(value).__name__ if s.name in SECRET_VALUED else repr(value)
+        shown = type(value).__name__ if s.name in SECRET_VALUED else _shown(value)
         raise ConfigError(f"config: {s.key} must be {_type_name(expected)}, got {shown}")
     if s.choices and value not in s.choices:
-        raise ConfigError(f"config: {s.key} must be one of {', '.join(s.choices)}, got {value!r}")
+        raise ConfigError(f"config: {s.key} must be one of {', '.join(s.choices)}, got {_shown(value)}")
     if expected is list and not all(isinstance(v, str) for v in value):
         raise ConfigError(f"config: {s.key} must be a list of strings")
     if expected is dict and not all(isinstance(v, str) for v in value.values()):
         raise ConfigError(f"config: {s.key} values must be strings")
-    if expected in (int, float) and value < 0:
-        raise ConfigError(f"config: {s.key} must not be negative, got {value!r}")
+    if expected in (int, float):
+        _check_number(s, value)
+    if expected is str:
+        _check_text(s, value)
+    if s.name == "headers":
+        _check_headers(s, value)
     if s.name == "follow" and not set(value) <= {"read", "body"}:
-        raise ConfigError(f"config: {s.key} may only name read and body, got {value!r}")
-    if s.name in ("concurrency", "per_host_concurrency", "batch", "checkpoint_every") and value < 1:
-        raise ConfigError(f"config: {s.key} must be at least 1, got {value!r}")
+        raise ConfigError(f"config: {s.key} may only name read and body, got {_shown(value)}")
+    if s.name == "proxy" and value and value.partition("://")[0].lower() not in PROXY_SCHEMES:
+        raise ConfigError(f"config: {s.key} must be a URL of scheme {', '.join(PROXY_SCHEMES)}, "
+                          f"got {_shown(value.partition('://')[0])}")  # not the URL: it may hold a password
+    if s.name == "secret_headers" and not all(HEADER_NAME.fullmatch(v) for v in value):
+        raise ConfigError(f"config: {s.key} must list header names, got {_shown(value)}")
+    if s.name == "mode" and not (FILE_MODE.fullmatch(value) and int(value, 8) & 0o600 == 0o600):
+        raise ConfigError(f"config: {s.key} must be an octal mode that lets the owner read and write, "
+                          f"such as \"0600\" or \"0640\", got {_shown(value)}")
+    return value
+
+
+def _check_number(s: Setting, value: float) -> None:
+    if not math.isfinite(value):
+        raise ConfigError(f"config: {s.key} must be a finite number, got {value}")
+    if value < 0:
+        raise ConfigError(f"config: {s.key} must not be negative, got {_shown(value)}")
+    if s.name in AT_LEAST_ONE and value < 1:
+        raise ConfigError(f"config: {s.key} must be at least 1, got {_shown(value)}")
+    if isinstance(value, float) and value > MAX_SECONDS:
+        raise ConfigError(f"config: {s.key} must be between 0 and {MAX_SECONDS:g}, got {value!r}")
+    if value > MAX_INTEGER or (s.name == "port" and value > 65535):
+        raise ConfigError(f"config: {s.key} is too large, got {_shown(value)}")
     if s.name == "jitter" and value >= 1:
         raise ConfigError(f"config: {s.key} must be below 1 (it is a fraction of the interval), got {value!r}")
     if s.name == "tick" and value <= 0:
         raise ConfigError(f"config: {s.key} must be above 0, got {value!r}")
-    if s.name == "proxy" and value and value.partition("://")[0].lower() not in PROXY_SCHEMES:
-        raise ConfigError(f"config: {s.key} must be a URL of scheme {', '.join(PROXY_SCHEMES)}, "
-                          f"got {value.partition('://')[0]!r}")  # not the URL: it may hold a password
-    if s.name in ("user_agent", "headers") and any(c in str(value) for c in "\r\n"):
-        raise ConfigError(f"config: {s.key} must not contain line breaks")
-    if s.name == "secret_headers" and not all(HEADER_NAME.fullmatch(v) for v in value):
-        raise ConfigError(f"config: {s.key} must list header names, got {value!r}")
-    if s.name == "mode" and not (FILE_MODE.fullmatch(value) and int(value, 8) & 0o600 == 0o600):
-        raise ConfigError(f"config: {s.key} must be an octal mode that lets the owner read and write, "
-                          f"such as \"0600\" or \"0640\", got {value!r}")
-    return value
+
+
+def _check_text(s: Setting, value: str) -> None:
+    if "\x00" in value:
+        raise ConfigError(f"config: {s.key} must not contain a NUL character")
+    if s.name in ONE_LINE and CONTROL.search(value):
+        raise ConfigError(f"config: {s.key} must not contain line breaks or other control characters")
+
+
+def _check_headers(s: Setting, headers: dict[str, str]) -> None:
+    """Names and values a request can carry as they are: a line break would end the
+    header (and every fetch would fail, or carry a header nobody configured)."""
+    for name, value in headers.items():
+        if not TOKEN.fullmatch(name):
+            raise ConfigError(f"config: {s.key}: {_shown(name)} is not a header name")
+        if CONTROL.search(value):
+            raise ConfigError(f"config: {s.key} {name}: the value must not contain line breaks "
+                              "or other control characters")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 2, 80, 80, 40
+
+
+def _shown(value: Any) -> str:
+    """A value as a message shows it: on one line and short, however long or deeply
+    nested it is."""
+    try:
+        return _REPR.repr(value)
+    except ValueError:  # an integer of more digits than int's str() allows
+        return f"a {type(value).__name__} too long to show"
+
+
+def _name(key: str) -> str:
+    return key if key.isprintable() and len(key) <= 80 else _shown(key)
 
 
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
@@ -361,8 +446,11 @@ def parse_duration(text: str) -> float:
     """'30s', '15m', '6h', '1d', '2w' -> seconds; ValueError otherwise."""
     m = DURATION.match(text.strip().lower())
     if not m:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 6h, 1d)")
-    return float(m.group(1)) * DURATION_SECONDS[m.group(2)]
+        raise ValueError(f"not a duration: {_shown(text)} (use e.g. 30s, 15m, 6h, 1d)")
+    seconds = float(m.group(1)) * DURATION_SECONDS[m.group(2)]
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{_shown(text)} is too long (at most {MAX_SECONDS:g} seconds)")
+    return seconds
 
 
 def _type_name(t: type) -> str:

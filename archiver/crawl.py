@@ -5,6 +5,13 @@ Seeds arrive in batches (one batch = one snapshot, with its own id). Within a ba
 URL is fetched twice, except to retry a 429, 503 or a failed connection. A batch is done
 when every URL it reached has been stored; its seeds' histories are then updated.
 ``snapshot`` runs one batch until idle; the scheduler keeps a crawler running and feeds it.
+
+What one page or server can make the crawl do is bounded, and every bound hit is written
+into the capture's error (and logged): the new URLs one page leads to
+(max_links_per_page), the URLs of a snapshot (max_urls_per_snapshot), the time spent on
+one URL, retries included (total_timeout), and the addresses a redirect or link may
+reach (allow_private_addresses: a seed may name any; what it leads to, only public ones
+and the non-public address it was itself served from).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from .config import CaptureConfig
 from .errors import UsageError
 from .article import Article, article_of, may_be_html
 from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, decode_text, parse_html, requisites_of
-from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, snapshot_cookies
+from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, is_public, literal_address, snapshot_cookies
 from .seeds import DEFAULT_PORTS, normalize_url, url_host
 from .tracking import PARSE_LIMIT, challenge_of, is_html, record_observation, update_history, write_feed
 from .warcfile import warc_date
@@ -64,6 +71,8 @@ class Job:
     attempt: int = 0
     shared_seed: bool = False  # other processes may capture it: claimed when it starts
     confirm: bool = False  # a second render of a page whose capture showed a change
+    reach: frozenset[str] | None = None  # non-public addresses it may connect to (None: any, a seed)
+    spent: float = 0.0  # seconds its earlier attempts took (retries share total_timeout)
 
 
 class HostSlots:
@@ -214,6 +223,8 @@ class Batch:
     pending: dict[str, int] = field(default_factory=dict)  # seed -> its URLs not yet stored
     by_seed: dict[str, list[FetchResult]] = field(default_factory=dict)  # results per seed, until it is done
     cookies: CookieJar = field(default_factory=snapshot_cookies)  # what sites set, sent along the snapshot
+    fetches: int = 0  # URLs queued (max_urls_per_snapshot)
+    full: bool = False  # max_urls_per_snapshot reached (said once in the log)
 
 
 class Crawler:
@@ -356,10 +367,11 @@ class Crawler:
         """The exchange (on a fetch thread), with the host's DNS answer the first time the
         snapshot reaches that host directly."""
         dns = self._resolve_once(job)
-        if self.robots and not self.robots.allowed(job.url, self.cfg.user_agent):
+        if self.robots and not self.robots.allowed(job.url, self.cfg.user_agent, job.reach):
             ex = Exchange(job.url, self.archive.clock(), error="blocked by robots.txt")
         else:
-            ex = self.fetcher.fetch(job.url, self.batches[job.reached.snapshot].cookies)
+            ex = self.fetcher.fetch(job.url, self.batches[job.reached.snapshot].cookies,
+                                    seconds=self.cfg.total_timeout - job.spent, reach=job.reach)
         ex.dns = dns
         return ex
 
@@ -440,7 +452,7 @@ class Crawler:
         delay = max(self.archive.config.detect.confirm_delay, self.cfg.per_host_delay)
         reached = replace(end.reached, role="confirm", via=end.url)
         batch.pending[end.reached.seed] += 1
-        self.slots.add(Job(end.url, reached, is_page=True, seed_chain=True, confirm=True), after=delay)
+        self.slots.add(Job(end.url, reached, is_page=True, seed_chain=True, confirm=True, reach=end.reach), after=delay)
         log.info("confirming a change of %s in %.0f s", end.url, delay)
 
     def _prepare(self, job: Job, ex: Exchange) -> tuple[Article | None, list[Link], bool]:
@@ -495,36 +507,82 @@ class Crawler:
     def _follow(self, batch: Batch, job: Job, ex: Exchange, links: list[Link]) -> None:
         if job.confirm:
             return  # evidence of one decision: its page's links and requisites are captured already
-        if self._retrying(job, ex):
-            self._retry(batch, job, ex)
-            return
+        if self._transient(job, ex):
+            if self._retrying(job, ex):
+                self._retry(batch, job, ex)
+                return
+            ex.note(f"not retried: {self.cfg.total_timeout:g} s spent on this URL (total_timeout)")
         target = self._redirect_target(ex)
         if target and job.redirects < self.cfg.max_redirects:
             self._follow_redirect(batch, job, ex, target)
         elif job.seed_chain:
             batch.summary.seeds_ok[job.reached.seed] = ex.status is not None
-        hops = job.reached.hops
+        self._follow_links(batch, job, ex, links)
+
+    def _follow_links(self, batch: Batch, job: Job, ex: Exchange, links: list[Link]) -> None:
+        """Queue the requisites and cross-references not seen yet: up to
+        max_links_per_page of each kind from this page (so neither crowds out the other),
+        and max_urls_per_snapshot in all."""
+        hops, reach = job.reached.hops, self._reach_from(ex)
+        followed: Counter[bool] = Counter()  # by is_page: cross-references, requisites
+        over_page: set[str] = set()
+        over_snapshot: set[str] = set()
         for link in links:
             if link.url in batch.seen:  # as _enqueue would find; most shared requisites, before a Job is made
                 continue
             if link.kind == REQUISITE and self.cfg.requisites:
-                self._enqueue(batch, Job(link.url, replace(job.reached, role=REQUISITE, via=ex.url, chain=False),
-                                         is_page=False))
+                reached, is_page = replace(job.reached, role=REQUISITE, via=ex.url, chain=False), False
             elif link.kind in self.cfg.follow and hops < self.cfg.depth:
-                self._enqueue(batch, Job(link.url, replace(job.reached, role=link.kind, via=ex.url, hops=hops + 1,
-                                                           chain=False), is_page=True))
+                reached, is_page = replace(job.reached, role=link.kind, via=ex.url, hops=hops + 1, chain=False), True
+            else:
+                continue
+            if followed[is_page] >= self.cfg.max_links_per_page:
+                over_page.add(link.url)
+            elif batch.fetches >= self.cfg.max_urls_per_snapshot:
+                over_snapshot.add(link.url)
+            elif self._enqueue(batch, Job(link.url, reached, is_page=is_page, reach=reach)):
+                followed[is_page] += 1
+        self._note_bounds(batch, ex, len(over_page), len(over_snapshot))
+
+    def _note_bounds(self, batch: Batch, ex: Exchange, over_page: int, over_snapshot: int) -> None:
+        """Links a bound kept from being fetched: said in the capture's error and the log."""
+        if over_page:
+            ex.note(f"{over_page} links not followed (max_links_per_page {self.cfg.max_links_per_page})")
+            log.warning("%s: %d links not followed (max_links_per_page %d)", ex.url, over_page,
+                        self.cfg.max_links_per_page)
+        if over_snapshot:
+            ex.note(f"{over_snapshot} links not followed (max_urls_per_snapshot {self.cfg.max_urls_per_snapshot})")
+            if not batch.full:
+                batch.full = True
+                log.warning("snapshot %s reached max_urls_per_snapshot (%d): the links of further pages are "
+                            "listed in their capture metadata, not fetched", batch.id, self.cfg.max_urls_per_snapshot)
+
+    def _reach_from(self, ex: Exchange) -> frozenset[str] | None:
+        """The non-public addresses what a response leads to may connect to: the one it
+        came from, if it is one (a page on a private host may lead within it); any with
+        allow_private_addresses."""
+        if self.cfg.allow_private_addresses:
+            return None
+        address = ex.ip or literal_address(ex.url)  # through a proxy, the address the URL names
+        return frozenset({address}) if address and not is_public(address) else frozenset()
+
+    def _transient(self, job: Job, ex: Exchange) -> bool:
+        """429, 503 and failed connections that received nothing are worth another
+        attempt, each response kept as evidence (a server that sent something else than
+        HTTP has answered)."""
+        failed = ex.status is None and ex.request_head is not None and not ex.raw
+        return (ex.status in RETRY_STATUSES or failed) and job.attempt < self.cfg.retries and not job.confirm
 
     def _retrying(self, job: Job, ex: Exchange) -> bool:
-        """429, 503 and failed connections are retried, each response kept as evidence."""
-        transient = ex.status in RETRY_STATUSES or (ex.status is None and ex.request_head is not None)
-        return transient and job.attempt < self.cfg.retries and not job.confirm
+        """Transient, and the URL's attempts have not taken total_timeout yet."""
+        return self._transient(job, ex) and job.spent + ex.elapsed < self.cfg.total_timeout
 
     def _retry(self, batch: Batch, job: Job, ex: Exchange) -> None:
         delay = retry_delay(ex.header("Retry-After"), job.attempt, self.archive.clock())
         self.slots.hold(url_host(job.url), delay)
         log.info("retrying %s in %.0f s (attempt %d of %d)", job.url, delay, job.attempt + 2, self.cfg.retries + 1)
         batch.pending[job.reached.seed] += 1
-        self.slots.add(replace(job, attempt=job.attempt + 1))
+        self.slots.add(replace(job, attempt=job.attempt + 1, spent=job.spent + ex.elapsed))
 
     @staticmethod
     def _redirect_target(ex: Exchange) -> str | None:
@@ -537,7 +595,8 @@ class Crawler:
 
     def _follow_redirect(self, batch: Batch, job: Job, ex: Exchange, target: str) -> None:
         reached = replace(job.reached, role="redirect", via=ex.url)
-        hop = replace(job, url=target, reached=reached, redirects=job.redirects + 1, attempt=0)
+        hop = replace(job, url=target, reached=reached, redirects=job.redirects + 1, attempt=0, spent=0.0,
+                      reach=self._reach_from(ex))
         if self._enqueue(batch, hop):
             return
         if ex.header("Set-Cookie"):
@@ -556,6 +615,7 @@ class Crawler:
         if not claimed and not self.claim(job.url):
             return False
         batch.pending[job.reached.seed] += 1
+        batch.fetches += 1
         self.slots.add(job)
         return True
 
@@ -633,24 +693,33 @@ class RobotsPolicy:
         self.parsers: dict[str, tuple[RobotFileParser, float]] = {}  # host -> (parser, when to fetch again)
         self.locks: dict[str, threading.Lock] = {}  # per host: one fetch thread asks for its robots.txt
 
-    def allowed(self, url: str, agent: str) -> bool:
+    def allowed(self, url: str, agent: str, reach: frozenset[str] | None = None) -> bool:
+        """Whether robots.txt lets agent fetch url. ``reach``: the addresses the fetch of
+        url may reach; a robots.txt it may not reach says nothing (the fetch of url is
+        then refused, and recorded, itself)."""
         scheme, host = url.split("://", 1)[0], url_host(url)
         with self.locks.setdefault(host, threading.Lock()):
             kept = self.parsers.get(host)
             if kept is None or self.clock() >= kept[1]:
-                kept = self.parsers[host] = self._fetch(scheme, host, kept)
+                fetched = self._fetch(scheme, host, kept, reach)
+                if fetched is None:
+                    return True
+                kept = self.parsers[host] = fetched
         return kept[0].can_fetch(agent, url)
 
-    def _fetch(self, scheme: str, host: str, kept: tuple[RobotFileParser, float] | None
-               ) -> tuple[RobotFileParser, float]:
+    def _fetch(self, scheme: str, host: str, kept: tuple[RobotFileParser, float] | None,
+               reach: frozenset[str] | None = None) -> tuple[RobotFileParser, float] | None:
         """(the rules, when to fetch them again), as RFC 9309 2.3.1 says: redirects are
         followed (up to five), a 4xx means no rules; unreachable (a 5xx, 429, a cut body,
         no answer, too many redirects) keeps the rules fetched before, or disallows all
-        when there are none, and is tried again in an hour."""
+        when there are none, and is tried again in an hour. None: the host is at an
+        address the fetch may not reach (a redirect there is unreachable)."""
         now = self.clock()
         url = f"{scheme}://{host}/robots.txt"
-        for _ in range(ROBOTS_REDIRECTS + 1):
-            ex = self.fetcher.fetch(url)
+        for hop in range(ROBOTS_REDIRECTS + 1):
+            ex = self.fetcher.fetch(url, reach=reach)
+            if ex.refused and hop == 0:
+                return None
             location = ex.header("Location") if ex.status in REDIRECT_STATUSES else ""
             if not location:
                 break

@@ -20,6 +20,7 @@ caller passes (one per snapshot), never in the Fetcher.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import re
 import socket
@@ -31,10 +32,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterable
+from urllib.parse import urlsplit
 
 from . import http1
 from .config import CaptureConfig
-from .errors import ConfigError, os_error_text
+from .errors import ConfigError, FetchError, os_error_text
 from .redact import Redactor, new_salt
 from .warcfile import sha1_label
 
@@ -60,6 +62,32 @@ TRANSFER_ENCODING = re.compile(rb"(?im)^(transfer-encoding[ \t]*:)")
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class AddressRefused(FetchError):
+    """A connection to an address the fetch may not reach (allow_private_addresses)."""
+
+
+def is_public(address: str) -> bool:
+    """A global unicast address: not private, loopback, link-local (169.254.169.254, the
+    cloud metadata service), shared, reserved or multicast; an IPv4-mapped IPv6 address
+    is judged by its IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])  # an IPv6 scope is not part of it
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def literal_address(url: str) -> str:
+    """The IP address a URL names as its host, "" when it names a host name."""
+    try:
+        host = urlsplit(url).hostname or ""
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return ""
 
 
 @dataclass
@@ -88,6 +116,14 @@ class Exchange:
     tls: TlsInfo | None = None
     dns: tuple[str, list[str]] | None = None  # (host, every address it resolved to), once per host and snapshot
     error: str = ""
+    raw: bool = False  # no response head: body holds the bytes the server sent instead
+    refused: bool = False  # not attempted: the address is not one the fetch may reach
+    trailer: bytes = b""  # a chunked body's trailer section, as received
+    elapsed: float = 0.0  # seconds the fetch took
+
+    def note(self, text: str) -> None:
+        """Add to the error: a bound hit, an anomaly."""
+        self.error = "; ".join(filter(None, (self.error, text)))
 
     def header(self, name: str) -> str:
         if self.response_head is None:
@@ -160,25 +196,31 @@ class Fetcher:
             kept = self.answers.pop((host, port), None)
         return kept[1] if kept is not None and time.monotonic() - kept[0] < ANSWER_MAX_AGE else None
 
-    def fetch(self, url: str, cookies: CookieJar | None = None) -> Exchange:
+    def fetch(self, url: str, cookies: CookieJar | None = None, seconds: float | None = None,
+              reach: frozenset[str] | None = None) -> Exchange:
         """One exchange. ``cookies``: the snapshot's jar, sent with the request (with
-        cookies_file's) and given what the response sets."""
+        cookies_file's) and given what the response sets. ``seconds``: how long it may
+        take (default total_timeout). ``reach``: the non-public addresses it may connect
+        to (None: any, as for a seed)."""
         import requests
         from .transport import Deadline
 
-        started = self.clock()
+        started, began = self.clock(), time.monotonic()
         try:
             request = self.session.prepare_request(requests.Request("GET", url, cookies=cookies))
         except (requests.RequestException, ValueError, UnicodeError) as e:
             return Exchange(url, started, error=f"invalid URL: {describe_error(e)}")
         ex = Exchange(url, started)
-        deadline = Deadline(time.monotonic() + self.cfg.total_timeout, self.take_answer)
+        seconds = self.cfg.total_timeout if seconds is None else seconds
+        deadline = Deadline(began + seconds, self.take_answer, head_at=began + min(self.cfg.head_timeout, seconds),
+                            reach=reach, max_bytes=self.cfg.max_bytes)
         self.watchdog.watch(deadline)
         try:
             with deadline:
                 self._exchange(request, cookies, ex, deadline)
         finally:
             self.watchdog.done(deadline)
+            ex.elapsed = time.monotonic() - began
         return ex
 
     def _settings(self, url: str) -> tuple[dict[str, Any], str | None]:
@@ -196,19 +238,21 @@ class Fetcher:
         settings, proxy = self._settings(request.url)
         timeout = (min(self.cfg.timeout, self.cfg.total_timeout), self.cfg.timeout)  # (connect + TLS, each read)
         try:
+            if proxy is not None and deadline.reach is not None:
+                _check_name(request.url, deadline.reach)
+                deadline.reach = None  # the connection is to the proxy, which connects on
             response = self._send(request, timeout, settings, deadline)
-        except (OSError, ValueError, http.client.HTTPException) as e:  # requests' errors are OSErrors
-            ex.request_head = self._sent(deadline)
-            ex.error = describe_error(TimeoutError("timed out") if deadline.cut else e)
+        except AddressRefused as e:
+            ex.error, ex.refused = str(e), True
+            return
+        except (OSError, ValueError, http.client.HTTPException, http1.ResponseError) as e:  # requests' errors are OSErrors
+            self._failed(ex, deadline, e, direct=proxy is None)
             return
         complete = False
         try:
-            try:
-                codings = self._head(ex, deadline, direct=proxy is None)
-            except http1.ResponseError as e:
-                ex.status, ex.response_head, ex.error = None, None, describe_error(e)
-                return
+            codings = self._head(ex, deadline, direct=proxy is None)
             complete = self._read_body(response.raw, ex, deadline, codings)
+            ex.trailer = bytes(deadline.trailer) if deadline.trailer.strip() else b""  # fields, not the blank line alone
             if cookies is not None:
                 from requests.cookies import extract_cookies_to_jar
 
@@ -219,6 +263,22 @@ class Fetcher:
                 response.raw.close()  # bytes may be left on the connection: it is not reused
             response.raw.release_conn()
 
+    def _failed(self, ex: Exchange, deadline: Deadline, e: BaseException, direct: bool) -> None:
+        """No response: why, the request as sent, and what the server sent instead of a
+        response head, if anything (kept as evidence)."""
+        ex.request_head = self._sent(deadline)
+        if deadline.cut == "head":
+            ex.error = f"timed out: no complete response head within {self.cfg.head_timeout:g} s (head_timeout)"
+        else:
+            ex.error = describe_error(TimeoutError("timed out") if deadline.cut else e)
+        if deadline.raw is not None and deadline.raw.tell():
+            ex.raw, ex.body, ex.body_length = True, deadline.raw, deadline.raw.tell()
+            ex.truncated = deadline.raw_cut or ("time" if deadline.cut else "")
+            ex.payload_digest = ex.block_digest = _spooled_digest(deadline.raw)
+            ex.ip = getattr(deadline.connection, "peer_ip", "") if direct else ""
+        elif deadline.raw is not None:
+            deadline.raw.close()
+
     def _send(self, request: Any, timeout: tuple[float, float], settings: dict[str, Any], deadline: Deadline) -> Any:
         """The response. A kept-alive connection the server has meanwhile closed fails
         before any response byte: the request then goes once more, on a new connection."""
@@ -228,7 +288,7 @@ class Fetcher:
         try:
             return adapter.send(request, timeout=timeout, **settings)
         except (OSError, http.client.HTTPException):
-            if deadline.fresh or deadline.head or deadline.cut:
+            if deadline.fresh or deadline.head or deadline.cut or deadline.raw is not None:
                 raise
             return adapter.send(request, timeout=timeout, **settings)
 
@@ -246,11 +306,10 @@ class Fetcher:
         ex.request_head = self._sent(deadline)
         ex.ip = getattr(conn, "peer_ip", "") if direct else ""
         ex.tls = getattr(conn, "tls", None) if ex.url.startswith("https:") else None
-        if not deadline.head.endswith((b"\n\n", b"\n\r\n")):  # http.client takes an end of file for the blank line
-            raise http1.ResponseError("connection closed in the response head")
-        head = http1.parse_head(deadline.head)
+        head = http1.parse_head(deadline.head)  # checked by the transport as it was read
         ex.status = head.status
         ex.response_head, ex.response_head_bytes = stored_head(head)
+        ex.note(deadline.framing)
         return http1.transfer_codings(head)
 
     def _read_body(self, raw: Any, ex: Exchange, deadline: Deadline, codings: tuple[str, ...]) -> bool:
@@ -261,7 +320,7 @@ class Fetcher:
         ex.body = spool
         pieces: Iterable[bytes] = raw.stream(READ_SIZE, decode_content=False)
         if kept := http1.kept_codings(codings):
-            ex.error = f"transfer coding {', '.join(kept)} kept as received"
+            ex.note(f"transfer coding {', '.join(kept)} kept as received")
         elif codings:
             pieces = http1.inflated(pieces)
         import http.client
@@ -273,7 +332,7 @@ class Fetcher:
         except (OSError, ValueError, http.client.HTTPException, http1.ResponseError, Urllib3Error) as e:
             ex.truncated = "time" if deadline.cut or _timed_out(e) else "disconnect"
             if not deadline.cut:  # cut at total_timeout: the truncation says it all
-                ex.error = "; ".join(filter(None, (ex.error, f"body incomplete: {describe_error(e)}")))
+                ex.note(f"body incomplete: {describe_error(e)}")
         ex.body_length = spool.tell()
         ex.payload_digest = sha1_label(payload_digest)
         ex.block_digest = sha1_label(head_digest)
@@ -295,6 +354,23 @@ class Fetcher:
             if time.monotonic() >= deadline.at:
                 return "time"
         return ""
+
+
+def _check_name(url: str, reach: frozenset[str]) -> None:
+    """Through a proxy, which connects, the address is not known here: a URL naming a
+    non-public address, or localhost, is refused by its name."""
+    host = (urlsplit(url).hostname or "").lower()
+    address = literal_address(url) or ("127.0.0.1" if host == "localhost" or host.endswith(".localhost") else "")
+    if address and not is_public(address) and address not in reach:
+        raise AddressRefused(f"refused: {host} not a public address (allow_private_addresses)")
+
+
+def _spooled_digest(spool: IO[bytes]) -> str:
+    digest = hashlib.sha1()
+    spool.seek(0)
+    for chunk in iter(lambda: spool.read(READ_SIZE), b""):
+        digest.update(chunk)
+    return sha1_label(digest)
 
 
 def stored_head(response: http1.Response) -> tuple[http1.Response, bytes]:

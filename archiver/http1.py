@@ -69,6 +69,25 @@ def _header_fields(lines: list[str]) -> list[tuple[str, str]]:
     return headers
 
 
+MAX_LENGTH_DIGITS = 18  # a Content-Length of more digits is not one any body has
+
+
+def content_length(values: list[str]) -> tuple[int | None, str]:
+    """The body length the Content-Length field values give (each field may hold a
+    list, RFC 9110 8.6), and what is wrong with them: not a number (int() alone would
+    take "+5", "1_0" or "５"), or values that disagree. None: no usable length, the body
+    runs to the end of the connection."""
+    items = [item.strip(" \t") for value in values for item in value.split(",")]
+    bad = next((item for item in items if not (DIGITS.fullmatch(item) and len(item) <= MAX_LENGTH_DIGITS)), None)
+    if bad is not None:
+        return None, f"framing: Content-Length {bad[:40]!r} is not a length (the body is read to the end of the connection)"
+    lengths = sorted({int(item) for item in items})
+    if len(lengths) > 1:
+        return None, (f"framing: conflicting Content-Length values {', '.join(map(str, lengths[:5]))} "
+                      "(the body is read to the end of the connection)")
+    return lengths[0], ""
+
+
 # ---- transfer codings other than chunked (urllib3 removes chunked, and only chunked) -----
 
 INFLATED = ("gzip", "x-gzip", "deflate")  # the transfer codings a body is decoded of

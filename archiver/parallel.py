@@ -227,7 +227,8 @@ def _worker(config: Config, seeds: list[str], index: int, snapshot_id: str, clai
         _die_with_parent(parent)
         cap = config.capture
         share = replace(cap, concurrency=max(1, cap.concurrency // processes),
-                        per_host_concurrency=max(1, cap.per_host_concurrency // processes))
+                        per_host_concurrency=max(1, cap.per_host_concurrency // processes),
+                        max_urls_per_snapshot=max(1, cap.max_urls_per_snapshot // processes))
         archive = Archive(config, repair=False)  # the parent repaired before forking
         stored: list[FetchResult] = []  # sent once per stored batch: a message per URL costs more
         crawler = Crawler(archive, on_result=stored.append, on_stored=lambda: _send_results(conn, stored),

@@ -12,8 +12,19 @@ urllib3 connection classes of its own to its pool managers, SOCKS ones included)
 - a direct connection connects to the addresses the crawl already resolved and recorded
   for the host (Fetcher.look_up), so the DNS record names what was used;
 - a Deadline per exchange, kept by the thread doing it, lets a watchdog shut its
-  connection at total_timeout: requests has per-read timeouts only, and a server
-  dripping a byte at a time never lets one run out.
+  connection at head_timeout while the response head has not all come, and at
+  total_timeout: requests has per-read timeouts only, and a server dripping a byte at a
+  time never lets one run out;
+- what a server sends that is not an HTTP response head (HTTP/0.9, a garbage status
+  line, a head the connection ends in) is kept, with what follows it until the server
+  closes (up to max_bytes, within the head's deadline): those bytes are the answer;
+- a chunked body's trailer section is kept as received (urllib3 reads and drops it);
+- a Content-Length that is not a number, or several that disagree, frame nothing: the
+  body is read to the end of the connection, which is not used again;
+- a connection made for a redirect, cross-reference or requisite goes only to the
+  addresses its Deadline permits (allow_private_addresses), checked on the address
+  connected to, so a name that resolves to a private address on the second lookup
+  (DNS rebinding) is refused too.
 """
 
 from __future__ import annotations
@@ -21,20 +32,24 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import tempfile
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
-from .fetch import TlsInfo
+from . import http1
+from .fetch import SPOOL_IN_MEMORY, AddressRefused, TlsInfo, is_public
 
 MAX_INFORMATIONAL = 65536  # bytes of 1xx responses read and dropped before the final one
+MAX_TRAILER = 65536  # bytes of a chunked body's trailer section
+READ_SIZE = 65536
 ENCODING_DER = 2  # _ssl.ENCODING_DER, for the certificate objects of the chain
 
 _local = threading.local()  # .deadline: the exchange this thread is doing, if any
@@ -43,12 +58,19 @@ _local = threading.local()  # .deadline: the exchange this thread is doing, if a
 @dataclass(eq=False)
 class Deadline:
     """One exchange in progress on this thread: when it must end, and what it went out on."""
-    at: float  # time.monotonic()
+    at: float  # time.monotonic(): the end of the whole exchange
     take_answer: Callable[[str, int], list | None]
+    head_at: float = float("inf")  # the end, while the response head has not all come
+    reach: frozenset[str] | None = None  # non-public addresses it may connect to; None: any
+    max_bytes: int = 0      # of what is kept when the answer is not HTTP
     connection: Any = None  # the connection its request was written to
     head: bytes = b""       # the response head, as received
-    cut: bool = False       # the watchdog shut its connection at the deadline
+    cut: str = ""           # why the watchdog shut its connection: head (head_timeout), total, cancel
     fresh: bool = False     # a connection was opened for it (not one kept alive)
+    raw: IO[bytes] | None = None  # the bytes received, when they are not an HTTP response
+    raw_cut: str = ""       # why those stop short (a WARC-Truncated reason), if they do
+    trailer: bytearray = field(default_factory=bytearray)  # a chunked body's trailer section
+    framing: str = ""       # what was wrong with the response's framing (Content-Length)
 
     def __enter__(self) -> Deadline:
         _local.deadline = self
@@ -57,9 +79,18 @@ class Deadline:
     def __exit__(self, *exc: object) -> None:
         _local.deadline = None
 
-    def cut_off(self) -> None:
+    def due(self) -> tuple[float, str]:
+        """When the watchdog must cut the exchange off, and why."""
+        if not self.head and self.head_at < self.at:
+            return self.head_at, "head"
+        return self.at, "total"
+
+    def permits(self, address: str) -> bool:
+        return self.reach is None or address in self.reach or is_public(address)
+
+    def cut_off(self, why: str = "cancel") -> None:
         """Shut the connection down (from another thread): a read blocked on it returns."""
-        self.cut = True
+        self.cut = why
         sock = getattr(self.connection, "sock", None)
         sock = getattr(sock, "socket", sock)  # TLS in TLS (an https proxy): the outer socket
         if isinstance(sock, socket.socket):
@@ -109,10 +140,12 @@ class Watchdog:
         with self.cond:
             while not self.closed:
                 now = time.monotonic()
-                for deadline in [d for d in self.active if d.at <= now]:
-                    self.active.discard(deadline)
-                    deadline.cut_off()
-                soonest = min((d.at for d in self.active), default=None)
+                for deadline in list(self.active):
+                    at, why = deadline.due()
+                    if at <= now:
+                        self.active.discard(deadline)
+                        deadline.cut_off(why)
+                soonest = min((d.due()[0] for d in self.active), default=None)
                 self.cond.wait(None if soonest is None else max(0.0, soonest - now))
 
 
@@ -120,16 +153,25 @@ class Watchdog:
 
 class _HeadRecorder:
     """The socket file http.client reads a response from: what it reads is kept until
-    the head has been read (``head`` is then None and reads pass straight through)."""
+    the head has been read (``head`` is then None and reads pass straight through), and
+    the trailer section after a chunked body's last chunk (urllib3 reads chunk-size and
+    trailer lines with readline, chunk data with read)."""
 
-    def __init__(self, fp: Any):
+    def __init__(self, fp: Any, deadline: Deadline | None):
         self.fp = fp
+        self.deadline = deadline
         self.head: bytearray | None = bytearray()
+        self.in_trailer = False
+        self.kept = False  # keep_rest has run
 
     def readline(self, limit: int = -1) -> bytes:
         line = self.fp.readline(limit)
         if self.head is not None:
             self.head += line
+        elif self.in_trailer:
+            self._keep_trailer(line)
+        elif _is_last_chunk(line):
+            self.in_trailer = True
         return line
 
     def read(self, n: int = -1) -> bytes:
@@ -138,8 +180,55 @@ class _HeadRecorder:
             self.head += data
         return data
 
+    def _keep_trailer(self, line: bytes) -> None:
+        if self.deadline is None:
+            return
+        self.deadline.trailer += line
+        if len(self.deadline.trailer) > MAX_TRAILER:
+            raise http1.ResponseError(f"trailer section over {MAX_TRAILER // 1024} KB")
+
+    def keep_rest(self, deadline: Deadline) -> None:
+        """The head could not be read: keep what came and what the server sends after it
+        until it closes (up to max_bytes, within the head's deadline), once."""
+        if self.head is None or self.kept:
+            return
+        self.kept = True
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        spool.write(self.head[:deadline.max_bytes])
+        cut = self._drain(spool, deadline) if len(self.head) < deadline.max_bytes else "length"
+        if not spool.tell():
+            spool.close()
+            return
+        if deadline.raw is not None:
+            deadline.raw.close()
+        deadline.raw, deadline.raw_cut = spool, cut
+
+    def _drain(self, spool: IO[bytes], deadline: Deadline) -> str:
+        """Read to the end of the connection; return why it stopped short, if it did."""
+        kept = spool.tell()
+        read = getattr(self.fp, "read1", self.fp.read)
+        while kept < deadline.max_bytes:
+            try:
+                data = read(min(READ_SIZE, deadline.max_bytes - kept))
+            except (OSError, ValueError) as e:  # timed out, reset, or cut off by the watchdog
+                return "time" if deadline.cut or isinstance(e, TimeoutError) else "disconnect"
+            if not data:
+                return ""
+            spool.write(data)
+            kept += len(data)
+        return "length"
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.fp, name)
+
+
+def _is_last_chunk(line: bytes) -> bool:
+    """The chunk-size line of the last chunk, as urllib3 reads it (hex digits, an
+    extension after ";")."""
+    try:
+        return int(line.split(b";", 1)[0], 16) == 0
+    except ValueError:
+        return False
 
 
 class RecordedResponse(http.client.HTTPResponse):
@@ -147,8 +236,10 @@ class RecordedResponse(http.client.HTTPResponse):
 
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any):
         super().__init__(sock, *args, **kwargs)
-        self.fp = _HeadRecorder(self.fp)
+        self.fp = _HeadRecorder(self.fp, current())
+        self.recorder = self.fp
         self.head_bytes = b""
+        self.beginning = False  # in begin(): not a CONNECT's answer, which http.client reads itself
 
     def _read_status(self) -> tuple[str, int, str]:
         skipped = 0
@@ -164,25 +255,62 @@ class RecordedResponse(http.client.HTTPResponse):
             while self.fp.readline(65537) not in (b"\r\n", b"\n", b""):  # its headers
                 pass
 
+    def _close_conn(self) -> None:
+        deadline = self.recorder.deadline
+        if self.beginning and deadline is not None:  # http.client gives up on the head
+            self.recorder.keep_rest(deadline)
+        super()._close_conn()
+
     def begin(self) -> None:
-        super().begin()
-        if self.fp.head is None:
-            return
-        self.head_bytes = bytes(self.fp.head)
-        self.fp.head = None
-        if _smuggling_shape(self):
+        recorder = self.recorder
+        if recorder.head is None:
+            return super().begin()
+        self.beginning = True
+        try:
+            super().begin()
+            _whole_head(bytes(recorder.head))
+        except BaseException:
+            if recorder.deadline is not None:
+                recorder.keep_rest(recorder.deadline)
+            raise
+        finally:
+            self.beginning = False
+        self.head_bytes = bytes(recorder.head)
+        recorder.head = None
+        framing = self._frame()
+        if recorder.deadline is not None:
+            recorder.deadline.head = self.head_bytes
+            recorder.deadline.framing = framing
+
+    def _frame(self) -> str:
+        """Content-Length as the body is read by: one value, or none (to the end of the
+        connection) when it is not a number or several disagree; a connection whose
+        framing was in doubt is not used again (RFC 9112 6.1, 6.3). Returns what was
+        wrong, for the capture's error."""
+        encoded, lengths = self.msg.get_all("Transfer-Encoding"), self.msg.get_all("Content-Length")
+        if encoded and (lengths or self.version == 10):
             self.will_close = True  # http.client then closes the connection after this body
-        deadline = current()
-        if deadline is not None:
-            deadline.head = self.head_bytes
+        if not lengths:
+            return ""
+        if encoded:
+            return "framing: both Transfer-Encoding and Content-Length (the connection is not used again)"
+        length, anomaly = http1.content_length(lengths)
+        del self.msg["Content-Length"]
+        if anomaly:
+            self.will_close = True
+        else:
+            self.msg["Content-Length"] = str(length)  # "5, 5", or two fields of 5: one
+        if self.length != 0:  # 0: a status or method without a body
+            self.length = length
+        return anomaly
 
 
-def _smuggling_shape(response: http.client.HTTPResponse) -> bool:
-    """Transfer-Encoding with Content-Length, or in HTTP/1.0: what follows on that
-    connection cannot be trusted (RFC 9112 6.1, 6.3)."""
-    headers = response.msg
-    return bool(headers.get_all("Transfer-Encoding")) and (
-        response.version == 10 or bool(headers.get_all("Content-Length")))
+def _whole_head(head: bytes) -> http1.Response:
+    """The head http.client has read, if it is one: ended by a blank line (http.client
+    takes the end of the connection for one), with an HTTP/1.x status line."""
+    if not head.endswith((b"\n\n", b"\n\r\n")):
+        raise http1.ResponseError("connection closed in the response head")
+    return http1.parse_head(head)
 
 
 # ---- connections ------------------------------------------------------------------------
@@ -212,6 +340,8 @@ class _Recording:
         deadline = current()
         if deadline is not None:
             deadline.connection = self
+            if self.sock is not None and self.peer_ip and not deadline.permits(self.peer_ip):  # type: ignore[attr-defined]
+                raise AddressRefused(f"refused: {self.peer_ip} not a public address (allow_private_addresses)")
         super().putrequest(*args, **kwargs)  # type: ignore[misc]
 
     def putheader(self, header: str, *values: Any) -> None:
@@ -227,11 +357,15 @@ class _Recording:
 
 class _Direct:
     """A direct connection to the addresses the crawl resolved (and recorded) for the
-    host, when it has them: the host is not looked up a second time."""
+    host, when it has them: the host is not looked up a second time. When the Deadline
+    restricts the addresses, only those it permits are tried."""
 
     def _new_conn(self) -> socket.socket:
         deadline = current()
-        answer = deadline.take_answer(self._dns_host, self.port) if deadline else None  # type: ignore[attr-defined]
+        host, port = self._dns_host, self.port  # type: ignore[attr-defined]
+        answer = deadline.take_answer(host, port) if deadline else None
+        if deadline is not None and deadline.reach is not None:
+            answer = self._permitted(deadline, answer or self._look_up())
         if not answer:
             return super()._new_conn()  # type: ignore[misc]
         error: OSError = OSError("no address")
@@ -243,6 +377,21 @@ class _Direct:
             except OSError as e:
                 error = e
         raise NewConnectionError(self, f"Failed to establish a new connection: {error}") from error
+
+    def _look_up(self) -> list:
+        try:
+            return socket.getaddrinfo(self._dns_host, self.port, 0, socket.SOCK_STREAM)  # type: ignore[attr-defined]
+        except socket.gaierror as e:
+            raise NameResolutionError(self.host, self, e) from e  # type: ignore[attr-defined, arg-type]
+
+    def _permitted(self, deadline: Deadline, answer: list) -> list:
+        """The addresses of the answer the exchange may connect to; never none."""
+        permitted = [info for info in answer if deadline.permits(str(info[4][0]))]
+        if not permitted:
+            host, address = self._dns_host, str(answer[0][4][0]) if answer else "no address"  # type: ignore[attr-defined]
+            where = host if host == address else f"{host} is at {address},"
+            raise AddressRefused(f"refused: {where} not a public address (allow_private_addresses)")
+        return permitted
 
 
 class _HTTPConnection(_Recording, _Direct, HTTPConnection):

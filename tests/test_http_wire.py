@@ -301,6 +301,7 @@ def test_dripping_response_head_is_cut_at_total_timeout(tmp_path):
     elapsed = time.monotonic() - started
     fetcher.close()
     server.stop()
+    body_of(ex)
     assert ex.status is None and ex.error == "timed out (TimeoutError)"
     assert 0.5 <= elapsed < 1.5
 

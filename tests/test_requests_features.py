@@ -137,7 +137,8 @@ def test_environment_proxy_with_credentials_and_no_proxy(site, tmp_path, monkeyp
     proxy = ForwardingProxy()
     monkeypatch.setenv("HTTP_PROXY", f"http://{CREDENTIALS}@127.0.0.1:{proxy.port}")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    config = make_archive(tmp_path / "a")
+    # A page that came through a proxy leads to a loopback address here: refused unless allowed.
+    config = make_archive(tmp_path / "a", allow_private_addresses="true")
     try:
         summary = run_snapshot(config, f"http://news.test:{port}/page")
     finally:
