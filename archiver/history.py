@@ -123,8 +123,7 @@ class History:
 
 class ReadBoxes:
     """The READ boxes of a page, each told fixed or rotating by itself: a page may hold an
-    editor's box beside a plugin's rotating one. Boxes are told apart by where they stand
-    and their call to action (Ref.block)."""
+    editor's box beside a plugin's rotating one under another call to action."""
 
     def __init__(self) -> None:
         self.boxes: dict[str, ReadBox] = {}
@@ -166,10 +165,11 @@ class ReadBoxes:
 
 
 def _by_block(refs: tuple[Ref, ...]) -> dict[str, tuple[Ref, ...]]:
-    """READ refs by box: where it stands and its call to action (article._read_signature)."""
+    """READ refs by box, told apart by their call to action ("read also", "lea también";
+    article._read_signature): where a box stands can change with random class names."""
     groups: dict[str, list[Ref]] = {}
     for ref in refs:
-        groups.setdefault(ref.block, []).append(ref)
+        groups.setdefault(ref.block.rpartition("|")[2] if "|" in ref.block else "", []).append(ref)
     return {block: tuple(group) for block, group in groups.items()}
 
 

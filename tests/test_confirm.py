@@ -210,6 +210,24 @@ def test_a_swap_to_a_title_of_another_shape_is_confirmed(news):
     assert any("ferry" in c.before and "tender" in c.after for c in history.versions[-1].changes)
 
 
+def test_a_read_box_under_a_random_class_name_stays_one_box(news):
+    """CSS-in-JS class names change on every render ("related-qxkzt"): a READ box is the
+    same box whatever its element is called."""
+    site, config = news
+    page, rng = Page(), random.Random(3)
+
+    def random_classes(h) -> None:
+        suffix = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(6))
+        box = (f'<div class="related-{suffix}"><b>Related:</b> <a href="/2026/01/chicago/">Chicago is '
+               f'America\'s most segregated city</a></div>')
+        send(h, 200, page.render().replace(b"</article>", box.encode() + b"</article>"), "text/html; charset=utf-8")
+    site.routes["/story/"] = random_classes
+    url = site.url("/story/")
+    for _ in range(5):
+        history = run_snapshot(config, url).histories[url]
+    assert [v.kinds for v in history.versions] == [()] and history.read_boxes == "fixed"
+
+
 def test_noise_learned_on_one_page_needs_no_confirmation_on_another(news):
     site, config = news
     first = site.serve("/one/", Page())
