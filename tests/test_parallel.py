@@ -49,7 +49,7 @@ def test_seeds_shared_out_among_processes_fetch_each_url_once(site, tmp_path):
 
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(warc_files(config)) == 3  # one per process
+    assert 1 <= len(warc_files(config)) <= 3  # one per process that got a seed (on a busy machine one may get none)
     expected = {f"/a/{n}/" for n in range(1, total + 1)} | {f"/img/{n}.png" for n in range(1, total + 1)} \
         | {"/static/site.css", "/static/app.js", "/static/bg.png", "/only-linked/"}
     assert set(site.hits) == expected and set(site.hits.values()) == {1}  # every URL once, across processes
