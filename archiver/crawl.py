@@ -371,7 +371,8 @@ class Crawler:
             ex = Exchange(job.url, self.archive.clock(), error="blocked by robots.txt")
         else:
             ex = self.fetcher.fetch(job.url, self.batches[job.reached.snapshot].cookies,
-                                    seconds=self.cfg.total_timeout - job.spent, reach=job.reach)
+                                    seconds=self.cfg.total_timeout - job.spent, reach=job.reach,
+                                    credentials=url_host(job.url) == url_host(job.reached.seed))
         ex.dns = dns
         return ex
 
@@ -717,7 +718,7 @@ class RobotsPolicy:
         now = self.clock()
         url = f"{scheme}://{host}/robots.txt"
         for hop in range(ROBOTS_REDIRECTS + 1):
-            ex = self.fetcher.fetch(url, reach=reach)
+            ex = self.fetcher.fetch(url, reach=reach, credentials=False)  # robots.txt is public
             if ex.refused and hop == 0:
                 return None
             location = ex.header("Location") if ex.status in REDIRECT_STATUSES else ""

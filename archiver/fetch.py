@@ -155,6 +155,7 @@ class Fetcher:
         self.session = _session(cfg)
         self.redactor = Redactor.of(salt or new_salt(), cfg.secret_headers, _user_cookie_names(cfg, self.session),
                                     keep=cfg.keep_secrets)
+        self.scoped = _credential_headers(cfg)
         self.proxies = {"http": cfg.proxy, "https": cfg.proxy} if cfg.proxy else {}
         self.verify: bool | str | None = None if cfg.verify_tls else False  # None: REQUESTS_CA_BUNDLE or the default
         if cfg.verify_tls and cfg.ca_bundle:
@@ -197,11 +198,12 @@ class Fetcher:
         return kept[1] if kept is not None and time.monotonic() - kept[0] < ANSWER_MAX_AGE else None
 
     def fetch(self, url: str, cookies: CookieJar | None = None, seconds: float | None = None,
-              reach: frozenset[str] | None = None) -> Exchange:
+              reach: frozenset[str] | None = None, credentials: bool = True) -> Exchange:
         """One exchange. ``cookies``: the snapshot's jar, sent with the request (with
         cookies_file's) and given what the response sets. ``seconds``: how long it may
         take (default total_timeout). ``reach``: the non-public addresses it may connect
-        to (None: any, as for a seed)."""
+        to (None: any, as for a seed). ``credentials``: whether the credentials set in
+        ``[capture] headers`` go with it (only to the seed's own host)."""
         import requests
         from .transport import Deadline
 
@@ -210,6 +212,10 @@ class Fetcher:
             request = self.session.prepare_request(requests.Request("GET", url, cookies=cookies))
         except (requests.RequestException, ValueError, UnicodeError) as e:
             return Exchange(url, started, error=f"invalid URL: {describe_error(e)}")
+        if not credentials:
+            for name, value in self.scoped:
+                if request.headers.get(name) == value:  # ~/.netrc's Authorization is scoped by netrc itself
+                    del request.headers[name]
         ex = Exchange(url, started)
         seconds = self.cfg.total_timeout if seconds is None else seconds
         deadline = Deadline(began + seconds, self.take_answer, head_at=began + min(self.cfg.head_timeout, seconds),
@@ -384,6 +390,13 @@ def stored_head(response: http1.Response) -> tuple[http1.Response, bytes]:
 
 
 # ---- the session ------------------------------------------------------------------------
+
+def _credential_headers(cfg: CaptureConfig) -> list[tuple[str, str]]:
+    """The configured headers that carry the user's credentials: sent to the hosts of the
+    seeds, never to the third-party hosts of their requisites and cross-references."""
+    secret = {"authorization", "cookie"} | {name.lower() for name in cfg.secret_headers}
+    return [(name, value) for name, value in cfg.headers if name.lower() in secret]
+
 
 def _session(cfg: CaptureConfig) -> Any:
     import requests

@@ -21,6 +21,7 @@ from archiver.fetch import describe_error
 from archiver.redact import MARKER, Redactor, proves
 
 from .conftest import make_archive, run_cli, run_snapshot, warc_files, warcio_check
+from .site import Site
 from .test_requests_features import CREDENTIALS, ForwardingProxy
 
 COOKIE, TOKEN, API_KEY = "COOKIE-S3CRET", "Bearer TOKEN-S3CRET", "APIKEY-S3CRET"
@@ -109,6 +110,31 @@ def test_credentials_reach_the_server_and_no_record_catalog_ledger_export_or_log
     assert consent == "consent=site-set" and session.startswith("session=[redacted sha256:")
     assert proves(session, COOKIE) and session == page_head["Cookie"]  # one secret, one marker
     assert all(warcio_check(path).returncode == 0 for path in warc_files(config))
+
+
+def test_configured_credentials_go_to_the_seeds_host_only(site, tmp_path):
+    """A requisite or cross-reference on another host (a CDN, a tracker, another site)
+    never receives the Authorization, Cookie or secret headers set for the seed's site."""
+    other = Site()
+    try:
+        other.page("/lib.css", "p { color: red }", "text/css")
+        other.page("/elsewhere/", "<html><body><p>Another site's page.</p></body></html>")
+        site.page("/page", f"<html><head><link rel=stylesheet href={other.url('/lib.css')}></head><body><article>"
+                           f"<p>{'Words of the article. ' * 10}<a href={other.url('/elsewhere/')}>elsewhere</a></p>"
+                           f"</article></body></html>")
+        site.page("/style.css", "p { color: red }", "text/css")
+        config = make_archive(tmp_path / "a", headers=f'{{ Authorization = "{TOKEN}", X-Api-Key = "{API_KEY}", '
+                                                       f'Cookie = "session={COOKIE}" }}',
+                              secret_headers='["X-Api-Key"]')
+        assert run_cli("snapshot", site.url("/page"), cwd=config.root).returncode == 0
+        page = dict(next(s for s in site.seen if s.path == "/page").headers)
+        assert (page["Authorization"], page["X-Api-Key"], page["Cookie"]) == (TOKEN, API_KEY, f"session={COOKIE}")
+        assert {s.path for s in other.seen} == {"/lib.css", "/elsewhere/"}
+        for seen in other.seen:
+            names = {name.lower() for name, _ in seen.headers}
+            assert not names & {"authorization", "x-api-key", "cookie"}, (seen.path, seen.headers)
+    finally:
+        other.stop()
 
 
 def test_keep_secrets_keeps_the_sites_credentials_but_never_the_proxys(site, authenticated, tmp_path):
