@@ -220,6 +220,7 @@ class Batch:
     summary: SnapshotSummary = field(default_factory=SnapshotSummary)
     seen: set[str] = field(default_factory=set)
     observed: set[str] = field(default_factory=set)
+    ends: dict[str, Job] = field(default_factory=dict)  # seed -> the page its redirect chain ended at
     pending: dict[str, int] = field(default_factory=dict)  # seed -> its URLs not yet stored
     by_seed: dict[str, list[FetchResult]] = field(default_factory=dict)  # results per seed, until it is done
     cookies: CookieJar = field(default_factory=snapshot_cookies)  # what sites set, sent along the snapshot
@@ -430,31 +431,33 @@ class Crawler:
         """The articles of the seeds' pages just stored, and the histories of the seeds
         they complete: one transaction (a flock, BEGIN, COMMIT) per batch, not two per seed."""
         completing = Counter((job.reached.snapshot, job.reached.seed) for job, _, _ in taken)
-        ends: dict[tuple[str, str], Job] = {}
         confirm = self.archive.config.detect.confirm
         with self.archive.catalog.transaction():
             for (job, ex, (article, _, follows)), capture_id in zip(taken, capture_ids):
                 if job.seed_chain and not follows and not self._retrying(job, ex):
-                    self._observe(self.batches[job.reached.snapshot], job, ex, article, capture_id)
-                    ends[(job.reached.snapshot, job.reached.seed)] = replace(job, url=ex.url)
+                    batch = self.batches[job.reached.snapshot]
+                    self._observe(batch, job, ex, article, capture_id)
+                    batch.ends[job.reached.seed] = replace(job, url=ex.url)
             for (snapshot, seed), count in completing.items():
                 batch = self.batches[snapshot]
                 if batch.pending[seed] == count and seed in batch.observed:
                     history = update_history(self.archive.catalog, seed, confirm)
-                    end = ends.get((snapshot, seed))
+                    # The page may have been stored batches before its requisites were.
+                    end = batch.ends.pop(seed, None)
                     if history.awaiting_confirm is not None and end is not None and not end.confirm:
                         self._confirm(batch, end)
                     if self.summaries:
                         batch.summary.histories[seed] = history
 
     def _confirm(self, batch: Batch, end: Job) -> None:
-        """Fetch the page whose capture showed a change once more, after the politeness
-        delay: history keeps as edits only what both renders show (see history.py)."""
+        """Fetch the page whose capture showed a change (or was its first) once more, after
+        the politeness delay: history keeps as edits only what both renders show (see
+        history.py)."""
         delay = max(self.archive.config.detect.confirm_delay, self.cfg.per_host_delay)
         reached = replace(end.reached, role="confirm", via=end.url)
         batch.pending[end.reached.seed] += 1
         self.slots.add(Job(end.url, reached, is_page=True, seed_chain=True, confirm=True, reach=end.reach), after=delay)
-        log.info("confirming a change of %s in %.0f s", end.url, delay)
+        log.info("confirming the capture of %s with a second render in %.0f s", end.url, delay)
 
     def _prepare(self, job: Job, ex: Exchange) -> tuple[Article | None, list[Link], bool]:
         """(the article of a page, links found, whether a redirect will be followed). Parsing

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import itertools
 import random
+import threading
 from dataclasses import dataclass, field, replace
 
 import pytest
 
+from archiver.archive import Archive
 from archiver.catalog import Catalog
-from archiver.pipeline import history_of, reindex
+from archiver.pipeline import history_of, reindex, snapshot
 from archiver.seeds import url_host
 from archiver.tracking import load_history, reextract
 
@@ -105,6 +107,42 @@ def test_an_ad_only_the_first_render_showed_never_alarms(news):
         history = run_snapshot(config, url).histories[url]
     assert [v.kinds for v in history.versions] == [()]
     assert site.hits["/story/"] == 4  # the first capture, its confirming fetch, two recaptures
+
+
+def test_a_page_is_confirmed_when_its_requisites_are_stored_after_it(tmp_path):
+    """With requisites on (the default), a page is stored batches before its stylesheet:
+    its confirmation is asked for once the last of them is stored."""
+    site = Site2()
+    try:
+        config = make_archive(tmp_path / "a", depth="0", confirm="true")
+        page = Page()
+        site.routes["/story/"] = lambda h: send(h, 200, page.render().replace(
+            b"<head>", b'<head><link rel="stylesheet" href="/site.css">'), "text/html; charset=utf-8")
+        stored = threading.Event()  # the page is stored (and reported) before its stylesheet is answered
+
+        def stylesheet(h) -> None:
+            stored.wait(10)
+            send(h, 200, b"p { margin: 0 }", "text/css")
+        site.routes["/site.css"] = stylesheet
+        url = site.url("/story/")
+
+        def capture():
+            stored.clear()
+            archive = Archive(config)
+            try:
+                return snapshot(archive, [url], lambda r: stored.set() if r.url == url else None)
+            finally:
+                archive.close()
+        capture()
+        page.paragraphs[1] = page.paragraphs[1].replace("4 million", "9 million")
+        history = capture().histories[url]
+        catalog = Catalog(config.storage.catalog)
+        roles = [r[0] for r in catalog.db.execute("SELECT role FROM captures WHERE url = ? ORDER BY id", (url,))]
+        catalog.close()
+        assert roles == ["seed", "confirm", "seed", "confirm"]
+        assert history.versions[-1].kinds == ("body",) and not history.versions[-1].unconfirmed
+    finally:
+        site.stop()
 
 
 def test_an_edit_among_noise_is_reported_alone_and_confirmed(news):
