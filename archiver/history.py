@@ -24,7 +24,7 @@ from functools import cached_property
 from .article import Article, Ref
 from .diff import (BodyOp, Change, content_digest, diff_articles, is_current_digest, normalize, normalized_paragraphs,
                    ref_targets)
-from .noise import learn_noise, mask, settle
+from .noise import learn_noise, mask, settle, settle_own
 
 FIXED_AFTER = 3  # identical READ targets in this many captures in a row make them fixed
 SHORT_RATIO = 0.3  # an extraction under this share of the current version's words is suspect
@@ -407,7 +407,7 @@ def _confirmed(history: History, obs: Observation, previous: Version, current: V
     other_swap = (swap[0], boxes.in_swapped(confirmer.article.read_refs)) if swap else None
     own = previous.article  # less what its own two renders disagreed on: an ad one render had
     if previous.second is not None:
-        own, _ = settle(own, own, previous.second)
+        own = settle_own(own, previous.second)
     base, render = settle(own, obs.article, confirmer.article)
     seen, _ = _changes(previous, current, render, swap, obs, base)
     base, render = settle(own, confirmer.article, obs.article)

@@ -150,6 +150,24 @@ def settle(base: Article, render: Article, other: Article) -> tuple[Article, Art
     return _kept(base, keep_base, link_base), _kept(render, keep_render, link_render)
 
 
+def settle_own(article: Article, other: Article) -> Article:
+    """article without what a second render of it (other, fetched right after) did not
+    show alike: what a version holds only by chance of its render (an ad, a teaser an ad
+    pulled into the text) is not held against a later capture lacking it."""
+    paragraphs = _agreed([normalize(p) for p in article.paragraphs], [normalize(p) for p in other.paragraphs])
+    links = _agreed(_link_keys(article), _link_keys(other))
+    return _kept(article, paragraphs, links)
+
+
+def _agreed(mine: list[str], other: list[str]) -> set[int]:
+    """Indexes of mine that other has alike, in the same order."""
+    kept: set[int] = set()
+    for tag, i1, i2, _, _ in SequenceMatcher(None, mine, other, autojunk=False).get_opcodes():
+        if tag == "equal":
+            kept.update(range(i1, i2))
+    return kept
+
+
 def _link_keys(article: Article) -> list[str]:
     return [f"{r.url} {normalize(r.text)}" for r in article.links]
 
