@@ -132,10 +132,14 @@ def batched(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
         yield batch
 
 
+Index = TypeVar("Index", bound="RecordIndex")
+
+
 @contextmanager
-def scratch_index() -> Iterator[RecordIndex]:
+def scratch_index(kind: type[Index] = RecordIndex) -> Iterator[Index]:  # type: ignore[assignment]
+    """An index of ``kind`` in a temporary folder, deleted when done."""
     with tempfile.TemporaryDirectory(prefix="archiver-verify-") as tmp:
-        index = RecordIndex(Path(tmp) / "records.sqlite")
+        index = kind(Path(tmp) / "records.sqlite")
         try:
             yield index
         finally:

@@ -27,7 +27,7 @@ from .index import Placed, cdxj_line
 from .keys import fingerprint, trusted_fingerprint, verify_signature
 from .package import MAX_JSON, READ_ERRORS, BadPackage, Package, parse_json, read_all
 from .proof import ProofChecker, listed_rows
-from .recordindex import RecordIndex
+from .recordindex import RecordIndex, scratch_index
 from .verify import Report, check_pairs, finish_index, scan_records
 from .warcscan import ScannedRecord
 
@@ -71,7 +71,7 @@ def _verify(package: Package, trust: Trust, report: Report) -> None:
     _check_hashes(package, resources, report)
     if WARC not in package.members:
         return
-    with scratch() as records:
+    with scratch_index(PackageRecords) as records:
         warc_hash = _scan_warc(package, records, report)
         _check_hash(WARC, warc_hash, resources.get(WARC), report)
         finish_index(records, report)
@@ -349,14 +349,3 @@ COVERAGE = (f"SELECT CASE WHEN r.type = 'warcinfo' THEN 'warcinfo' WHEN EXISTS (
             f"FROM records r WHERE r.type = 'warcinfo' OR EXISTS (SELECT 1 FROM listed l WHERE l.proven = 1 AND "
             f"{MATCHES}) GROUP BY kind")
 
-
-@contextmanager
-def scratch() -> Iterator[PackageRecords]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="archiver-verify-") as tmp:
-        records = PackageRecords(Path(tmp) / "records.sqlite")
-        try:
-            yield records
-        finally:
-            records.close()
