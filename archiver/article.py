@@ -861,11 +861,11 @@ class _Content:
         text = " ".join((text if text.isascii() else text.translate(INVISIBLE)).split())
         start, self._start = (self._start if self._start is not None else self._here), None
         links, self._pieces, self._pending, self._brs = self._pending, [], [], 0
-        block = signature(start, self._root, text) if start is not None else ""
         if self._is_cta(text) and links:
             box = _read_signature(start, self._root, text, self.cta) if start is not None else ""
             self.read_refs += [Ref(r.url, r.text, box) for r in links]
             return
+        block = signature(start, self._root, text) if start is not None else ""
         links = [Ref(r.url, r.text, block) for r in links]
         if not text or not (_per_render(text, self.title) or _link_list(text, links)):
             self.links += links

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from . import http1
 from .config import CaptureConfig
 from .errors import ConfigError, FetchError, os_error_text
-from .redact import Redactor, new_salt
+from .redact import COOKIE, CREDENTIALS, Redactor, new_salt
 from .warcfile import sha1_label
 
 if TYPE_CHECKING:
@@ -394,7 +394,7 @@ def stored_head(response: http1.Response) -> tuple[http1.Response, bytes]:
 def _credential_headers(cfg: CaptureConfig) -> list[tuple[str, str]]:
     """The configured headers that carry the user's credentials: sent to the hosts of the
     seeds, never to the third-party hosts of their requisites and cross-references."""
-    secret = {"authorization", "cookie"} | {name.lower() for name in cfg.secret_headers}
+    secret = {name.decode() for name in CREDENTIALS | {COOKIE}} | {name.lower() for name in cfg.secret_headers}
     return [(name, value) for name, value in cfg.headers if name.lower() in secret]
 
 

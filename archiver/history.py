@@ -131,7 +131,7 @@ class ReadBoxes:
 
     def observe(self, refs: tuple[Ref, ...], other_edits: bool) -> tuple[tuple[Ref, ...], tuple[Ref, ...]] | None:
         """(before, after) of the fixed boxes whose targets were swapped; None otherwise."""
-        groups = _by_block(refs)
+        groups = _by_cta(refs)
         for block in groups:
             self.boxes.setdefault(block, ReadBox())
         swaps = {block: box.observe(groups.get(block, ()), other_edits) for block, box in self.boxes.items()}
@@ -142,12 +142,13 @@ class ReadBoxes:
 
     def in_swapped(self, refs: tuple[Ref, ...]) -> tuple[Ref, ...]:
         """refs (of another render) standing in the boxes the last observe found swapped."""
-        groups = _by_block(refs)
+        groups = _by_cta(refs)
         return tuple(r for block in self.swapped for r in groups.get(block, ()))
 
     def rotated(self, refs: tuple[Ref, ...], other: tuple[Ref, ...]) -> None:
-        """Two renders of one page: a box whose targets differ between them rotates."""
-        mine, theirs = _by_block(refs), _by_block(other)
+        """Two renders of one page: a box whose targets differ between them rotates (READ
+        targets re-picked between two renders are never an editor's choice)."""
+        mine, theirs = _by_cta(refs), _by_cta(other)
         for block in mine.keys() | theirs.keys():
             if ref_targets(mine.get(block, ())) != ref_targets(theirs.get(block, ())):
                 self.boxes.setdefault(block, ReadBox()).status = "rotating"
@@ -164,7 +165,7 @@ class ReadBoxes:
         return " and ".join(found) or "unknown"
 
 
-def _by_block(refs: tuple[Ref, ...]) -> dict[str, tuple[Ref, ...]]:
+def _by_cta(refs: tuple[Ref, ...]) -> dict[str, tuple[Ref, ...]]:
     """READ refs by box, told apart by their call to action ("read also", "lea también";
     article._read_signature): where a box stands can change with random class names."""
     groups: dict[str, list[Ref]] = {}
@@ -336,8 +337,7 @@ def _observe(history: History, obs: Observation, boxes: ReadBoxes,
     elif obs.confirm and current is not None:
         if current.last == current.first and current.second is None and current.article is not None:
             current.second = obs.article  # what in the version is per-render noise (see _confirmed)
-            if obs.article is not None:
-                _rotating_renders(current.article, obs.article, boxes)
+            boxes.rotated(current.article.read_refs, obs.article.read_refs)
         _extend(current, obs)  # evidence of the decision on the capture before it, never a version
     else:
         _observe_live(history, obs, current, boxes, confirmer if decide else None)
@@ -413,18 +413,8 @@ def _confirmed(history: History, obs: Observation, previous: Version, current: V
     base, render = settle(own, confirmer.article, obs.article)
     again, _ = _changes(previous, current, render, other_swap, confirmer, base)
     agreed = tuple(c for c in seen if c in again)
-    _rotating_between(obs, confirmer, boxes)
+    boxes.rotated(obs.article.read_refs, confirmer.article.read_refs)
     return agreed, False
-
-
-def _rotating_between(obs: Observation, other: Observation, boxes: ReadBoxes) -> None:
-    assert obs.article is not None and other.article is not None
-    _rotating_renders(obs.article, other.article, boxes)
-
-
-def _rotating_renders(article: Article, other: Article, boxes: ReadBoxes) -> None:
-    """READ targets re-picked between two renders are never an editor's choice."""
-    boxes.rotated(article.read_refs, other.read_refs)
 
 
 def _obs_digest(history: History, obs: Observation) -> str:
