@@ -1,6 +1,7 @@
-"""Raw TCP servers on 127.0.0.1 for tests that need bytes no HTTP library would send or
-accept: scripted replies, proxies, a SOCKS server. Each subclass says how it serves one
-connection; accepting, counting and stopping are here."""
+"""Raw TCP servers on a loopback address for tests that need bytes no HTTP library would
+send or accept: scripted replies, proxies, a SOCKS server, a host beyond the archive.
+Each subclass says how it serves one connection; accepting, counting and stopping are
+here."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import threading
 
 
 class Listener:
-    """Accepts on 127.0.0.1 at a free port, each connection served in its own thread."""
+    """Accepts on host (127.0.0.1 unless told) at a free port, each connection served in
+    its own thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.host = host
+        self.listener = socket.create_server((host, 0))
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -22,7 +25,7 @@ class Listener:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def stop(self) -> None:
         self.listener.close()

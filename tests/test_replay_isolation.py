@@ -14,7 +14,6 @@ import json
 import re
 import shutil
 import socket
-import threading
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,6 +21,7 @@ import pytest
 from archiver.replay import Collection, Pywb, running_pywb
 
 from .conftest import make_archive, run_snapshot
+from .rawnet import Listener
 from .site import Site
 
 pytestmark = pytest.mark.slow
@@ -102,28 +102,13 @@ def page(title: str, body: str) -> str:
             f'<article><h1>{title}</h1>{body}</article></body></html>')
 
 
-class OtherHost:
+class OtherHost(Listener):
     """A host beyond the archive (127.0.0.2): counts the connections made to it, when they
     are accepted, and records the first line of every request sent on them."""
 
     def __init__(self) -> None:
-        self.connections = 0
         self.requests: list[bytes] = []
-        self.listener = socket.create_server(("127.0.0.2", 0))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.2:{self.listener.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__("127.0.0.2")
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
