@@ -52,15 +52,6 @@ def _report(members):
                                                                                   b"An innocent headline")
 
 
-def _redate(record: bytes) -> bytes:
-    if b"WARC-Type: response" not in record:
-        return record
-    head, sep, rest = record.partition(b"\r\n\r\n")
-    lines = [b"WARC-Date: 2026-01-01T00:00:00.000000Z" if line.startswith(b"WARC-Date:") else line
-             for line in head.split(b"\r\n")]
-    return b"\r\n".join(lines) + sep + rest
-
-
 def forgeries(forge, archive_key, fresh):
     """name -> members -> forged members."""
     WARC, resign, rewrite_records = forge.WARC, forge.resign, forge.rewrite_records
@@ -83,7 +74,7 @@ def forgeries(forge, archive_key, fresh):
         "(d) no WARC, signed with a fresh key": lambda m: (m.pop(WARC), resign(m, fresh))[1],
         "(d) no WARC, signed with the archive's own key": lambda m: (m.pop(WARC), resign(m, archive_key))[1],
         "(e) response WARC-Date changed, index rebuilt, archive's key":
-            lambda m: (rewrite_records(m, _redate), resign(m, archive_key))[1],
+            lambda m: (rewrite_records(m, forge.redated), resign(m, archive_key))[1],
     }
 
 

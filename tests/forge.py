@@ -147,6 +147,16 @@ def redigest(record: bytes) -> bytes:
     return b"\r\n".join(fixed) + b"\r\n\r\n" + block + b"\r\n\r\n"
 
 
+def redated(record: bytes) -> bytes:
+    """A response record with another WARC-Date (a header outside every block digest)."""
+    if b"WARC-Type: response" not in record:
+        return record
+    head, sep, rest = record.partition(b"\r\n\r\n")
+    lines = [b"WARC-Date: 2026-01-01T00:00:00.000000Z" if line.startswith(b"WARC-Date:") else line
+             for line in head.split(b"\r\n")]
+    return b"\r\n".join(lines) + sep + rest
+
+
 def rewrite_records(members: dict[str, bytes], change: Callable[[bytes], bytes]) -> set[str]:
     """Apply change to every record of the WARC (digests recomputed where it changed one),
     then rebuild the index from the new WARC; the ids of the changed records."""

@@ -20,7 +20,7 @@ from archiver.keys import fingerprint, generate_key, load_key
 from archiver.wacz import Trust, verify_wacz
 
 from .conftest import run_cli
-from .forge import (WARC, build_evidence, gzip, gzip_members, read_members, rehash_ledger, resign,
+from .forge import (WARC, build_evidence, gzip, gzip_members, read_members, redated, rehash_ledger, resign,
                     rewrite_records, write_members)
 
 ORIGINAL, FORGED = b"The office will employ 12 people", b"The office will employ 95 people"
@@ -144,16 +144,7 @@ def test_changed_warc_headers_fail_though_the_block_is_untouched(evidence, packa
     holds the head's digest."""
     config, _ = evidence
     path, members, archive_key, _ = package
-
-    def redate(record: bytes) -> bytes:
-        if b"WARC-Type: response" not in record:
-            return record
-        head, sep, rest = record.partition(b"\r\n\r\n")
-        lines = [b"WARC-Date: 2026-01-01T00:00:00.000000Z" if line.startswith(b"WARC-Date:") else line
-                 for line in head.split(b"\r\n")]
-        return b"\r\n".join(lines) + sep + rest
-
-    rewrite_records(members, redate)
+    rewrite_records(members, redated)
     write_members(path, resign(members, archive_key))
     text = problems(path, trusted(config))
     assert "is not, as it is, in a ledger entry" in text and "digest" not in text
