@@ -12,6 +12,7 @@ import itertools
 import random
 import threading
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import pytest
 
@@ -42,6 +43,7 @@ class Page:
     status: int = 200
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     renders: itertools.count = field(default_factory=itertools.count)
+    box: Callable[[], str] | None = None  # one more box at the article's end, rendered anew each time
 
     def render(self) -> bytes:
         n = next(self.renders)
@@ -53,6 +55,8 @@ class Page:
         body.insert(1, f"<p>{self.rng.randint(100, 9999):,} people are reading this story right now</p>")
         body.append(f'<aside class="related-content"><strong>Read also:</strong> '
                     f'<a href="{self.read[0]}">{self.read[1]}</a></aside>')
+        if self.box is not None:
+            body.append(self.box())
         return (f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
                 f"{''.join(body)}</article></body></html>").encode()
 
@@ -210,15 +214,9 @@ def test_a_rotating_related_box_beside_a_fixed_read_box_hides_no_swap(news, rota
     box on every render does not make the editor's box rotating too, whether it stands
     elsewhere or alike, under another call to action."""
     site, config = news
-    page = Page()
     pool = itertools.count()
-
-    def with_rotating_box(h) -> None:
-        n = next(pool)
-        box = rotating.format(link=f'<a href="/2025/{n}/">Older story {n}</a>')
-        send(h, 200, page.render().replace(b"</article>", box.encode() + b"</article>"), "text/html; charset=utf-8")
-    site.routes["/story/"] = with_rotating_box
-    url = site.url("/story/")
+    page = Page(box=lambda: rotating.format(link=f'<a href="/2025/{(n := next(pool))}/">Older story {n}</a>'))
+    url = site.serve("/story/", page)
     for _ in range(3):
         history = run_snapshot(config, url).histories[url]
     assert [v.kinds for v in history.versions] == [()] and history.read_boxes == "fixed and rotating"
@@ -232,14 +230,8 @@ def test_a_swap_to_a_title_of_another_shape_is_confirmed(news):
     """A READ box's signature may carry words of the title it links (its text reads
     "READ Ferry timetable: ..."): the box is the same box after the swap."""
     site, config = news
-    page = Page()
     read = ["/2026/05/ferry/", "Ferry timetable: summer changes"]
-
-    def bare_read_box(h) -> None:
-        box = f'<div><strong>READ</strong> <a href="{read[0]}">{read[1]}</a></div>'
-        send(h, 200, page.render().replace(b"</article>", box.encode() + b"</article>"), "text/html; charset=utf-8")
-    site.routes["/story/"] = bare_read_box
-    url = site.url("/story/")
+    url = site.serve("/story/", Page(box=lambda: f'<div><strong>READ</strong> <a href="{read[0]}">{read[1]}</a></div>'))
     for _ in range(3):
         run_snapshot(config, url)
     read[:] = ["/2026/06/tender/", "Tender documents published"]
@@ -252,15 +244,13 @@ def test_a_read_box_under_a_random_class_name_stays_one_box(news):
     """CSS-in-JS class names change on every render ("related-qxkzt"): a READ box is the
     same box whatever its element is called."""
     site, config = news
-    page, rng = Page(), random.Random(3)
+    rng = random.Random(3)
 
-    def random_classes(h) -> None:
+    def random_classes() -> str:
         suffix = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(6))
-        box = (f'<div class="related-{suffix}"><b>Related:</b> <a href="/2026/01/chicago/">Chicago is '
-               f'America\'s most segregated city</a></div>')
-        send(h, 200, page.render().replace(b"</article>", box.encode() + b"</article>"), "text/html; charset=utf-8")
-    site.routes["/story/"] = random_classes
-    url = site.url("/story/")
+        return (f'<div class="related-{suffix}"><b>Related:</b> <a href="/2026/01/chicago/">Chicago is '
+                f'America\'s most segregated city</a></div>')
+    url = site.serve("/story/", Page(box=random_classes))
     for _ in range(5):
         history = run_snapshot(config, url).histories[url]
     assert [v.kinds for v in history.versions] == [()] and history.read_boxes == "fixed"
