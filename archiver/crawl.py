@@ -69,7 +69,6 @@ class Job:
     redirects: int = 0
     seed_chain: bool = False
     attempt: int = 0
-    shared_seed: bool = False  # other processes may capture it: claimed when it starts
     confirm: bool = False  # a second render of a page whose capture showed a change
     reach: frozenset[str] | None = None  # non-public addresses it may connect to (None: any, a seed)
     spent: float = 0.0  # seconds its earlier attempts took (retries share total_timeout)
@@ -235,26 +234,22 @@ class Crawler:
     def __init__(self, archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None,
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
                  on_seed_done: Callable[[Batch, str], None] = lambda b, s: None,
-                 claim: Callable[[str], bool] = lambda url: True, cfg: CaptureConfig | None = None,
+                 cfg: CaptureConfig | None = None,
                  summaries: bool = True, on_stored: Callable[[], None] = lambda: None):
         """``on_stored()`` follows the ``on_result`` calls of each stored batch.
-        ``claim(url)`` says whether this crawler may fetch a URL that is not one of its
-        seeds, or a shared seed (see ``submit``): it is False when another process
-        capturing the same snapshot has it.
         ``summaries=False`` (archiver run, which takes each seed from on_seed_done) keeps
         no batch summary: a batch lasts until its slowest seed is stored, and its summary
         would hold every other seed's results and history until then."""
         self.archive = archive
         self.summaries = summaries
         self.cfg = cfg or archive.config.capture
-        self.claim = claim
         self.on_result, self.on_batch_done, self.on_seed_done = on_result, on_batch_done, on_seed_done
         self.on_stored = on_stored
         self.fetcher = Fetcher(self.cfg, archive.clock, redaction_salt(archive.config.root))
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
         self.batches: dict[str, Batch] = {}
-        self.inbox: queue.SimpleQueue[tuple[list[str], str, bool]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
         self.fetches = FetchPool(self._fetch, self.cfg.concurrency, self.fetcher.cancel)
         self._resolved: set[tuple[str, str]] = set()  # (snapshot, host) already resolved
         self._resolving = threading.Lock()  # for _resolved, shared by the fetch threads
@@ -265,12 +260,9 @@ class Crawler:
 
     # ---- feeding (any thread) ----------------------------------------------------------
 
-    def submit(self, seeds: list[str], snapshot_id: str = "", shared: bool = False) -> None:
-        """Queue normalised seed URLs as one new batch and wake the crawl loop. ``shared``:
-        other processes capture the same snapshot from the same seeds; each seed is
-        captured by the first to claim it, when it starts, and left out of the others'
-        summaries (never fetched as a cross-reference either)."""
-        self.inbox.put((seeds, snapshot_id or os.urandom(16).hex(), shared))
+    def submit(self, seeds: list[str]) -> None:
+        """Queue normalised seed URLs as one new batch and wake the crawl loop."""
+        self.inbox.put(seeds)
         self.wake()
 
     def wake(self) -> None:
@@ -310,18 +302,7 @@ class Crawler:
     def _dispatch(self) -> None:
         """Start queued fetches while there is room."""
         while self._in_flight() < self.cfg.concurrency and (job := self.slots.take()):
-            if job.shared_seed:
-                if not self.claim(job.url):
-                    self.slots.done(job)
-                    self._leave_seed(self.batches[job.reached.snapshot], job.url)
-                    continue
-                job = replace(job, shared_seed=False)  # this process's now, with its redirects and retries
             self.fetches.submit(job)
-
-    def _leave_seed(self, batch: Batch, seed: str) -> None:
-        """A shared seed another process has claimed: no part of this batch."""
-        del batch.summary.seeds_ok[seed], batch.pending[seed]
-        self._finish_batch_if_done(batch)
 
     def _timeout(self) -> float | None:
         idle_close = self.archive.config.storage.warc_idle_close if self.archive.writer.current else None
@@ -353,14 +334,14 @@ class Crawler:
 
     def _take_inbox(self) -> None:
         while not self.inbox.empty():
-            seeds, snapshot_id, shared = self.inbox.get()
-            batch = Batch(snapshot_id)
+            seeds = self.inbox.get()
+            batch = Batch(os.urandom(16).hex())
             self.batches[batch.id] = batch
             for seed in seeds:
                 batch.summary.seeds_ok[seed] = False
                 batch.pending[seed] = 0
                 self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id, chain=True), is_page=True,
-                                         seed_chain=True, shared_seed=shared), claimed=True)
+                                         seed_chain=True))
             if not seeds:
                 self._finish_batch(batch)
 
@@ -612,12 +593,10 @@ class Crawler:
         elif job.seed_chain:
             batch.summary.seeds_ok[job.reached.seed] = True  # a loop: the chain's responses are captured
 
-    def _enqueue(self, batch: Batch, job: Job, claimed: bool = False) -> bool:
+    def _enqueue(self, batch: Batch, job: Job) -> bool:
         if job.url in batch.seen:
             return False
         batch.seen.add(job.url)
-        if not claimed and not self.claim(job.url):
-            return False
         batch.pending[job.reached.seed] += 1
         batch.fetches += 1
         self.slots.add(job)

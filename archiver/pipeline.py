@@ -22,7 +22,6 @@ from .config import Config
 from .crawl import Batch, Crawler
 from .index import warc_captures, write_cdxj
 from .ledger import Ledger
-from .parallel import parallel_snapshot, process_count
 from .locks import UrlLocks, WriterLock
 from .seeds import normalize_url
 from .tracking import load_history, observe_from_warcs, rebuild_histories
@@ -57,13 +56,10 @@ def snapshot(archive: Archive, urls: Iterable[str],
     seeds = list(dict.fromkeys(normalize_url(u) for u in urls))
     locks = UrlLocks(archive.config.storage.lock_dir)
     try:
-        for seed in sorted(seeds):  # one order for every process: no deadlock between two snapshots
+        for seed in sorted(seeds):  # one order for every snapshot: no deadlock between two of them
             if not locks.acquire(seed):
                 log.info("waiting: another process is capturing %s", seed)
                 locks.acquire(seed, wait=True)
-        processes = process_count(archive.config, len(seeds))
-        if processes > 1:
-            return parallel_snapshot(archive, seeds, processes, on_result)
         return _crawl(archive, seeds, on_result)
     finally:
         locks.release_all()

@@ -44,7 +44,7 @@ def build_evidence(root: Path) -> tuple[Config, Path]:
         site.page(path, f"<html><body><p>Page {path}.</p></body></html>")
     url = news.url("wordpress")
     _answer_after(site, "/unrelated-investigation/", "/article/wordpress/")
-    config = make_archive(root / "a", requisites="false", processes="1")  # one process: one checkpoint after both
+    config = make_archive(root / "a", requisites="false")  # one process: one checkpoint after both
     assert run_cli("keygen", cwd=config.root).returncode == 0
     try:
         run_snapshot(config, url, site.url("/unrelated-investigation/"))

@@ -192,7 +192,7 @@ def test_a_capture_no_signed_checkpoint_covers_yet_is_not_exported(site, tmp_pat
     site.page("/a/", "<html><body><div class='entry-content'><p>" + "Words. " * 40 +
               "<a href='/b/'>b</a></p></div></body></html>")
     site.routes["/b/"] = lambda h: (release.wait(60), send(h, 200, b"<html><body>b</body></html>", "text/html"))
-    config = make_archive(tmp_path / "a", requisites="false", processes="1")
+    config = make_archive(tmp_path / "a", requisites="false")
     assert run_cli("keygen", cwd=config.root).returncode == 0
     out = tmp_path / "early.wacz"
     archive = Archive(config)

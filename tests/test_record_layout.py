@@ -87,7 +87,7 @@ def captured(tmp_path_factory) -> Captured:
     dead.bind(("127.0.0.1", 0))  # bound and never listening: a connection is refused
     try:
         serve(site)
-        config = make_archive(tmp_path_factory.mktemp("layout") / "archive", processes="1")
+        config = make_archive(tmp_path_factory.mktemp("layout") / "archive")
         base = f"http://{HOST}:{site.server.server_address[1]}"
         failed = f"http://{HOST}:{dead.getsockname()[1]}/gone/"
         for when in TIMES:
