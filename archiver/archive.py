@@ -89,7 +89,7 @@ class Archive:
         self.catalog = Catalog(config.storage.catalog)
         self.ledger = Ledger(config.evidence.ledger)
         self.key = signing_key(config.evidence.key)
-        if self.key is None and (recorded := self.catalog.recorded_key()):
+        if self.key is None and (recorded := self.catalog.ledger.recorded_key()):
             self.catalog.close()
             self.writing.close()
             raise ArchiverError(f"{config.evidence.key} is missing, but this archive has signed with key "
@@ -116,7 +116,7 @@ class Archive:
         placed = self.writer.write_groups(groups)
         rows = [self._row(ex, reached, links, records, written)
                 for (ex, reached, links), records, written in zip(batch, groups, placed)]
-        ids = self.catalog.add_captures(rows)
+        ids = self.catalog.captures.add_many(rows)
         self._ledger(batch, groups, placed, ids)
         results = []
         for (ex, reached, _), (row, _), capture_id in zip(batch, rows, ids):
@@ -132,7 +132,7 @@ class Archive:
         payloads = [capture_entry(ex.url, written[0].warc, now, records, written)
                     for (ex, _, _), records, written in zip(batch, groups, placed)]
         entries = self.ledger.append(payloads)
-        self.catalog.mark_ledgered([(i, e["seq"]) for i, e in zip(ids, entries)],
+        self.catalog.ledger.mark([(i, e["seq"]) for i, e in zip(ids, entries)],
                                    (entries[-1]["seq"], entries[-1]["hash"]))
         self.since_checkpoint += len(entries)
         if self.since_checkpoint >= self.config.evidence.checkpoint_every:
@@ -141,8 +141,8 @@ class Archive:
     def checkpoint(self) -> None:
         """A signed checkpoint in the ledger, and a copy in the catalog."""
         entry = self.ledger.checkpoint(self._signing_key, warc_date(self.clock()))
-        self.catalog.add_checkpoint(entry)
-        self.catalog.mark_ledgered([], (entry["seq"], entry["hash"]))
+        self.catalog.ledger.add_checkpoint(entry)
+        self.catalog.ledger.mark([], (entry["seq"], entry["hash"]))
         self.since_checkpoint = 0
 
     def _signing_key(self) -> SigningKey | None:
@@ -165,7 +165,7 @@ class Archive:
         """Earlier responses with the same (URL, payload digest): these exchanges are
         written as revisits of them."""
         keys = [(ex.url, ex.payload_digest) for ex in exchanges if ex.response_head is not None and not ex.truncated]
-        return {key: Original(*found) for key, found in self.catalog.find_originals(keys).items()}
+        return {key: Original(*found) for key, found in self.catalog.captures.find_originals(keys).items()}
 
     def close(self) -> None:
         self.writer.close()
@@ -204,7 +204,7 @@ def create_key(config: Config, now: str) -> SigningKey:
         return made[0]
 
     try:
-        recorded = catalog.recorded_key()
+        recorded = catalog.ledger.recorded_key()
         if recorded and not config.evidence.key.exists():
             raise UsageError(f"{config.evidence.key} is missing, but this archive has signed with key "
                              f"{recorded[:24]}...: restore the key file; an archive keeps its key")
@@ -215,8 +215,8 @@ def create_key(config: Config, now: str) -> SigningKey:
                 config.evidence.key.unlink(missing_ok=True)
                 config.evidence.key.with_name(config.evidence.key.name + ".pub").unlink(missing_ok=True)
             raise
-        catalog.add_checkpoint(entry)
-        catalog.mark_ledgered([], (entry["seq"], entry["hash"]))
+        catalog.ledger.add_checkpoint(entry)
+        catalog.ledger.mark([], (entry["seq"], entry["hash"]))
         return made[0]
     finally:
         ledger.close()
@@ -273,7 +273,7 @@ def recover_ledger(config: Config, catalog: Catalog, ledger: Ledger, now: str) -
     linked to their entries; the others are appended and marked before the lock is let
     go, so two processes opening the archive at once cannot both recover them."""
     warc_dir = config.storage.warc_dir
-    candidates = [row for row in catalog.unledgered() if (warc_dir / row.warc).exists()]
+    candidates = [row for row in catalog.ledger.unledgered() if (warc_dir / row.warc).exists()]
     if not candidates:
         return 0
     records = {}
@@ -286,16 +286,16 @@ def recover_ledger(config: Config, catalog: Catalog, ledger: Ledger, now: str) -
     missing: list[CaptureRow] = []
 
     def payloads(count: int, head: str) -> list[dict[str, Any]]:
-        rows = [row for row in catalog.unledgered() if (row.warc, row.offset) in records]
+        rows = [row for row in catalog.ledger.unledgered() if (row.warc, row.offset) in records]
         held = ledger.seqs_holding({(row.warc, row.offset) for row in rows})
         if held:
-            catalog.mark_ledgered([(catalog.capture_id(*key) or 0, seq) for key, seq in held.items()], (count, head))
+            catalog.ledger.mark([(catalog.captures.id_at(*key) or 0, seq) for key, seq in held.items()], (count, head))
         missing[:] = [row for row in rows if (row.warc, row.offset) not in held]
         return [capture_entry(row.url, row.warc, now, *records[(row.warc, row.offset)], recovered=True)
                 for row in missing]
 
     def mark(entries: list[dict[str, Any]]) -> None:
-        catalog.mark_ledgered([(catalog.capture_id(r.warc, r.offset) or 0, e["seq"]) for r, e in zip(missing, entries)],
+        catalog.ledger.mark([(catalog.captures.id_at(r.warc, r.offset) or 0, e["seq"]) for r, e in zip(missing, entries)],
                               (entries[-1]["seq"], entries[-1]["hash"]))
 
     entries = ledger.append_made(payloads, then=mark)
@@ -314,7 +314,7 @@ def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:
     for path in find_abandoned(warc_dir):
         def catalog_it(open_path: Path, name: str) -> None:
             for row, xrefs in warc_captures(open_path, name):
-                catalog.add_capture(row, xrefs)
+                catalog.captures.add(row, xrefs)
         try:
             final, dropped = repair_open_file(path, catalog_it)
         except (BlockingIOError, FileNotFoundError):

@@ -285,7 +285,7 @@ def cmd_captures(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     catalog = open_catalog(config)
     try:
-        rows = catalog.captures(args.url)
+        rows = catalog.captures.rows(args.url)
     finally:
         catalog.close()
     if args.json:
@@ -343,7 +343,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     since = parse_since(args.since, now)
     catalog = open_catalog(config)
     try:
-        events = [change_event_json(r) for r in catalog.changes_since(since)]
+        events = [change_event_json(r) for r in catalog.history.changes_since(since)]
         write_feed(catalog, config, warc_date(now))
     finally:
         catalog.close()

@@ -52,7 +52,7 @@ class Exported:
 def select(catalog: Catalog, urls: list[str], since: str | None) -> list[CaptureRow]:
     """Captures of these URLs (as pages or as seeds) since a time, plus the originals
     their revisits refer to."""
-    everything = catalog.captures()
+    everything = catalog.captures.rows()
     rows = [r for r in everything if (not urls or r.url in urls or r.seed in urls)
             and (since is None or r.fetched_at >= since)]
     if not rows:
@@ -158,7 +158,7 @@ def export_wacz(config: Config, out: Path, urls: list[str], since: str | None = 
     catalog = Catalog(config.storage.catalog, holding=reading(config.storage.lock_dir))
     try:
         rows = select(catalog, urls, since)
-        titles = catalog.article_titles()
+        titles = catalog.history.article_titles()
     finally:
         catalog.close()
     key = load_key(config.evidence.key)

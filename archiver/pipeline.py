@@ -43,11 +43,11 @@ def relink_ledger(catalog: Catalog, ledger: Ledger) -> None:
     """Which ledger entry holds each capture, read back from the ledger file."""
     pairs = []
     for warc, offset, seq in ledger.capture_records():
-        capture_id = catalog.capture_id(warc, offset)
+        capture_id = catalog.captures.id_at(warc, offset)
         if capture_id is not None:
             pairs.append((capture_id, seq))
     if pairs:
-        catalog.mark_ledgered(pairs, ledger.head())
+        catalog.ledger.mark(pairs, ledger.head())
 
 
 def snapshot(archive: Archive, urls: Iterable[str],
@@ -125,7 +125,7 @@ def _index_file(catalog: Catalog, path: Path, index_dir: Path) -> tuple[int, Dam
     records, readable = _whole_records(path)
     size = path.stat().st_size
     with _readable_part(path, readable if readable < size else None) as whole:
-        count = sum(catalog.add_capture(row, xrefs) is not None for row, xrefs in warc_captures(whole, path.name))
+        count = sum(catalog.captures.add(row, xrefs) is not None for row, xrefs in warc_captures(whole, path.name))
         write_cdxj(whole, index_dir)
     return count, (Damaged(path.name, readable, size, records, count) if readable < size else None)
 

@@ -83,7 +83,7 @@ class Runner:
                 raise
             log.error("seed files not reloaded: %s", e)
             return
-        added, removed = self.dispatch_catalog.sync_schedule(
+        added, removed = self.dispatch_catalog.schedule.sync(
             {url: url_host(url) for url in self.tracked}, self.clock().timestamp())
         log.info("tracking %d URLs (%d new, %d no longer tracked)", len(self.tracked), added, removed)
 
@@ -97,14 +97,14 @@ class Runner:
         now = self.clock().timestamp()
         with self._running_lock:
             room = min(self.config.schedule.batch, 2 * self.config.schedule.batch - len(self.running))
-            due = self.dispatch_catalog.due(now, room, self.running) if room > 0 else []
+            due = self.dispatch_catalog.schedule.due(now, room, self.running) if room > 0 else []
             taken = [url for url in due if self.locks.acquire(url)]
             self.running.update(taken)  # from here on, every taken URL is released when its snapshot is stored
         if taken:
             self.crawler.submit(taken)
             self.dispatched += len(taken)
             log.info("dispatching %d due URL(s)", len(taken))
-            self.dispatch_catalog.mark_started(taken, now)
+            self.dispatch_catalog.schedule.mark_started(taken, now)
         return len(taken)
 
     # ---- crawler thread --------------------------------------------------------------------
@@ -115,9 +115,9 @@ class Runner:
         tracked = self.tracked.get(seed)
         schedule = tracked.schedule if tracked else schedule_of(Seed(seed), self.config.schedule)
         due = next_due(schedule, self.config.schedule, now, self._quiet_since(seed), self.rng)
-        self.archive.catalog.mark_finished([(seed, due.timestamp(), _result_of(batch, seed), now.timestamp())])
+        self.archive.catalog.schedule.mark_finished([(seed, due.timestamp(), _result_of(batch, seed), now.timestamp())])
         sc = self.config.schedule
-        self.archive.catalog.record_host_outcomes(_host_outcomes(batch, seed), now.timestamp(), sc.host_failures,
+        self.archive.catalog.schedule.record_host_outcomes(_host_outcomes(batch, seed), now.timestamp(), sc.host_failures,
                                                   sc.host_backoff, sc.host_backoff_max)
         with self._running_lock:
             self.running.discard(seed)
@@ -125,10 +125,10 @@ class Runner:
 
     def _quiet_since(self, url: str) -> datetime:
         """When the article last changed (its newest version began), else when first tracked."""
-        changed = self.archive.catalog.last_change(url)
+        changed = self.archive.catalog.history.last_change(url)
         if changed:
             return datetime.strptime(changed, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-        added = self.archive.catalog.added_at(url)
+        added = self.archive.catalog.schedule.added_at(url)
         return datetime.fromtimestamp(added, timezone.utc) if added is not None else self.clock()
 
     # ---- running -----------------------------------------------------------------------------

@@ -20,8 +20,8 @@ def tracking_list(config: Config) -> list[dict[str, Any]]:
     tracked = tracked_seeds(config)
     catalog = open_catalog(config)
     try:
-        state = {r["url"]: r for r in catalog.schedule_rows()}
-        last = catalog.last_observed()
+        state = {r["url"]: r for r in catalog.schedule.rows()}
+        last = catalog.history.last_observed()
     finally:
         catalog.close()
     rows = []
@@ -38,12 +38,12 @@ def archive_status(config: Config, now: datetime) -> dict[str, Any]:
     locks = UrlLocks(config.storage.lock_dir)
     catalog = open_catalog(config)
     try:
-        scheduled = {r["url"]: r["next_due"] for r in catalog.schedule_rows()}
+        scheduled = {r["url"]: r["next_due"] for r in catalog.schedule.rows()}
         due = sum(1 for url, at in scheduled.items() if url in tracked and at <= now.timestamp())
         new = sum(1 for url in tracked if url not in scheduled)  # due at the first look of archiver run
         hosts = [{"host": r["host"], "failures": r["failures"], "last_error": r["last_error"],
                   "backoff_until": _iso(r["backoff_until"]) if r["backoff_until"] > now.timestamp() else None}
-                 for r in catalog.host_rows()]
+                 for r in catalog.schedule.host_rows()]
     finally:
         catalog.close()
     sizes = [_size(p) for p in config.storage.warc_dir.glob("*.warc.gz*")]
@@ -62,7 +62,7 @@ def _size(path) -> int:
 def latest_captures(catalog) -> list:
     """The newest end-of-chain capture of every tracked URL that got a response."""
     latest: dict[str, Any] = {}
-    for row in catalog.captures():
+    for row in catalog.captures.rows():
         if row.chain and row.status is not None and row.record != "failed":
             latest[row.seed] = row
     return [latest[seed] for seed in sorted(latest)]

@@ -50,7 +50,7 @@ def article_for(status: int | None, content_type: str, body: bytes | None, url: 
 
 def record_observation(catalog: Catalog, capture_id: int, tracked_url: str, final_url: str,
                        challenge: str, article: Article | None) -> None:
-    catalog.add_observation(capture_id, tracked_url, final_url, challenge,
+    catalog.history.add_observation(capture_id, tracked_url, final_url, challenge,
                             article.extractor if article else f"archiver/{EXTRACTOR_VERSION}",
                             json.dumps(asdict(article), ensure_ascii=False) if article else None)
 
@@ -73,8 +73,8 @@ def load_history(catalog: Catalog, tracked_url: str, confirm: bool = True) -> Hi
         Observation(CaptureRef(r["warc"], r["offset"], r["fetched_at"]), r["status"], r["final_url"],
                     article_from_json(r["article"]), r["error"], r["challenge"], r["content_digest"] or "",
                     confirm=r["role"] == "confirm")
-        for r in catalog.observations(tracked_url)]
-    return build_history(observations, catalog.noise(url_host(tracked_url)), confirm)
+        for r in catalog.history.observations(tracked_url)]
+    return build_history(observations, catalog.history.noise(url_host(tracked_url)), confirm)
 
 
 def update_history(catalog: Catalog, tracked_url: str, confirm: bool = True) -> History:
@@ -83,7 +83,7 @@ def update_history(catalog: Catalog, tracked_url: str, confirm: bool = True) -> 
     content digests stored are of the observations read."""
     with catalog.transaction():
         history = load_history(catalog, tracked_url, confirm)
-        catalog.add_noise(url_host(tracked_url), history.learned)
+        catalog.history.add_noise(url_host(tracked_url), history.learned)
         versions, changes = [], []
         for v in history.versions:
             versions.append((tracked_url, v.number, v.first.fetched_at, v.last.fetched_at, v.captures,
@@ -94,7 +94,7 @@ def update_history(catalog: Catalog, tracked_url: str, confirm: bool = True) -> 
                          since.fetched_at, v.first.warc, v.first.offset, v.first.fetched_at) for c in v.changes]
         digests = [(stored_digest(history, capture, digest), capture.warc, capture.offset)
                    for capture, digest in history.computed.items()]
-        catalog.replace_history(tracked_url, versions, changes, digests)
+        catalog.history.replace(tracked_url, versions, changes, digests)
     return history
 
 
@@ -105,7 +105,7 @@ def rebuild_histories(catalog: Catalog, urls: set[str], confirm: bool,
     for url in sorted(urls):
         on_url(url)
         update_history(catalog, url, confirm)
-    if catalog.has_noise():
+    if catalog.history.has_noise():
         for url in sorted(urls):
             update_history(catalog, url, confirm)
 
@@ -115,8 +115,8 @@ def observe_from_warcs(catalog: Catalog, config: Config, only_missing: bool = Tr
     """Extract an observation for every chain-end capture (without one, if only_missing;
     in one WARC file, if only_warc) from the WARC payloads; returns the tracked URLs touched."""
     touched = set()
-    have = catalog.observed_capture_ids() if only_missing else set()
-    for row in catalog.chain_ends():
+    have = catalog.history.observed_capture_ids() if only_missing else set()
+    for row in catalog.captures.chain_ends():
         if row["id"] in have or (only_warc is not None and row["warc"] != only_warc):
             continue
         headers, body = _payload(catalog, config.storage.warc_dir, row)
@@ -133,7 +133,7 @@ def _payload(catalog: Catalog, warc_dir: Path, row) -> tuple[Any, bytes | None]:
         return None, None
     headers, _ = read_response(warc_dir / row["warc"], row["offset"], 0)
     if row["record"] == "revisit":
-        location = catalog.record_location(row["refers_to"])
+        location = catalog.captures.location_of(row["refers_to"])
         if location is None:
             return headers, None
         original_headers, body = read_response(warc_dir / location[0], location[1], PARSE_LIMIT)
@@ -150,7 +150,7 @@ def reextract(config: Config, on_url: Callable[[str], None] = lambda url: None) 
     alone.take_alone("reextract")
     catalog = Catalog(config.storage.catalog)
     try:
-        catalog.clear_observations()
+        catalog.history.clear()
         urls = observe_from_warcs(catalog, config, only_missing=False)
         rebuild_histories(catalog, urls, config.detect.confirm, on_url)
         return len(urls)
@@ -163,7 +163,7 @@ def write_feed(catalog: Catalog, config: Config, now: str) -> Path | None:
     """Rewrite the Atom feed of the latest change events (atomically)."""
     if config.report.feed is None:
         return None
-    events = [change_event_json(r) for r in catalog.latest_changes(config.report.feed_entries)]
+    events = [change_event_json(r) for r in catalog.history.latest_changes(config.report.feed_entries)]
     target = config.report.feed
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # several processes may write it
     tmp.write_text(atom_feed(events, now), encoding="utf-8")

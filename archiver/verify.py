@@ -153,7 +153,7 @@ def check_catalog(catalog: Catalog, records: RecordIndex, report: Report) -> Non
     """Every row points at its record (the one with its id) with its digests: rows are
     read in batches, their records asked for by id in one query per batch."""
     count = 0
-    for rows in batched(catalog.iter_captures()):
+    for rows in batched(catalog.captures.iter()):
         found = records.by_ids([row.record_id for row in rows])
         for row in rows:
             _check_row(row, found.get(row.record_id), records, report)
@@ -182,7 +182,7 @@ def check_ledger(config: Config, catalog: Catalog, records: RecordIndex, report:
     the catalog keeps copies of (marked in the index, compared after)."""
     ledger = Ledger(config.evidence.ledger)
     key = public_key(config.evidence.key)
-    head = catalog.ledger_head()
+    head = catalog.ledger.head()
     name = ledger.path.name
 
     captures: list[dict] = []  # capture entries waiting for their records, checked a batch at a time
@@ -198,7 +198,7 @@ def check_ledger(config: Config, catalog: Catalog, records: RecordIndex, report:
         if entry.get("type") in ("checkpoint", "key") or (head is not None and seq == head[0]):
             records.mark(seq, entry)
 
-    chain = check_chain(ledger, key or catalog.recorded_key(), on_entry)
+    chain = check_chain(ledger, key or catalog.ledger.recorded_key(), on_entry)
     _check_entries(captures, records, report)
     for p in chain.problems:
         report.add(f"{name}:{p.line}", p.message)
@@ -248,7 +248,7 @@ def _check_against_catalog(head, catalog: Catalog, records: RecordIndex, count: 
         elif (records.marked(seq) or {}).get("hash") != digest:
             report.add(name, f"entry {seq} is not the one recorded as the ledger head: "
                        "the chain was rewritten")
-    for saved in catalog.iter_checkpoints():
+    for saved in catalog.ledger.iter_checkpoints():
         entry = records.marked(saved["seq"])
         if entry is None:
             report.add(name, f"checkpoint at entry {saved['seq']} ({saved['time']}) "

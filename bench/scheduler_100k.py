@@ -535,7 +535,7 @@ def scheduler_overhead(root: Path, copy: Path, args: argparse.Namespace) -> dict
     hosts = {u: url_host(u) for u in tracked}
     empty = Catalog(copy / "empty.sqlite")
     t, c = time.perf_counter(), time.process_time()
-    empty.sync_schedule(hosts, time.time())
+    empty.schedule.sync(hosts, time.time())
     out["sync_schedule_empty"] = {"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c}
     empty.close()
 

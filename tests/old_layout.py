@@ -69,7 +69,7 @@ def make(out: Path) -> None:  # pragma: no cover - run by hand with the old code
         finally:
             archive.close()
     catalog = Catalog(config.storage.catalog)
-    captures, xrefs = catalog.dump()
+    captures, xrefs = catalog.captures.dump()
     catalog.close()
     (out / "catalog.json").write_text(json.dumps({"captures": captures, "xrefs": xrefs}, indent=1) + "\n")
     site.stop()

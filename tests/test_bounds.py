@@ -56,7 +56,7 @@ def test_links_past_max_links_per_page_are_listed_not_fetched_and_the_capture_sa
     assert f"{seed.url}: 35 links not followed (max_links_per_page 5)" in caplog.text
     catalog = Catalog(config.storage.catalog)
     try:
-        [row] = [r for r in catalog.captures(seed.url) if r.role == "seed"]
+        [row] = [r for r in catalog.captures.rows(seed.url) if r.role == "seed"]
     finally:
         catalog.close()
     assert row.error == seed.error

@@ -50,7 +50,7 @@ def start_snapshot(config, *urls) -> subprocess.Popen:
 
 def assert_catalog_matches_warcs(config):
     catalog = Catalog(config.storage.catalog)
-    caps, refs = catalog.dump()
+    caps, refs = catalog.captures.dump()
     catalog.close()
     rebuilt = [astuple(row) for path in warc_files(config) for row, _ in warc_captures(path)]
     warc, offset = COLUMNS.index("warc"), COLUMNS.index("offset")
@@ -103,7 +103,7 @@ def test_torn_tail_record_is_cut_back_to_the_last_whole_group(site, tmp_path):
         torn = config.storage.warc_dir / (path.name + ".open")
         torn.write_bytes(path.read_bytes()[:cut])
         catalog = open_catalog(config)
-        rows = catalog.captures()
+        rows = catalog.captures.rows()
         catalog.close()
         [repaired] = warc_files(config)
         assert warcio_check(repaired).returncode == 0
@@ -269,7 +269,7 @@ def test_captures_in_the_ledger_but_not_marked_in_the_catalog_are_linked_not_led
     added = [json.loads(line) for line in config.evidence.ledger.read_text()[len(before):].splitlines()]
     assert [e["type"] for e in added] in ([], ["checkpoint"])  # no capture ledgered twice
     catalog = Catalog(config.storage.catalog)
-    assert catalog.unledgered() == []
+    assert catalog.ledger.unledgered() == []
     catalog.close()
     assert verify_archive(config).ok
 

@@ -237,7 +237,7 @@ def test_each_content_digest_is_worked_out_once_and_stored(news):
     capture(config, url, times=3)
     catalog = Catalog(config.storage.catalog)
     # A confirming fetch's digest is never compared, so never worked out.
-    rows = [r for r in catalog.observations(url) if r["role"] != "confirm"]
+    rows = [r for r in catalog.history.observations(url) if r["role"] != "confirm"]
     assert [r["content_digest"] for r in rows] == [content_digest(article_from_json(r["article"])) for r in rows]
     assert load_history(catalog, url).computed == {}
     # reextract records the observations again: a stored digest, even a wrong one, goes.
@@ -246,7 +246,7 @@ def test_each_content_digest_is_worked_out_once_and_stored(news):
     catalog.close()
     assert reextract(config) == 1
     catalog = Catalog(config.storage.catalog)
-    rows = [r for r in catalog.observations(url) if r["role"] != "confirm"]
+    rows = [r for r in catalog.history.observations(url) if r["role"] != "confirm"]
     assert [r["content_digest"] for r in rows] == [content_digest(article_from_json(r["article"])) for r in rows]
     catalog.close()
 

@@ -194,7 +194,7 @@ def test_slow_drip_body_is_cut_at_total_timeout(site, tmp_path):
     assert result.status == 200 and result.record == "response"
     from archiver.catalog import Catalog
     catalog = Catalog(config.storage.catalog)
-    [row] = catalog.captures()
+    [row] = catalog.captures.rows()
     catalog.close()
     assert row.truncated == "time"
 

@@ -273,7 +273,7 @@ def test_an_old_layout_archive_reindexes_to_its_catalog_and_replays(tmp_path):
     result = reindex(config)
     assert (result.files, result.captures, result.damaged) == (2, len(expected["captures"]), [])
     catalog = Catalog(config.storage.catalog)
-    captures, xrefs = catalog.dump()
+    captures, xrefs = catalog.captures.dump()
     catalog.close()
     assert [list(row) for row in captures] == expected["captures"]
     assert [list(row) for row in xrefs] == expected["xrefs"]

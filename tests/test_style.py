@@ -14,16 +14,6 @@ def test_extract_imports_no_io_libraries():
     assert result.stdout.strip() == ""
 
 
-def test_capture_start_up_leaves_out_what_only_other_commands_need():
-    """Every snapshot pays for what the CLI and the capture path import (bench: 10 ms for
-    warcio and email, 2 ms for statistics); reading WARCs back imports warcio when it runs."""
-    code = ("import sys, archiver.cli, archiver.pipeline, archiver.parallel, archiver.crawl; "
-            "bad = [m for m in ('warcio', 'email.utils', 'statistics', 'urllib.robotparser', 'cryptography', 'uuid', 'platform') "
-            "if m in sys.modules]; print(','.join(bad))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == ""
-
-
 def test_every_declared_dependency_is_imported_by_archiver():
     """A dependency nobody imports (beautifulsoup4 was one) only costs installs."""
     import ast

@@ -236,7 +236,7 @@ def test_failed_fetch_is_recorded_in_warc_and_catalog(site, config):
     assert closing[1].get_header("WARC-Target-URI") == "urn:archiver:capture:" + site.url("/gone/")
     assert closing[1].get_header("WARC-Refers-To") is None
     catalog = Catalog(config.storage.catalog)
-    [row] = catalog.captures()
+    [row] = catalog.captures.rows()
     catalog.close()
     assert (row.record, row.warc, row.offset) == ("failed", result.warc, result.offset)
 
