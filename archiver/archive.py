@@ -23,9 +23,7 @@ from .config import Config
 from .errors import ArchiverError, UsageError
 from .extract import Link
 from .fetch import Exchange, utcnow
-from .history import History
 from .index import PendingIndex, Placed, capture_row, cdxj_line, warc_captures, write_cdxj
-from .tracking import observe_from_warcs, update_history
 from .ledger import Ledger
 from .locks import WriterLock, reading
 from .warcfile import (Record, WarcWriterPool, Written, find_abandoned, group_records, record_head,
@@ -37,6 +35,8 @@ if TYPE_CHECKING:
     from .keys import SigningKey
 
 log = logging.getLogger("archiver")
+
+Repaired = Callable[[Catalog, str], None]
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class SnapshotSummary:
     results: list[FetchResult] = field(default_factory=list)
     seeds_ok: dict[str, bool] = field(default_factory=dict)
     warcs: list[str] = field(default_factory=list)
-    histories: dict[str, History] = field(default_factory=dict)
+    histories: dict[str, Any] = field(default_factory=dict)  # seed -> its history (the observe stage's)
 
     @property
     def failed_seeds(self) -> list[str]:
@@ -81,7 +81,10 @@ class SnapshotSummary:
 class Archive:
     """An archive folder opened for writing: repairs crashed files, then captures."""
 
-    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow, repair: bool = True):
+    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow, repair: bool = True,
+                 on_repaired: Repaired = lambda catalog, warc: None):
+        """on_repaired(catalog, warc): a file a crashed process left open was closed and
+        its captures cataloged (pipeline.open_archive observes them)."""
         self.config = config
         self.clock = clock
         self.writing = WriterLock(config.storage.lock_dir)
@@ -96,7 +99,7 @@ class Archive:
                                 f"{recorded[:24]}...: restore the key file (checkpoints made without it would "
                                 "not verify)")
         if repair:
-            repair_abandoned(config, self.catalog)
+            repair_abandoned(config, self.catalog, on_repaired)
             recover_ledger(config, self.catalog, self.ledger, warc_date(clock()))
         self.since_checkpoint = 0
         self.cdxj = PendingIndex(config.storage.index_dir)  # index lines of the open WARC, sorted when it closes
@@ -304,7 +307,8 @@ def recover_ledger(config: Config, catalog: Catalog, ledger: Ledger, now: str) -
     return len(entries)
 
 
-def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:
+def repair_abandoned(config: Config, catalog: Catalog,
+                     on_repaired: Repaired = lambda catalog, warc: None) -> list[tuple[str, int]]:
     """Close every ``.open`` file a crashed process left, cutting its torn tail, and
     catalog any whole group the crash kept from being committed."""
     repaired: list[tuple[str, int]] = []
@@ -320,23 +324,17 @@ def repair_abandoned(config: Config, catalog: Catalog) -> list[tuple[str, int]]:
         except (BlockingIOError, FileNotFoundError):
             continue  # another process is repairing it right now
         write_cdxj(final, config.storage.index_dir)
-        _observe_repaired(config, catalog, final.name)
+        on_repaired(catalog, final.name)
         log.warning("repaired %s, left open by a crashed process (dropped %d torn bytes)", final.name, dropped)
         repaired.append((final.name, dropped))
     return repaired
 
 
-def open_catalog(config: Config) -> Catalog:
+def open_catalog(config: Config, on_repaired: Repaired = lambda catalog, warc: None) -> Catalog:
     """The catalog, after closing any WARC file a crashed process left open; a reindex
     is waited for."""
     catalog = Catalog(config.storage.catalog, holding=reading(config.storage.lock_dir))
     if not catalog.read_only:  # a write-protected copy: nothing can be repaired (verify reports open files)
-        repair_abandoned(config, catalog)
+        repair_abandoned(config, catalog, on_repaired)
     return catalog
 
-
-def _observe_repaired(config: Config, catalog: Catalog, warc: str) -> None:
-    """Observations for the repaired file's chain ends (not other files': a live
-    writer's redirect chain may still be waiting for its end)."""
-    for url in observe_from_warcs(catalog, config, only_warc=warc):
-        update_history(catalog, url, config.detect.confirm)

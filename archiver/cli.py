@@ -25,10 +25,10 @@ from .catalog import iter_rows
 from .article import EXTRACTOR_VERSION
 from .config import Config, load_config as read_config, parse_duration
 from .errors import ArchiverError, ConfigError, UsageError, os_error_text
-from .archive import Archive, FetchResult, SnapshotSummary, create_key, open_catalog
+from .archive import FetchResult, SnapshotSummary, create_key
 # Commands that need the scheduler, pywb, verification or export import them when run:
 # every capture pays for what it imports at start-up.
-from .pipeline import history_of, reindex, snapshot
+from .pipeline import history_of, open_archive, open_catalog, reindex, snapshot
 from .report import (change_event_json, change_text, diff_html, diff_json, diff_text, history_json, history_text,
                      json_text, visible, LAYOUT)
 from .seeds import normalize_url
@@ -253,7 +253,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     urls = args.urls or [s.url for s in load_seeds(config.seeds_dir)]
     if not urls:
         raise UsageError(f"no URL given and no seeds in {config.seeds_dir}")
-    archive = Archive(config)
+    archive = open_archive(config)
     try:
         summary = snapshot(archive, urls, _progress(args))
     finally:

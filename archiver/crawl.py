@@ -25,7 +25,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from .archive import Archive, FetchResult, SnapshotSummary
@@ -33,11 +33,10 @@ from .capture import Reached
 from .config import CaptureConfig
 from .errors import UsageError
 from .article import Article, article_of, may_be_html
-from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, decode_text, parse_html, requisites_of
+from .extract import (BODY, PARSE_LIMIT, READ, REQUISITE, Link, css_links, decode_body, decode_text, is_html, parse_html,
+                      requisites_of)
 from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, is_public, literal_address, snapshot_cookies
 from .seeds import DEFAULT_PORTS, normalize_url, url_host
-from .tracking import PARSE_LIMIT, challenge_of, is_html, record_observation, update_history, write_feed
-from .warcfile import warc_date
 from .workdir import redaction_salt
 
 if TYPE_CHECKING:
@@ -59,6 +58,35 @@ STORE_LATENCY = 0.25  # seconds
 RETRY_STATUSES = (429, 503)
 RETRY_BASE_SECONDS = 2.0
 MAX_RETRY_AFTER = 120.0  # a longer Retry-After is not waited for within one snapshot
+
+
+class Observer(Protocol):
+    """What the crawl tells the observe stage (tracking.Observer); capture knows nothing
+    of how edits are found, only that a changed page is fetched once more to confirm."""
+
+    def observe(self, capture_id: int, tracked_url: str, final_url: str, header: Callable[[str], str],
+                article: Article | None) -> None:
+        """The page a tracked URL's redirect chain ended at, just stored."""
+
+    def settle(self, tracked_url: str) -> tuple[Any, bool]:
+        """All the URL's snapshot reached is stored: (its history, whether a second render
+        must confirm a change)."""
+
+    def snapshot_done(self) -> None:
+        """A snapshot that observed pages is stored."""
+
+
+class Unobserved:
+    """Capture alone: no observations, nothing confirmed."""
+
+    def observe(self, *args) -> None:
+        pass
+
+    def settle(self, tracked_url: str) -> tuple[Any, bool]:
+        return None, False
+
+    def snapshot_done(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -234,9 +262,10 @@ class Crawler:
     def __init__(self, archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None,
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
                  on_seed_done: Callable[[Batch, str], None] = lambda b, s: None,
-                 cfg: CaptureConfig | None = None,
-                 summaries: bool = True, on_stored: Callable[[], None] = lambda: None):
+                 cfg: CaptureConfig | None = None, summaries: bool = True,
+                 on_stored: Callable[[], None] = lambda: None, observer: Observer = Unobserved()):
         """``on_stored()`` follows the ``on_result`` calls of each stored batch.
+        ``observer``: the observe stage, told of each tracked URL's page (see Observer).
         ``summaries=False`` (archiver run, which takes each seed from on_seed_done) keeps
         no batch summary: a batch lasts until its slowest seed is stored, and its summary
         would hold every other seed's results and history until then."""
@@ -245,6 +274,7 @@ class Crawler:
         self.cfg = cfg or archive.config.capture
         self.on_result, self.on_batch_done, self.on_seed_done = on_result, on_batch_done, on_seed_done
         self.on_stored = on_stored
+        self.observer = observer
         self.fetcher = Fetcher(self.cfg, archive.clock, redaction_salt(archive.config.root))
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
@@ -412,7 +442,6 @@ class Crawler:
         """The articles of the seeds' pages just stored, and the histories of the seeds
         they complete: one transaction (a flock, BEGIN, COMMIT) per batch, not two per seed."""
         completing = Counter((job.reached.snapshot, job.reached.seed) for job, _, _ in taken)
-        confirm = self.archive.config.detect.confirm
         with self.archive.catalog.transaction():
             for (job, ex, (article, _, follows)), capture_id in zip(taken, capture_ids):
                 if job.seed_chain and not follows and not self._retrying(job, ex):
@@ -422,10 +451,10 @@ class Crawler:
             for (snapshot, seed), count in completing.items():
                 batch = self.batches[snapshot]
                 if batch.pending[seed] == count and seed in batch.observed:
-                    history = update_history(self.archive.catalog, seed, confirm)
+                    history, unconfirmed = self.observer.settle(seed)
                     # The page may have been stored batches before its requisites were.
                     end = batch.ends.pop(seed, None)
-                    if history.awaiting_confirm is not None and end is not None and not end.confirm:
+                    if unconfirmed and end is not None and not end.confirm:
                         self._confirm(batch, end)
                     if self.summaries:
                         batch.summary.histories[seed] = history
@@ -485,8 +514,7 @@ class Crawler:
         return article, [Link(r.url, kind, r.text, i) for i, (kind, r) in enumerate(refs)] + requisites
 
     def _observe(self, batch: Batch, job: Job, ex: Exchange, article: Article | None, capture_id: int) -> None:
-        record_observation(self.archive.catalog, capture_id, job.reached.seed, ex.url,
-                           challenge_of(ex.header), article)
+        self.observer.observe(capture_id, job.reached.seed, ex.url, ex.header, article)
         batch.observed.add(job.reached.seed)
 
     def _follow(self, batch: Batch, job: Job, ex: Exchange, links: list[Link]) -> None:
@@ -625,7 +653,7 @@ class Crawler:
         with self._resolving:
             self._resolved = {key for key in self._resolved if key[0] != batch.id}
         if batch.observed:
-            write_feed(self.archive.catalog, self.archive.config, warc_date(self.archive.clock()))
+            self.observer.snapshot_done()
         batch.summary.warcs = sorted({r.warc for r in batch.summary.results})
         self.on_batch_done(batch)
 

@@ -154,9 +154,9 @@ def run_demo(directory, on_result=lambda r: None) -> list:
     from pathlib import Path
 
     from .config import load_config
-    from .archive import Archive, create_key
+    from .archive import create_key
     from .fetch import utcnow
-    from .pipeline import snapshot
+    from .pipeline import open_archive, snapshot
     from .warcfile import warc_date
     from .workdir import init_archive
 
@@ -166,7 +166,7 @@ def run_demo(directory, on_result=lambda r: None) -> list:
     create_key(config, warc_date(utcnow()))  # so the demo's ledger checkpoints are signed
     summaries = []
     with DemoSite() as site:
-        archive = Archive(config)
+        archive = open_archive(config)
         try:
             for version in (1, 2):
                 site.version = version

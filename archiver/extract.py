@@ -20,6 +20,7 @@ from .errors import UsageError
 from .seeds import normalize_url
 
 MAX_DECODED_BYTES = 20_000_000  # decoding a gzip bomb stops here; the raw bytes stay archived
+PARSE_LIMIT = 20_000_000  # bytes of a page read for extraction and link discovery
 
 READ, BODY, REQUISITE = "read", "body", "requisite"
 
@@ -37,6 +38,11 @@ class Link:
     kind: str
     text: str = ""
     position: int = 0
+
+
+def is_html(content_type: str, body: bytes) -> bool:
+    ctype = content_type.lower()
+    return "html" in ctype or (not ctype and b"<html" in body[:1024].lower())
 
 
 def decode_body(body: bytes, content_encoding: str = "") -> bytes:

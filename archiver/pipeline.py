@@ -7,27 +7,47 @@ article history from the WARC files alone.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .archive import Archive, FetchResult, SnapshotSummary, open_catalog, repair_abandoned
+from . import archive as _archive
+from .archive import Archive, FetchResult, SnapshotSummary, repair_abandoned
 from .history import History
 from .catalog import Catalog
 from .config import Config
 from .crawl import Batch, Crawler
+from .fetch import utcnow
 from .index import warc_captures, write_cdxj
 from .ledger import Ledger
 from .locks import UrlLocks, WriterLock
 from .seeds import normalize_url
-from .tracking import load_history, observe_from_warcs, rebuild_histories
+from .tracking import Observer, load_history, observe_from_warcs, observe_repaired, rebuild_histories
 from .warcfile import WARC_SUFFIX, iter_gzip_members
 
 log = logging.getLogger("archiver")
+
+
+def open_archive(config: Config, clock: Callable[[], datetime] = utcnow) -> Archive:
+    """The archive opened for capture, a crashed writer's files repaired and observed."""
+    return Archive(config, clock, on_repaired=functools.partial(observe_repaired, config))
+
+
+def open_catalog(config: Config) -> Catalog:
+    """The catalog for reading, a crashed writer's files repaired and observed."""
+    return _archive.open_catalog(config, functools.partial(observe_repaired, config))
+
+
+def crawler(archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None, **kwargs) -> Crawler:
+    """The capture stage, telling the observe stage what it stores."""
+    observer = Observer(archive.catalog, archive.config, archive.clock)
+    return Crawler(archive, on_result, observer=observer, **kwargs)
 
 
 def history_of(config: Config, url: str) -> History:
@@ -67,12 +87,12 @@ def snapshot(archive: Archive, urls: Iterable[str],
 
 def _crawl(archive: Archive, seeds: list[str], on_result: Callable[[FetchResult], None]) -> SnapshotSummary:
     done: list[Batch] = []
-    crawler = Crawler(archive, on_result, on_batch_done=done.append)
+    crawl = crawler(archive, on_result, on_batch_done=done.append)
     try:
-        crawler.submit(seeds)
-        crawler.run()
+        crawl.submit(seeds)
+        crawl.run()
     finally:
-        crawler.close()
+        crawl.close()
         archive.writer.close()
     [batch] = done
     return batch.summary
@@ -102,7 +122,7 @@ def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) 
     alone.take_alone("reindex")  # a writer's captures still in an open file would be cleared for good
     catalog = Catalog(config.storage.catalog)
     try:
-        repair_abandoned(config, catalog)
+        repair_abandoned(config, catalog)  # its captures are observed with all the others below
         catalog.clear_captured()
         files = sorted(config.storage.warc_dir.glob("*" + WARC_SUFFIX))
         result = Reindexed(files=len(files))

@@ -20,13 +20,14 @@ from typing import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .archive import Archive, FetchResult
+from .archive import FetchResult
 from .catalog import Catalog
 from .config import Config
 from .errors import ArchiverError
-from .crawl import Batch, Crawler
+from .crawl import Batch
 from .fetch import utcnow
 from .locks import UrlLocks
+from .pipeline import crawler, open_archive
 from .policy import Schedule, next_due, schedule_of
 from .seeds import Seed, load_seeds, url_host
 
@@ -55,8 +56,8 @@ class Runner:
                  on_result: Callable[[FetchResult], None] = lambda r: None, rng: random.Random | None = None):
         self.config, self.clock = config, clock
         self.rng = rng or random.Random()
-        self.archive = Archive(config, clock)
-        self.crawler = Crawler(self.archive, on_result, on_seed_done=self._seed_done, summaries=False)
+        self.archive = open_archive(config, clock)
+        self.crawler = crawler(self.archive, on_result, on_seed_done=self._seed_done, summaries=False)
         self.locks = UrlLocks(config.storage.lock_dir)
         self.dispatch_catalog = Catalog(config.storage.catalog)  # the dispatcher thread's own connection
         self.stop = threading.Event()

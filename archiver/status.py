@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from .archive import open_catalog
+from .pipeline import open_catalog
 from .config import Config
 from .locks import UrlLocks
 from .scheduler import tracked_seeds

@@ -11,33 +11,54 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 from .article import EXTRACTOR_VERSION, Article, Ref, extract_article
 from .catalog import Catalog
 from .config import Config
-from .extract import decode_body
+from .extract import PARSE_LIMIT, decode_body, is_html
 from .errors import UsageError
 from .locks import WriterLock
 from .history import CaptureRef, History, Observation, build_history, diff_versions, stored_digest
 from .report import VersionDiff, atom_feed, change_event_json
 from .seeds import url_host
-from .warcfile import read_response
-
-PARSE_LIMIT = 20_000_000  # bytes of a page read for extraction and link discovery
-
-
-def is_html(content_type: str, body: bytes) -> bool:
-    ctype = content_type.lower()
-    return "html" in ctype or (not ctype and b"<html" in body[:1024].lower())
-
+from .warcfile import read_response, warc_date
 
 def challenge_of(header: Callable[[str], str]) -> str:
     """A bot challenge announced in the response headers."""
     if header("cf-mitigated").lower() == "challenge":
         return "cf-mitigated: challenge"
     return ""
+
+
+class Observer:
+    """The observe stage as the crawl meets it (crawl.Observer): a tracked URL's page,
+    once stored, is an observation; once all its seed reached is stored, the history is
+    rebuilt and says whether a second render must confirm a change; each finished
+    snapshot rewrites the Atom feed."""
+
+    def __init__(self, catalog: Catalog, config: Config, clock: Callable[[], datetime]):
+        self.catalog, self.config, self.clock = catalog, config, clock
+
+    def observe(self, capture_id: int, tracked_url: str, final_url: str, header: Callable[[str], str],
+                article: Article | None) -> None:
+        record_observation(self.catalog, capture_id, tracked_url, final_url, challenge_of(header), article)
+
+    def settle(self, tracked_url: str) -> tuple[History, bool]:
+        history = update_history(self.catalog, tracked_url, self.config.detect.confirm)
+        return history, history.awaiting_confirm is not None
+
+    def snapshot_done(self) -> None:
+        write_feed(self.catalog, self.config, warc_date(self.clock()))
+
+
+def observe_repaired(config: Config, catalog: Catalog, warc: str) -> None:
+    """Observations for a repaired file's chain ends (not other files': a live writer's
+    redirect chain may still be waiting for its end), and their histories."""
+    for url in observe_from_warcs(catalog, config, only_warc=warc):
+        update_history(catalog, url, config.detect.confirm)
 
 
 def article_for(status: int | None, content_type: str, body: bytes | None, url: str,

@@ -283,3 +283,19 @@ def test_an_unreadable_capture_left_out_of_the_ledger_does_not_keep_the_archive_
 
     assert "not readable, left out of the ledger; run archiver verify" in caplog.text
     assert not verify_archive(config).ok
+
+
+def test_a_page_left_in_a_crashed_file_becomes_part_of_its_history(site, tmp_path):
+    """Repair catalogs the whole captures of a file a crash left open; the page of a
+    tracked URL among them is observed too, so its history does not miss that capture."""
+    site.page("/article/", "<html><body><article><h1>Title</h1><p>" + "Words of the article. " * 30
+              + "</p></article></body></html>")
+    source = make_archive(tmp_path / "src", requisites="false")
+    run_snapshot(source, site.url("/article/"))
+    [path] = warc_files(source)
+    config = make_archive(tmp_path / "a")
+    (config.storage.warc_dir / (path.name + ".open")).write_bytes(path.read_bytes())
+    result = run_cli("--config", str(config.root / "config.toml"), "history", "--json", site.url("/article/"))
+    assert result.returncode == 0, result.stderr
+    [version] = [v for v in json.loads(result.stdout) if v.get("version")]
+    assert version["title"] == "Title"
