@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import ConfigError
+from archiver import __version__
+from archiver.errors import ConfigError
 
 CONFIG_NAME = "config.toml"
 

@@ -28,16 +28,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 from urllib.parse import urljoin, urlsplit
 
-from .archive import Archive, FetchResult, SnapshotSummary
-from .capture import Reached
-from .config import CaptureConfig
-from .errors import UsageError
-from .article import Article, article_of, may_be_html
-from .extract import (BODY, PARSE_LIMIT, READ, REQUISITE, Link, css_links, decode_body, decode_text, is_html, parse_html,
+from archiver.archive.writer import Archive, FetchResult, SnapshotSummary
+from archiver.archive.records import Reached
+from archiver.config import CaptureConfig
+from archiver.errors import UsageError
+from archiver.page.article import Article, article_of, may_be_html
+from archiver.page.extract import (BODY, PARSE_LIMIT, READ, REQUISITE, Link, css_links, decode_body, decode_text, is_html, parse_html,
                       requisites_of)
-from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, is_public, literal_address, snapshot_cookies
-from .seeds import DEFAULT_PORTS, normalize_url, url_host
-from .workdir import redaction_salt
+from archiver.capture.fetch import REDIRECT_STATUSES, Exchange, Fetcher, is_public, literal_address, snapshot_cookies
+from archiver.seeds import DEFAULT_PORTS, normalize_url, url_host
+from archiver.archive.workdir import redaction_salt
 
 if TYPE_CHECKING:
     from http.cookiejar import CookieJar

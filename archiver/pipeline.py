@@ -17,19 +17,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from . import archive as _archive
-from .archive import Archive, FetchResult, SnapshotSummary, repair_abandoned
-from .history import History
-from .catalog import Catalog
-from .config import Config
-from .crawl import Batch, Crawler
-from .fetch import utcnow
-from .index import warc_captures, write_cdxj
-from .ledger import Ledger
-from .locks import UrlLocks, WriterLock
-from .seeds import normalize_url
-from .tracking import Observer, load_history, observe_from_warcs, observe_repaired, rebuild_histories
-from .warcfile import WARC_SUFFIX, iter_gzip_members
+from archiver.archive import writer as _archive
+from archiver.archive.writer import Archive, FetchResult, SnapshotSummary, repair_abandoned
+from archiver.edits.history import History
+from archiver.catalog import Catalog
+from archiver.config import Config
+from archiver.crawl import Batch, Crawler
+from archiver.capture.fetch import utcnow
+from archiver.archive.index import warc_captures, write_cdxj
+from archiver.archive.ledger import Ledger
+from archiver.archive.locks import UrlLocks, WriterLock
+from archiver.seeds import normalize_url
+from archiver.edits.observe import Observer, load_history, observe_from_warcs, observe_repaired, rebuild_histories
+from archiver.archive.warcfile import WARC_SUFFIX, iter_gzip_members
 
 log = logging.getLogger("archiver")
 

@@ -34,9 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import REPO, environment, table, write_results  # noqa: E402
 
-from archiver.article import Ref, extract_article  # noqa: E402
+from archiver.page.article import Ref, extract_article  # noqa: E402
 from archiver.catalog import Catalog, CaptureRow  # noqa: E402
-from archiver.tracking import record_observation, update_history  # noqa: E402
+from archiver.edits.observe import record_observation, update_history  # noqa: E402
 
 PAGE_DIR = REPO.parent / "shared" / "corpus" / "html" / "inline-related-posts"
 URL = "https://news.example/the-article/"

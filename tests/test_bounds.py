@@ -11,7 +11,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from archiver.catalog import Catalog
-from archiver.fetch import Fetcher
+from archiver.capture.fetch import Fetcher
 
 from .conftest import make_archive, run_snapshot, warc_files
 from .site import Site, redirect, send

@@ -185,7 +185,7 @@ def test_public_dict_leaves_secrets_out(tmp_path):
 
 def test_the_repository_is_an_archive_with_default_config_and_example_seeds():
     """config.toml and seeds/example.txt at the repository root are what ``archiver init`` writes."""
-    from archiver.workdir import EXAMPLE_SEEDS
+    from archiver.archive.workdir import EXAMPLE_SEEDS
 
     root = README.parent
     assert (root / "config.toml").read_text() == default_config_text()

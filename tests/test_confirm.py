@@ -16,11 +16,11 @@ from typing import Callable
 
 import pytest
 
-from archiver.archive import Archive
+from archiver.archive.writer import Archive
 from archiver.catalog import Catalog
 from archiver.pipeline import history_of, reindex, snapshot
 from archiver.seeds import url_host
-from archiver.tracking import load_history, reextract
+from archiver.edits.observe import load_history, reextract
 
 from .conftest import make_archive, run_cli, run_snapshot
 from .site import Site, send

@@ -13,13 +13,13 @@ from dataclasses import astuple
 import pytest
 
 from archiver.catalog import COLUMNS, Catalog
-from archiver.index import warc_captures
-from archiver.archive import Archive, open_catalog
+from archiver.archive.index import warc_captures
+from archiver.archive.writer import Archive, open_catalog
 from archiver.errors import ArchiverError
 from archiver.pipeline import reindex, snapshot
-from archiver.verify import verify_archive
-from archiver.locks import WriterLock
-from archiver.warcfile import is_live
+from archiver.evidence.verify import verify_archive
+from archiver.archive.locks import WriterLock
+from archiver.archive.warcfile import is_live
 
 from .conftest import reported, make_archive, run_cli, run_snapshot, warc_files, warcio_check
 from .site import Site

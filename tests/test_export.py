@@ -12,8 +12,8 @@ import pytest
 
 from datetime import datetime, timedelta, timezone
 
-from archiver.archive import Archive
-from archiver.keys import generate_key
+from archiver.archive.writer import Archive
+from archiver.archive.keys import generate_key
 from archiver.pipeline import snapshot
 
 from .conftest import make_archive, run_cli, run_snapshot
@@ -118,7 +118,7 @@ def test_article_evidence_packet_has_a_provenance_report(exported, tmp_path):
 
 @pytest.mark.slow
 def test_export_replays_in_pywb(exported, tmp_path):
-    from archiver.replay import Collection, running_pywb
+    from archiver.replay.pywb import Collection, running_pywb
     from .test_replay import get
     config, out, url, site = exported
     site.stop()
@@ -138,7 +138,7 @@ def test_export_replays_in_pywb(exported, tmp_path):
 def test_replay_command_serves_the_archive_and_prints_replay_links(exported):
     import signal
     import urllib.request
-    from archiver.replay import listen
+    from archiver.replay.pywb import listen
     config, _, url, site = exported
     site.stop()
     probe = listen()

@@ -14,8 +14,8 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from archiver import crawl
-from archiver.fetch import Fetcher
-from archiver.verify import verify_archive
+from archiver.capture.fetch import Fetcher
+from archiver.evidence.verify import verify_archive
 
 from .conftest import make_archive, run_snapshot, warc_files, warcio_check
 from .rawnet import Listener, read_head

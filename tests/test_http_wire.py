@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from archiver.fetch import Fetcher
-from archiver.redact import proves
+from archiver.capture.fetch import Fetcher
+from archiver.capture.redact import proves
 
 from .conftest import make_archive, run_snapshot, warc_files, warcio_check
 from .rawnet import Listener, pipe_both_ways, read_head

@@ -29,11 +29,11 @@ from urllib.parse import quote, urlsplit
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from archiver.archive import Archive
+from archiver.archive.writer import Archive
 from archiver.catalog import Catalog
 from archiver.config import Config
 from archiver.pipeline import reindex, snapshot
-from archiver.replay import Collection, Pywb, running_pywb
+from archiver.replay.pywb import Collection, Pywb, running_pywb
 
 from . import old_layout
 from .conftest import make_archive, warc_files, warcio_check

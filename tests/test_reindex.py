@@ -32,7 +32,7 @@ def test_reindex_rebuilds_identical_catalog_and_cdxj(tmp_path):
 import surt  # noqa: E402
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from archiver.index import surt_key  # noqa: E402
+from archiver.archive.index import surt_key  # noqa: E402
 
 LABEL = st.text("abcxyzWw0123456789-", min_size=1, max_size=6)
 HOST = st.one_of(
@@ -65,7 +65,7 @@ def test_surt_key_of_common_urls():
 
 
 def test_pending_index_is_sorted_in_runs_and_merged(tmp_path):
-    from archiver.index import PendingIndex
+    from archiver.archive.index import PendingIndex
 
     index = PendingIndex(tmp_path)
     index.RUN_LINES = 7
@@ -78,7 +78,7 @@ def test_pending_index_is_sorted_in_runs_and_merged(tmp_path):
 
 
 def test_reindex_of_a_truncated_warc_keeps_its_whole_records_says_so_and_exits_1(tmp_path):
-    from archiver.warcfile import iter_gzip_members
+    from archiver.archive.warcfile import iter_gzip_members
 
     from .conftest import run_cli
 

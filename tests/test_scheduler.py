@@ -16,10 +16,10 @@ import pytest
 from archiver.catalog import Catalog
 from archiver.config import load_config
 from archiver.errors import ConfigError
-from archiver.locks import UrlLocks
-from archiver.policy import Schedule, adaptive_interval, next_due, schedule_of
-from archiver.scheduler import Runner
-from archiver.status import archive_status
+from archiver.archive.locks import UrlLocks
+from archiver.schedule.policy import Schedule, adaptive_interval, next_due, schedule_of
+from archiver.schedule.runner import Runner
+from archiver.schedule.status import archive_status
 from archiver.seeds import Seed
 
 from .conftest import reported, make_archive, run_cli, warc_files, warcio_check
@@ -173,7 +173,7 @@ def test_a_failing_host_is_backed_off_not_retried_in_a_loop(tmp_path):
 
 
 def test_url_locks_exclude_other_processes_and_die_with_them(tmp_path):
-    code = ("import sys, time; from pathlib import Path; from archiver.locks import UrlLocks; "
+    code = ("import sys, time; from pathlib import Path; from archiver.archive.locks import UrlLocks; "
             "l = UrlLocks(Path(sys.argv[1])); l.acquire('https://e.example/'); print('held', flush=True); "
             "sys.stdin.read()")
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
-    from .db import Catalog
+    from .db import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS captures (
@@ -93,7 +93,7 @@ xref_values = operator.attrgetter(*(f.name for f in fields(XrefRow)))
 class Captures:
     """catalog.captures"""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Database):
         self.catalog, self.db = catalog, catalog.db
 
     def add(self, row: CaptureRow, xrefs: list[XrefRow]) -> int | None:

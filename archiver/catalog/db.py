@@ -1,6 +1,4 @@
-"""The catalog: one SQLite connection and its transaction helper, shared by one store per
-concern (``catalog.captures``, ``catalog.history``, ``catalog.schedule``,
-``catalog.ledger``), each with its own tables and queries and no domain logic.
+"""One SQLite connection and its transaction helper, which the catalog's stores share.
 
 WAL mode and a busy timeout let a ``snapshot`` and an ``archiver run`` write at once.
 A catalog in a folder this process cannot write (a write-protected evidence copy) is
@@ -16,16 +14,14 @@ import urllib.parse
 from pathlib import Path
 from typing import IO
 
-from ..errors import ArchiverError
-from ..locks import WriterLock
-from . import captures, history, ledger, schedule
-
-SCHEMA = captures.SCHEMA + history.SCHEMA + ledger.SCHEMA + schedule.SCHEMA
+from archiver.errors import ArchiverError
+from archiver.archive.locks import WriterLock
 
 
-class Catalog:
-    def __init__(self, path: Path, holding: WriterLock | None = None):
-        """holding: a lock to let go when the catalog is closed (see locks.reading)."""
+class Database:
+    def __init__(self, path: Path, schema: str, holding: WriterLock | None = None):
+        """schema: what to create where it is missing; holding: a lock to let go when the
+        connection is closed (see locks.reading)."""
         self.holding = holding
         path.parent.mkdir(parents=True, exist_ok=True)
         self.read_only = not writable(path)
@@ -33,13 +29,9 @@ class Catalog:
         if self.read_only:
             self.db = open_read_only(path)
         else:
-            self._open(path)
-        self.captures = captures.Captures(self)
-        self.history = history.History(self)
-        self.schedule = schedule.Schedule(self)
-        self.ledger = ledger.LedgerState(self)
+            self._open(path, schema)
 
-    def _open(self, path: Path) -> None:
+    def _open(self, path: Path, schema: str) -> None:
         try:
             self.db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -48,18 +40,10 @@ class Catalog:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=30000")
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(SCHEMA)
-            self._add_missing_columns()
+            self.db.executescript(schema)
         except sqlite3.DatabaseError as e:
             raise ArchiverError(f"catalog {path}: {e}") from e
         self.write_lock = open(path.with_name(path.name + ".lock"), "a+b")
-
-    def _add_missing_columns(self) -> None:
-        """Columns added since a catalog was created (its derived tables are rebuilt by
-        reindex, but an old catalog must still open)."""
-        have = {row[1] for row in self.db.execute("PRAGMA table_info(observations)")}
-        if "content_digest" not in have:
-            self.add_column("observations", "content_digest TEXT")
 
     def add_column(self, table: str, column: str) -> None:
         """ALTER TABLE table ADD COLUMN column, unless another process just added it."""
@@ -85,10 +69,6 @@ class Catalog:
         cur = self.db.cursor()
         cur.row_factory = sqlite3.Row
         return cur.execute(sql, args).fetchall()
-
-    def clear_captured(self) -> None:
-        """Every table reindex rebuilds from the WARC files and the ledger."""
-        self.clear(("ledgered", *history.TABLES, "xrefs", "captures"))
 
     def clear(self, tables: tuple[str, ...]) -> None:
         with self.transaction():

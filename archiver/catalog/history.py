@@ -9,7 +9,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .db import Catalog
+    from .db import Database
 
 SCHEMA = """
 -- One row per capture of a tracked URL (the end of its redirect chain in a snapshot),
@@ -68,8 +68,15 @@ TABLES = ("observations", "versions", "changes", "noise")
 class History:
     """catalog.history"""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Database):
         self.catalog, self.db = catalog, catalog.db
+
+    def add_missing_columns(self) -> None:
+        """Columns added since a catalog was created (its tables are rebuilt by reindex,
+        but an old catalog must still open)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(observations)")}
+        if "content_digest" not in have:
+            self.catalog.add_column("observations", "content_digest TEXT")
 
     def add_observation(self, capture_id: int, tracked_url: str, final_url: str, challenge: str,
                         extractor: str, article_json: str | None) -> None:

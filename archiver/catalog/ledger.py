@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Iterator
 from .captures import COLUMNS, CaptureRow
 
 if TYPE_CHECKING:
-    from .db import Catalog
+    from .db import Database
 
 SCHEMA = """
 -- Which ledger entry holds each capture; rebuilt by reindex from the ledger file.
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 class LedgerState:
     """catalog.ledger"""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Database):
         self.catalog, self.db = catalog, catalog.db
 
     def mark(self, pairs: list[tuple[int, int]], head: tuple[int, str]) -> None:

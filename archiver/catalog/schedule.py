@@ -7,7 +7,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .db import Catalog
+    from .db import Database
 
 SCHEMA = """
 -- Scheduler state: NOT rebuilt by reindex (it is not in the WARCs). Times are UNIX seconds.
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS hosts (
 class Schedule:
     """catalog.schedule"""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Database):
         self.catalog, self.db = catalog, catalog.db
 
     def sync(self, urls: dict[str, str], now: float) -> tuple[int, int]:
