@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archiver.archive.locks import WriterLock
-
 from .captures import COLUMNS, CaptureRow, Captures, XrefRow, iter_rows
-from .db import Database, open_read_only, writable
+from .db import Database, Held, open_read_only, writable
 from .history import History
 from .ledger import LedgerState
 from .schedule import Schedule
@@ -23,7 +21,7 @@ SCHEMA = captures.SCHEMA + history.SCHEMA + ledger.SCHEMA + schedule.SCHEMA
 
 
 class Catalog(Database):
-    def __init__(self, path: Path, holding: WriterLock | None = None):
+    def __init__(self, path: Path, holding: Held | None = None):
         super().__init__(path, SCHEMA, holding)
         self.captures = Captures(self)
         self.history = History(self)

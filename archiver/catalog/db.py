@@ -12,14 +12,19 @@ import os
 import sqlite3
 import urllib.parse
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from archiver.errors import ArchiverError
-from archiver.archive.locks import WriterLock
+
+
+class Held(Protocol):
+    """A lock held while the connection is open (locks.reading)."""
+
+    def close(self) -> None: ...
 
 
 class Database:
-    def __init__(self, path: Path, schema: str, holding: WriterLock | None = None):
+    def __init__(self, path: Path, schema: str, holding: Held | None = None):
         """schema: what to create where it is missing; holding: a lock to let go when the
         connection is closed (see locks.reading)."""
         self.holding = holding
