@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import http.client
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from archiver.archive import Archive
 from archiver.config import Config
+from archiver.pipeline import snapshot
 
 from .conftest import make_archive, run_snapshot
 from .newssite import NewsSite, Story
@@ -48,10 +51,20 @@ def build(root: Path, news: Site, other: Site) -> WebArchive:
     (config.seeds_dir / "example.txt").unlink()
     (config.seeds_dir / "news.txt").write_text(
         f"{article} tag=defence tag=ruritania\n{bad} tag=hostile\n{quiet} every=1d tag=defence\n", encoding="utf-8")
-    run_snapshot(config, article, bad)
+    # The first captures an hour back: a replay link names its capture to the second.
+    snapshot_at(config, datetime.now(timezone.utc) - timedelta(hours=1), article, bad)
     edit(story)
     run_snapshot(config, article, bad)
     return WebArchive(config, article, bad, quiet)
+
+
+def snapshot_at(config: Config, when: datetime, *urls: str) -> None:
+    start = datetime.now(timezone.utc)
+    archive = Archive(config, clock=lambda: when + (datetime.now(timezone.utc) - start))
+    try:
+        snapshot(archive, urls)
+    finally:
+        archive.close()
 
 
 @dataclass

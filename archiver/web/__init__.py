@@ -70,6 +70,7 @@ def running(config: Config, host: str, port: int, replay_port: int | None = None
     check_access(host, token)
     replay_port = config.serve.replay_port if replay_port is None else replay_port
     data = ArchiveData(config)
+    data.tags()  # the seed files read now, not on the first request (100,000 take seconds)
     gate: Callable = (lambda app: TokenGate(app, token)) if token else (lambda app: app)
     collections = {COLLECTION: Collection(config.storage.warc_dir, config.storage.index_dir)}
     try:

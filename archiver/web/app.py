@@ -100,7 +100,7 @@ def _routes(app: Flask, data: ArchiveData, replay_base: Callable[[], str], now: 
                           request.form.get("cron", "").strip(),
                           [t.strip() for t in request.form.get("tags", "").split(",") if t.strip()])
         return redirect(url_for("history", url=seed.url) if data.history(seed.url).versions
-                        else url_for("tracked", q="", added=seed.url), 303)
+                        else url_for("tracked", site=seed.url.split("/")[2]), 303)
 
     @app.post("/untrack")
     def untrack() -> Response:
