@@ -104,3 +104,24 @@ def test_a_reader_goes_from_the_list_to_a_change_and_its_replay(served, browser)
         assert dialogs == []
     finally:
         tab.close()
+
+
+def test_with_a_token_a_browser_opens_the_link_once_then_reads_and_replays(tmp_path, browser):
+    news, other = Site(), Site()
+    try:
+        archive = build(tmp_path / "archive", news, other, token='"s3cret-token"')
+        with running(archive.config, "127.0.0.1", 0) as addresses:
+            tab = browser.new_page()
+            assert tab.goto(addresses.interface + "/").status == 401
+            assert tab.goto(addresses.interface + "/?token=s3cret-token").status == 200
+            assert "token" not in tab.url
+            tab.get_by_role("link", name="Defence Office Opens in Marenburg After Vote").click()
+            tab.wait_for_url("**/history?**")
+            tab.locator("tr.version").nth(1).locator("a.replay").click()
+            heading = tab.frame_locator("iframe").first.locator("h1.entry-title")
+            heading.wait_for(timeout=30_000)
+            assert heading.inner_text() == "Defence Office Opens in Marenburg After Vote"
+            tab.close()
+    finally:
+        news.stop()
+        other.stop()

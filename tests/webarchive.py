@@ -41,12 +41,12 @@ def edit(story: Story) -> None:
     story.paragraphs[2], story.paragraphs[3] = story.paragraphs[3], story.paragraphs[2]
 
 
-def build(root: Path, news: Site, other: Site) -> WebArchive:
+def build(root: Path, news: Site, other: Site, **settings: str) -> WebArchive:
     story, hostile = Story(), Story(title=HOSTILE_TITLE, byline=HOSTILE_BYLINE)
     hostile.paragraphs = [HOSTILE_TEXT] + hostile.paragraphs[1:]
     hostile.links = [("Officials confirmed", "javascript:alert(5)", "<the statement>")]
     article, bad = NewsSite(news, story).url("wordpress"), NewsSite(other, hostile).url("wordpress")
-    config = make_archive(root, replay_port="0")
+    config = make_archive(root, replay_port="0", processes="1", **settings)  # one process: the clock below holds
     quiet = "https://quiet.example/never-captured/"
     (config.seeds_dir / "example.txt").unlink()
     (config.seeds_dir / "news.txt").write_text(

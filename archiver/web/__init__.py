@@ -103,13 +103,16 @@ def _address(host: str, port: int) -> str:
 
 @contextmanager
 def _serving(server) -> Iterator[None]:
+    """Run a waitress server in a thread; on exit close its sockets in that thread (its
+    trigger runs a function there), so its loop ends instead of polling closed sockets."""
     thread = threading.Thread(target=server.run, name="archiver-serve", daemon=True)
     thread.start()
     try:
         yield
     finally:
-        server.close()
-        for channel in list(server._map.values()):  # keep-alive connections would hold the loop
-            channel.close()
-        server.task_dispatcher.shutdown()
+        def close_all() -> None:  # the listening socket, keep-alive connections, the trigger
+            for dispatcher in list(server._map.values()):
+                dispatcher.close()
+        server.trigger.pull_trigger(close_all)
         thread.join(timeout=10)
+        server.task_dispatcher.shutdown()

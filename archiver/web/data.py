@@ -131,6 +131,11 @@ class ArchiveData:
     def close(self) -> None:
         self.db.close()
 
+    def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        cur = self.db.cursor()
+        cur.row_factory = sqlite3.Row
+        return cur.execute(sql, args).fetchall()
+
     @contextmanager
     def reading(self) -> Iterator[None]:
         """One request's reads: never while reindex rebuilds the catalog; writers go on."""
@@ -178,9 +183,7 @@ class ArchiveData:
             self._sync_seeds()
             where, args = filters.where()
             total = self.db.execute(f"SELECT COUNT(*) FROM temp.web_tracked t WHERE {where}", args).fetchone()[0]
-            cur = self.db.cursor()
-            cur.row_factory = sqlite3.Row
-            rows = cur.execute(_TRACKED_SQL.format(where=where), [*args, size, (number - 1) * size]).fetchall()
+            rows = self._rows(_TRACKED_SQL.format(where=where), (*args, size, (number - 1) * size))
         return Page([_tracked_row(r) for r in rows], total, number, size)
 
     def tags(self) -> list[str]:
@@ -223,7 +226,7 @@ class ArchiveData:
     def evidence(self, ref: CaptureRef) -> dict[str, Any]:
         """A capture's records, what they say of it, and their digests checked now."""
         with self.reading():
-            row = self.catalog._rows("SELECT * FROM captures WHERE warc = ? AND offset = ?", (ref.warc, ref.offset))
+            row = self._rows("SELECT * FROM captures WHERE warc = ? AND offset = ?", (ref.warc, ref.offset))
             if not row:
                 raise UsageError(f"no capture at {ref.warc}@{ref.offset} in the catalog")
             capture = dict(row[0])
@@ -249,8 +252,8 @@ class ArchiveData:
         """Change events, newest first."""
         with self.reading():
             total = self.db.execute("SELECT COUNT(*) FROM changes").fetchone()[0]
-            rows = self.catalog._rows("SELECT * FROM changes ORDER BY to_time DESC, tracked_url, kind LIMIT ? OFFSET ?",
-                                      (size, (number - 1) * size))
+            rows = self._rows("SELECT * FROM changes ORDER BY to_time DESC, tracked_url, kind LIMIT ? OFFSET ?",
+                              (size, (number - 1) * size))
         return Page([change_event_json(r) for r in rows], total, number, size)
 
     def feed(self, now: datetime) -> str:

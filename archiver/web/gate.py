@@ -13,7 +13,7 @@ import hmac
 import http.client
 from http.cookies import SimpleCookie
 from typing import Any, Callable, Iterable, Iterator
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 COOKIE = "archiver_token"
@@ -46,7 +46,7 @@ class TokenGate:
         return bool(given) and hmac.compare_digest(given.encode(), self.token)
 
     def _set_cookie(self, environ: dict, rest: list[tuple[str, str]], start_response: Callable) -> Iterable[bytes]:
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "/")
+        path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "/"))
         location = path + ("?" + urlencode(rest) if rest else "")
         cookie = f"{COOKIE}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict"
         start_response("303 See Other", [("Location", location), ("Set-Cookie", cookie), ("Content-Length", "0")])
