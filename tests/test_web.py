@@ -286,4 +286,3 @@ def test_a_page_shows_an_error_not_a_traceback(web):
     assert fetch(f"{base}/diff?url=https://nowhere.example/x").status == 400
     assert fetch(f"{base}/diff").status == 400
     assert fetch(f"{base}/?page=x").status == 400
-

@@ -197,4 +197,3 @@ def _headers(response: Response) -> Response:
 
 def _error(e: Exception | str, status: int) -> tuple[str, int]:
     return render_template("error.html", message=str(e), status=status), status
-
