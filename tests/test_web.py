@@ -4,6 +4,7 @@ read-only catalog connection that never holds a writer up."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import threading
@@ -286,3 +287,24 @@ def test_a_page_shows_an_error_not_a_traceback(web):
     assert fetch(f"{base}/diff?url=https://nowhere.example/x").status == 400
     assert fetch(f"{base}/diff").status == 400
     assert fetch(f"{base}/?page=x").status == 400
+
+
+def test_the_evidence_names_the_tls_certificate_of_a_capture(tls_site, tmp_path):
+    site, ca, leaf_der = tls_site
+    site.page("/a/", "<html><head><title>Over TLS</title></head><body><article><p>"
+              + "Words of a story over TLS. " * 20 + "</p></article></body></html>")
+    config = make_archive(tmp_path / "a", ca_bundle=f'"{ca}"')
+    run_snapshot(config, site.url("/a/"))
+    data = ArchiveData(config)
+    try:
+        [version] = data.history(site.url("/a/")).versions
+        evidence = data.evidence(version.first)
+    finally:
+        data.close()
+    tls = evidence["tls"]
+    assert tls["subject"] == "CN=localhost" and tls["chain"] == 2
+    assert tls["certificate_sha256"] == hashlib.sha256(leaf_der).hexdigest()
+    assert tls["protocol"].startswith("tls/1.") and tls["cipher"].startswith("TLS_")
+    types = [r["content_type"] for r in evidence["records"]]  # response ... TLS, DNS, capture metadata
+    assert "application/pem-certificate-chain" in types and types[-1] == "application/json"
+    assert evidence["problems"] == [] and evidence["ledger_seq"] is not None
