@@ -247,6 +247,16 @@ def test_with_a_token_every_request_must_carry_it(tmp_path, site):
         assert "HttpOnly" in first.headers["Set-Cookie"] and "SameSite=Strict" in first.headers["Set-Cookie"]
         assert fetch(f"{addresses.interface}/status", headers={"Cookie": cookie}).status == 200
         assert fetch(f"{addresses.interface}/status", headers={"Cookie": "archiver_token=nope"}).status == 401
+        # The replay server: a capture's own prefix passes once pywb has handed it out with the token.
+        capture = f"{addresses.replay}/archive/2id_/{site.url('/a/')}"
+        stranger = fetch(f"{addresses.replay}/o-{'0' * 24}/archive/2id_/{site.url('/a/')}")
+        assert stranger.status == 401
+        assert fetch(capture, headers={"Sec-Fetch-Dest": "iframe"}).status == 401
+        handed = fetch(capture, headers={"Sec-Fetch-Dest": "iframe", "Authorization": "Bearer s3cret-token"})
+        assert handed.status == 302 and handed.headers["Location"].startswith("/o-")
+        under = fetch(addresses.replay + handed.headers["Location"], headers={"Sec-Fetch-Dest": "iframe"})
+        assert under.status == 200 and "Some text here." in under.body
+        assert fetch(f"{addresses.interface}{handed.headers['Location']}").status == 401  # not the interface's
 
 
 def test_the_token_never_reaches_a_warc_record(tmp_path, site):

@@ -112,7 +112,10 @@ def test_with_a_token_a_browser_opens_the_link_once_then_reads_and_replays(tmp_p
         archive = build(tmp_path / "archive", news, other, token='"s3cret-token"')
         with running(archive.config, "127.0.0.1", 0) as addresses:
             tab = browser.new_page()
+            refused: list[str] = []  # the capture's requisites come from its sandbox, without the cookie
+            tab.on("response", lambda r: refused.append(r.url) if r.status == 401 else None)
             assert tab.goto(addresses.interface + "/").status == 401
+            refused.clear()
             assert tab.goto(addresses.interface + "/?token=s3cret-token").status == 200
             assert "token" not in tab.url
             tab.get_by_role("link", name="Defence Office Opens in Marenburg After Vote").click()
@@ -121,6 +124,8 @@ def test_with_a_token_a_browser_opens_the_link_once_then_reads_and_replays(tmp_p
             heading = tab.frame_locator("iframe").first.locator("h1.entry-title")
             heading.wait_for(timeout=30_000)
             assert heading.inner_text() == "Defence Office Opens in Marenburg After Vote"
+            tab.wait_for_load_state("networkidle")
+            assert refused == []
             tab.close()
     finally:
         news.stop()

@@ -16,7 +16,9 @@ interface is out of its reach, and pywb runs exactly as under ``archiver replay`
 
 Both addresses are served by waitress (pure-Python WSGI server, threads, no C
 extension); both check ``[serve] token`` when it is set, which a non-loopback ``--host``
-requires.
+requires. In token mode, a capture's own requests, which a browser sends from the
+capture's sandbox without cookies, are let through under the replay prefixes pywb handed
+to requests that carried the token (gate.Capabilities).
 """
 
 from __future__ import annotations
@@ -64,24 +66,23 @@ def running(config: Config, host: str, port: int, replay_port: int | None = None
     from archiver.replay.pywb import COLLECTION, Collection, running_pywb
     from archiver.web.app import create_app
     from archiver.web.data import ArchiveData
-    from archiver.web.gate import ReplayProxy, TokenGate
+    from archiver.web.gate import Capabilities, ReplayProxy, TokenGate
 
     token = config.serve.token
     check_access(host, token)
     replay_port = config.serve.replay_port if replay_port is None else replay_port
     data = ArchiveData(config)
     data.tags()  # the seed files read now, not on the first request (100,000 take seconds)
-    gate: Callable = (lambda app: TokenGate(app, token)) if token else (lambda app: app)
+    gate: Callable = (lambda app, *more: TokenGate(app, token, *more)) if token else (lambda app, *more: app)
     collections = {COLLECTION: Collection(config.storage.warc_dir, config.storage.index_dir)}
     try:
         with running_pywb(collections, config.root / ".serve-replay", "127.0.0.1", 0) as pywb:
             backend_port = int(pywb.base.rsplit(":", 1)[1])
-            replay = create_server(gate(ReplayProxy("127.0.0.1", backend_port)), host=host, port=replay_port,
-                                   threads=8, ident="archiver")
+            proxy = gate(ReplayProxy("127.0.0.1", backend_port), Capabilities())
+            replay = create_server(proxy, host=host, port=replay_port, threads=8, ident="archiver")
             public_replay = replay.effective_port
             app = create_app(data, lambda: _replay_base(public_replay))
-            ui = create_server(gate(app), host=host, port=port, threads=4,
-                               ident="archiver")
+            ui = create_server(gate(app), host=host, port=port, threads=4, ident="archiver")
             with _serving(replay), _serving(ui):
                 yield Addresses(_address(host, ui.effective_port), _address(host, public_replay))
     finally:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hmac
 import http.client
+import re
+import threading
 from http.cookies import SimpleCookie
 from typing import Any, Callable, Iterable, Iterator
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 COOKIE = "archiver_token"
@@ -24,17 +26,20 @@ PROXY_TIMEOUT = 120.0
 
 
 class TokenGate:
-    """Refuse every request that does not carry the token."""
+    """Refuse every request that does not carry the token (or, on the replay server, a
+    capability pywb handed to a request that did: see Capabilities)."""
 
-    def __init__(self, app: WSGIApp, token: str):
-        self.app, self.token = app, token.encode()
+    def __init__(self, app: WSGIApp, token: str, capabilities: "Capabilities | None" = None):
+        self.token, self.capabilities = token.encode(), capabilities
+        self.app = capabilities.learning(app) if capabilities else app
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         in_query = [v for k, v in query if k == "token"]
         if in_query and self._ok(in_query[0]) and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             return self._set_cookie(environ, [(k, v) for k, v in query if k != "token"], start_response)
-        if self._ok(_bearer(environ)) or self._ok(_cookie(environ)):
+        if self._ok(_bearer(environ)) or self._ok(_cookie(environ)) or (
+                self.capabilities is not None and self.capabilities.allow(environ)):
             return self.app(environ, start_response)
         body = b"archiver serve: this server needs its access token ([serve] token)\n"
         start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
@@ -51,6 +56,42 @@ class TokenGate:
         cookie = f"{COOKIE}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict"
         start_response("303 See Other", [("Location", location), ("Set-Cookie", cookie), ("Content-Length", "0")])
         return [b""]
+
+
+class Capabilities:
+    """The replay server's ``/o-TOKEN/`` prefixes (replayguard: a keyed hash of an archived
+    origin, under which pywb builds every URL of a capture of it) that pywb has handed out,
+    in a redirect, to a request that carried the access token.
+
+    A capture runs sandboxed in an opaque origin: its own requests (stylesheets, images,
+    pywb's scripts under its prefix) are cross-site and carry no SameSite cookie, so they
+    cannot carry the access token. They carry its prefix instead, which no one learns
+    without the token: a request under a prefix handed out is let through.
+    """
+
+    PREFIX = re.compile(r"^/o-([0-9a-f]{24})/")
+
+    def __init__(self) -> None:
+        self.known: set[str] = set()
+        self.lock = threading.Lock()
+
+    def allow(self, environ: dict) -> bool:
+        m = self.PREFIX.match(environ.get("PATH_INFO", ""))
+        with self.lock:
+            return m is not None and m.group(1) in self.known
+
+    def learning(self, app: WSGIApp) -> WSGIApp:
+        """app, noting the prefix of every redirect it answers with."""
+        def learn(environ: dict, start_response: Callable) -> Iterable[bytes]:
+            def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+                location = next((v for k, v in headers if k.lower() == "location"), "")
+                m = self.PREFIX.match(urlsplit(location).path) if status.startswith("3") else None
+                if m:
+                    with self.lock:
+                        self.known.add(m.group(1))
+                return start_response(status, headers, exc_info)
+            return app(environ, start)
+        return learn
 
 
 def _bearer(environ: dict) -> str:
