@@ -36,14 +36,15 @@ from archiver.catalog.captures import Captures
 from archiver.catalog.history import History as HistoryStore
 from archiver.catalog.ledger import LedgerState
 from archiver.catalog.schedule import Schedule
+from archiver import library
 from archiver.config import Config
 from archiver.edits.history import CaptureRef, History
 from archiver.edits.observe import load_history, version_diff
 from archiver.edits.report import VersionDiff, atom_feed, change_event_json
-from archiver.errors import ArchiverError, ConfigError, UsageError
+from archiver.errors import ArchiverError, UsageError
 from archiver.evidence.warcscan import ScannedRecord, WarcScan
 from archiver.schedule.runner import seeds_fingerprint, tracked_seeds
-from archiver.seeds import Seed, add_seed, normalize_url, remove_seed, url_host
+from archiver.seeds import Seed, url_host
 
 PAGE_SIZE = 50
 HISTORIES_KEPT = 32  # histories kept built, the most recently shown
@@ -292,39 +293,25 @@ class ArchiveData:
 
     def track(self, url: str, every: str, cron: str, tags: list[str]) -> Seed:
         """archiver add URL [--every|--cron] [--tag...] into seeds/added.txt."""
-        from archiver.schedule.policy import schedule_of
-        if every and cron:
-            raise UsageError("give an interval or a cron expression, not both")
-        options = [(k, v) for k, v in (("every", every), ("cron", cron)) if v] + [("tag", t) for t in tags if t]
-        try:  # a bad interval or cron expression is refused before anything is written
-            schedule_of(Seed(normalize_url(url), tuple(options)), self.config.schedule)
-        except ConfigError as e:
-            raise UsageError(str(e)) from None
-        return add_seed(self.config.seeds_dir, self.config.seeds_dir / "added.txt", url, options)
+        return library.Archive(self.config).add(url, every or None, cron or None, [t for t in tags if t]).seed
 
     def untrack(self, url: str) -> list[Path]:
         """archiver remove URL."""
-        changed = remove_seed(self.config.seeds_dir, url)
-        if not changed:
-            raise UsageError(f"{normalize_url(url)} is not in any seed file")
-        return changed
+        return library.Archive(self.config).remove(url)
 
     # ---- export --------------------------------------------------------------------------
 
     def export_article(self, url: str, now: datetime) -> Path:
         """``archiver export --article URL OUT.wacz`` into a new temporary folder (the caller
         removes it)."""
-        from archiver.cli import evidence_report  # the CLI's own report maker, for the same packet
-        from archiver.evidence.export import export_wacz
         out = Path(tempfile.mkdtemp(prefix="archiver-export-")) / f"{_file_name(url)}.wacz"
-        export_wacz(self.config, out, [url], None, report=evidence_report(self.config, url, now))
+        library.Archive(self.config).export_article(url, out)
         return out
 
 
 def since_date(text: str, now: datetime) -> str:
     """An ISO date-time or a duration back from now (7d) -> a WARC date, as archiver changes --since."""
-    from archiver.cli import parse_since
-    return parse_since(text, now)
+    return library.since_date(text, now)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
