@@ -5,9 +5,9 @@ One command, one process serving two addresses:
 - the interface (``--port``, default 8000): Flask, server-rendered, no script;
 - the replay server (``[serve] replay_port``, default 8001): a proxy, in this process, to
   pywb started in a child process on the loopback address (replay.running_pywb, with
-  replayguard's isolation). ``/replay/...`` on the interface redirects there.
+  replay/guard.py's isolation). ``/replay/...`` on the interface redirects there.
 
-Why on its own port rather than under ``/replay/`` of the interface: replayguard's
+Why on its own port rather than under ``/replay/`` of the interface: the replay guard's
 isolation is by origin. An archived page may reach its own origin (``'self'``) and pywb
 builds every URL from the server's root (``/o-TOKEN/...``); on the interface's origin a
 hostile capture could load the interface's pages and post to its forms (the CSRF token

@@ -270,7 +270,7 @@ class ArchiveData:
         return atom_feed([change_event_json(r) for r in rows], warc_date(now))
 
     def status(self, now: datetime) -> dict[str, Any]:
-        """What ``archiver status`` shows (status.archive_status), from the read-only connection."""
+        """What ``archiver status`` shows (schedule/status.py), from the read-only connection."""
         locks = UrlLocks(self.config.storage.lock_dir)
         try:
             with self.reading():

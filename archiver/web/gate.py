@@ -59,7 +59,7 @@ class TokenGate:
 
 
 class Capabilities:
-    """The replay server's ``/o-TOKEN/`` prefixes (replayguard: a keyed hash of an archived
+    """The replay server's ``/o-TOKEN/`` prefixes (replay/guard.py: a keyed hash of an archived
     origin, under which pywb builds every URL of a capture of it) that pywb has handed out,
     in a redirect, to a request that carried the access token.
 
@@ -110,7 +110,7 @@ def _cookie(environ: dict) -> str:
 
 class ReplayProxy:
     """Every request, as it came (raw target, Host, Sec-Fetch-* and Origin headers, which
-    replayguard decides by), to pywb on the loopback address; its answer streamed back."""
+    replay/guard.py decides by), to pywb on the loopback address; its answer streamed back."""
 
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
