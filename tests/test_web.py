@@ -120,8 +120,13 @@ def test_the_diff_marks_words_moves_and_fields_with_the_evidence(web):
     assert re.search(r"<dt>Payload digest</dt><dd><code>sha1:[A-Z2-7]{32}</code>", body)
 
 
-def test_a_damaged_record_fails_its_check_on_the_diff_page(tmp_path, sites):
-    archive = build(tmp_path / "archive", Site(), Site())
+def test_a_damaged_record_fails_its_check_on_the_diff_page(tmp_path):
+    news, other = Site(), Site()
+    try:
+        archive = build(tmp_path / "archive", news, other)
+    finally:
+        news.stop()
+        other.stop()
     data = ArchiveData(archive.config)
     try:
         d = data.diff(archive.article, None, None)
