@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from archiver import __version__, library
+from archiver import library
+from archiver.version import __version__
 from archiver.archive.keys import fingerprint
 from archiver.archive.workdir import apply_storage_mode
 from archiver.archive.writer import FetchResult, SnapshotSummary

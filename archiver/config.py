@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archiver import __version__
+from archiver.version import __version__
 from archiver.errors import ConfigError
 
 CONFIG_NAME = "config.toml"

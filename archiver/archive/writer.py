@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from warcio.recordloader import ArcWarcRecord
 
-from archiver import __version__
+from archiver.version import __version__
 from archiver.archive.records import Original, Reached, exchange_records, metadata_content
 from archiver.catalog import CaptureRow, Catalog
 from archiver.config import Config

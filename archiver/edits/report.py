@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from archiver import __version__
+from archiver.version import __version__
 from archiver.edits.diff import DELETE, EQUAL, INSERT, MOVE, BodyOp, Change
 from archiver.edits.history import CaptureRef, History, Version
 

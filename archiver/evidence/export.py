@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from archiver import __version__
+from archiver.version import __version__
 from archiver.catalog import CaptureRow, Catalog
 from archiver.archive.locks import reading
 from archiver.config import Config
