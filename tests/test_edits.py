@@ -7,10 +7,13 @@ right kind and text, also when it arrives together with the noise.
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
+from archiver.catalog import Catalog
 from archiver.edits.history import FIXED_AFTER
+from archiver.page.article import EXTRACTOR_VERSION
 
 from .conftest import make_archive, run_snapshot
 from .newssite import TEMPLATES, NewsSite, Story
@@ -253,3 +256,26 @@ def test_each_content_digest_is_worked_out_once_and_stored(news):
 
 def test_story_fixture_is_not_shared_between_tests():
     assert Story().paragraphs == copy.deepcopy(Story()).paragraphs
+
+
+def test_observations_of_an_older_extractor_are_made_again_before_they_are_compared(news):
+    """After an upgrade, the captures a URL's history was built from hold articles an
+    older extractor made. Its next capture extracts them again from the WARC records
+    first: a different extraction of the same page is no edit."""
+    site, config = news
+    url = site.url("wordpress")
+    capture(config, url, times=2)
+    catalog = Catalog(config.storage.catalog)
+    with catalog.transaction():  # as an older extractor would have left them
+        for row in catalog.history.observations(url):
+            article = json.loads(row["article"])
+            article["paragraphs"] = article["paragraphs"] + ["Share this article with your friends today"]
+            article["blocks"] = article["blocks"] + ["div.share"]
+            catalog.db.execute("UPDATE observations SET extractor = 'archiver/0', article = ?, content_digest = NULL "
+                               "WHERE capture_id = ?", (json.dumps(article), row["capture_id"]))
+    catalog.close()
+    history = capture(config, url)
+    assert [v.kinds for v in history.versions] == [()]
+    catalog = Catalog(config.storage.catalog)
+    assert {r["extractor"] for r in catalog.history.observations(url)} == {f"archiver/{EXTRACTOR_VERSION}"}
+    catalog.close()

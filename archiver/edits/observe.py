@@ -9,6 +9,7 @@ stored in the catalog. ``reextract`` re-runs the extractor over the WARC payload
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict
 from datetime import datetime
@@ -32,6 +33,8 @@ def challenge_of(header: Callable[[str], str]) -> str:
         return "cf-mitigated: challenge"
     return ""
 
+log = logging.getLogger("archiver")
+
 
 class Observer:
     """The observe stage as the crawl meets it (crawl.Observer): a tracked URL's page,
@@ -47,6 +50,7 @@ class Observer:
         record_observation(self.catalog, capture_id, tracked_url, final_url, challenge_of(header), article)
 
     def settle(self, tracked_url: str) -> tuple[History, bool]:
+        reobserve_stale(self.catalog, self.config, tracked_url)
         history = update_history(self.catalog, tracked_url, self.config.detect.confirm)
         return history, history.awaiting_confirm is not None
 
@@ -59,6 +63,20 @@ def observe_repaired(config: Config, catalog: Catalog, warc: str) -> None:
     redirect chain may still be waiting for its end), and their histories."""
     for url in observe_from_warcs(catalog, config, only_warc=warc):
         update_history(catalog, url, config.detect.confirm)
+
+
+def reobserve_stale(catalog: Catalog, config: Config, tracked_url: str) -> int:
+    """The observations of a tracked URL that an older extractor made, made again from
+    their WARC records, before its history is rebuilt: after an upgrade, an improved
+    extractor never shows up as an edit (``archiver reextract`` does the whole archive at
+    once; this does one URL at its next capture). Returns how many."""
+    current = f"archiver/{EXTRACTOR_VERSION}"
+    stale = {r["capture_id"] for r in catalog.history.observations(tracked_url)
+             if r["article"] is not None and r["extractor"] != current}
+    if stale:
+        log.info("re-extracting %d capture(s) of %s made by an older extractor", len(stale), tracked_url)
+        observe_from_warcs(catalog, config, only_missing=False, only_ids=stale)
+    return len(stale)
 
 
 def article_for(status: int | None, content_type: str, body: bytes | None, url: str,
@@ -133,13 +151,15 @@ def rebuild_histories(catalog: Catalog, urls: set[str], confirm: bool,
 
 
 def observe_from_warcs(catalog: Catalog, config: Config, only_missing: bool = True,
-                       only_warc: str | None = None) -> set[str]:
+                       only_warc: str | None = None, only_ids: set[int] | None = None) -> set[str]:
     """Extract an observation for every chain-end capture (without one, if only_missing;
-    in one WARC file, if only_warc) from the WARC payloads; returns the tracked URLs touched."""
+    in one WARC file, if only_warc; of these captures, if only_ids) from the WARC
+    payloads; returns the tracked URLs touched."""
     touched = set()
     have = catalog.history.observed_capture_ids() if only_missing else set()
     for row in catalog.captures.chain_ends():
-        if row["id"] in have or (only_warc is not None and row["warc"] != only_warc):
+        if row["id"] in have or (only_warc is not None and row["warc"] != only_warc) or \
+                (only_ids is not None and row["id"] not in only_ids):
             continue
         headers, body = _payload(catalog, config.storage.warc_dir, row)
         get = (lambda name: (headers.get_header(name) or "") if headers else "")
