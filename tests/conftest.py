@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -98,3 +99,21 @@ def reported(proc: subprocess.Popen, url: str) -> threading.Event:
             pass
     threading.Thread(target=read, daemon=True).start()
     return seen
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (its own browser download is not used)."""
+    if CHROMIUM is None:
+        pytest.skip("needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the test extra)")
+    with sync_api.sync_playwright() as p:
+        # Flags as for any headless chromium here: no background calls to Google's hosts.
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield b
+        b.close()

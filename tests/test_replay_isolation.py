@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import shutil
 import socket
 from urllib.parse import urlsplit
 
@@ -27,7 +26,6 @@ from .site import Site
 pytestmark = pytest.mark.slow
 
 COLL = "archive"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PIXEL = bytes.fromhex(  # a 1x1 PNG: the page's one requisite, to show replay still works
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
@@ -217,19 +215,6 @@ def test_a_page_may_read_the_captures_of_its_own_origin_only(replayed):
     font = fetch(pywb, f"{other}2id_/{secret}", {**READ, "Sec-Fetch-Dest": "font"})
     assert font.headers["Access-Control-Allow-Origin"] == "null"
 
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the test extra)")
-    with sync_api.sync_playwright() as p:
-        # Flags as for any headless chromium here: no background calls to Google's hosts.
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        yield b
-        b.close()
 
 
 def results_in(frame) -> dict[str, str]:
