@@ -21,8 +21,8 @@ SCHEMA = captures.SCHEMA + history.SCHEMA + ledger.SCHEMA + schedule.SCHEMA
 
 
 class Catalog(Database):
-    def __init__(self, path: Path, holding: Held | None = None):
-        super().__init__(path, SCHEMA, holding)
+    def __init__(self, path: Path, holding: Held | None = None, read_only: bool = False):
+        super().__init__(path, SCHEMA, holding, read_only)
         self.captures = Captures(self)
         self.history = History(self)
         self.schedule = Schedule(self)

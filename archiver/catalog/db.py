@@ -24,15 +24,16 @@ class Held(Protocol):
 
 
 class Database:
-    def __init__(self, path: Path, schema: str, holding: Held | None = None):
+    def __init__(self, path: Path, schema: str, holding: Held | None = None, read_only: bool = False):
         """schema: what to create where it is missing; holding: a lock to let go when the
-        connection is closed (see locks.reading)."""
+        connection is closed (see locks.reading); read_only: only read, though the
+        storage could be written (a reader beside a live writer, such as archiver serve)."""
         self.holding = holding
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.read_only = not writable(path)
+        self.read_only = read_only or not writable(path)
         self.write_lock: IO[bytes] | None = None
         if self.read_only:
-            self.db = open_read_only(path)
+            self.db = open_read_only(path, live=writable(path))
         else:
             self._open(path, schema)
 
@@ -92,19 +93,21 @@ def writable(path: Path) -> bool:
     return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
 
 
-def open_read_only(path: Path) -> sqlite3.Connection:
+def open_read_only(path: Path, live: bool = False) -> sqlite3.Connection:
     """The catalog read-only: immutable (no lock, no shared-memory file to create) unless
     a write-ahead log beside it holds commits, which only a reader able to use its
-    shared-memory file sees."""
+    shared-memory file sees, or unless it is ``live``: a writer may commit while it is
+    open, and what it commits is to be seen."""
     log = path.with_name(path.name + "-wal")
     logged = log.exists() and log.stat().st_size > 0
-    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro" + ("" if logged else "&immutable=1")
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro" + ("" if logged or live else "&immutable=1")
     try:
         db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
     except sqlite3.DatabaseError as e:
-        why = " (its write-ahead log needs its -shm file beside it)" if logged else ""
-        raise ArchiverError(f"catalog {path}: cannot be read from read-only storage: {e}{why}") from e
+        why = " (its write-ahead log needs its -shm file beside it)" if logged and not live else ""
+        where = "" if live else " from read-only storage"
+        raise ArchiverError(f"catalog {path}: cannot be read{where}: {e}{why}") from e
     return db
 
 

@@ -20,7 +20,6 @@ import re
 import sqlite3
 import tempfile
 import threading
-import urllib.parse
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,17 +30,13 @@ from typing import Any, Iterator
 from archiver.archive.records import TLS_TYPE, pem_certificates
 from archiver.archive.locks import UrlLocks, reading
 from archiver.archive.warcfile import warc_date
-from archiver.catalog import Catalog, open_read_only, writable
-from archiver.catalog.captures import Captures
-from archiver.catalog.history import History as HistoryStore
-from archiver.catalog.ledger import LedgerState
-from archiver.catalog.schedule import Schedule
+from archiver.catalog import Catalog
 from archiver import library
 from archiver.config import Config
 from archiver.edits.history import CaptureRef, History
 from archiver.edits.observe import load_history, version_diff
 from archiver.edits.report import VersionDiff, atom_feed, change_event_json
-from archiver.errors import ArchiverError, UsageError
+from archiver.errors import UsageError
 from archiver.evidence.warcscan import ScannedRecord, WarcScan
 from archiver.schedule.runner import seeds_fingerprint, tracked_seeds
 from archiver.seeds import Seed, url_host
@@ -104,15 +99,6 @@ ORDER BY t.url
 """
 
 
-class _ReadCatalog(Catalog):
-    """The Catalog's queries over the interface's read-only connection (it writes nothing)."""
-
-    def __init__(self, db: sqlite3.Connection):  # noqa: super().__init__ would open a writable one
-        self.db, self.holding, self.read_only, self.write_lock = db, None, True, None
-        self.captures, self.history = Captures(self), HistoryStore(self)
-        self.schedule, self.ledger = Schedule(self), LedgerState(self)
-
-
 class ArchiveData:
     """The archive as the interface sees it. Thread-safe: one request at a time reads."""
 
@@ -120,8 +106,8 @@ class ArchiveData:
         self.config = config
         if not config.storage.catalog.exists():  # an archive nothing was captured into yet
             Catalog(config.storage.catalog).close()
-        self.db = _connect(config.storage.catalog)
-        self.catalog = _ReadCatalog(self.db)
+        self.catalog = Catalog(config.storage.catalog, read_only=True)  # sees what a writer commits
+        self.db = self.catalog.db
         self._lock = threading.Lock()
         self._fingerprint: tuple | None = None
         self._observed = 0  # the highest observation (capture id) whose URL is in web_tracked
@@ -312,20 +298,6 @@ class ArchiveData:
 def since_date(text: str, now: datetime) -> str:
     """An ISO date-time or a duration back from now (7d) -> a WARC date, as archiver changes --since."""
     return library.since_date(text, now)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """A read-only connection that sees what writers commit after it opened (never
-    ``immutable``); on storage nobody can write, catalog.open_read_only's."""
-    if not writable(path):
-        return open_read_only(path)
-    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
-    try:
-        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
-    except sqlite3.DatabaseError as e:
-        raise ArchiverError(f"catalog {path}: {e}") from e
-    return db
 
 
 MAX_CHECKED = 500_000_000  # decompressed bytes one capture's records may take to check
