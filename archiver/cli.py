@@ -505,14 +505,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = open_archive(args).config
-    from importlib.util import find_spec
-    missing = [name for name in ("flask", "waitress", "pywb") if find_spec(name) is None]
-    if missing:
-        raise ArchiverError(f"the web interface needs {', '.join(missing)}: pip install 'archiver[web]'")
-    from archiver.web import running
-    port = args.port if args.port is not None else config.serve.port
-    with running(config, args.host, port) as addresses:
+    with open_archive(args).serve(args.host, args.port) as addresses:
         print(f"archiver serve: {addresses.interface}/  (captures replayed at {addresses.replay}/; Ctrl-C to stop)",
               flush=True)
         stop = threading.Event()
