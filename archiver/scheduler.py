@@ -26,7 +26,9 @@ from .config import Config
 from .errors import ArchiverError
 from .crawl import Batch, Crawler
 from .fetch import utcnow
+from .follow import Follower, check_source, stored_body
 from .locks import UrlLocks
+from .notify import DeliveryThread, Notifier, deliver_now
 from .policy import Schedule, next_due, schedule_of
 from .seeds import Seed, load_seeds, url_host
 
@@ -41,7 +43,10 @@ class Tracked:
 
 def tracked_seeds(config: Config) -> dict[str, Tracked]:
     """seeds/*.txt, each with its schedule (ConfigError names a bad line)."""
-    return {s.url: Tracked(s, schedule_of(s, config.schedule)) for s in load_seeds(config.seeds_dir)}
+    seeds = load_seeds(config.seeds_dir)
+    for s in seeds:
+        check_source(s)
+    return {s.url: Tracked(s, schedule_of(s, config.schedule)) for s in seeds}
 
 
 def seeds_fingerprint(config: Config) -> tuple:
@@ -65,6 +70,9 @@ class Runner:
         self.tracked: dict[str, Tracked] = {}
         self._fingerprint: tuple = ()
         self.dispatched = 0
+        self.follower = Follower(self.archive.catalog, config.seeds_dir, config.follow, clock)
+        self.notifier = Notifier(config, self.archive.catalog, clock)
+        self.delivery = DeliveryThread(config, self.notifier.queued, clock)
 
     # ---- dispatcher (APScheduler's thread, or the caller for --once) -------------------
 
@@ -110,7 +118,11 @@ class Runner:
     # ---- crawler thread --------------------------------------------------------------------
 
     def _seed_done(self, batch: Batch, seed: str) -> None:
-        """A seed's snapshot is stored: schedule it again, record how its hosts answered."""
+        """A seed's snapshot is stored: schedule it again, record how its hosts answered,
+        bring in what a followed source lists, queue notifications of its changes."""
+        if self.follower.is_child(seed):  # a sitemap index's child, captured for its source
+            self._read_source(batch, seed)
+            return
         now = self.clock()
         tracked = self.tracked.get(seed)
         schedule = tracked.schedule if tracked else schedule_of(Seed(seed), self.config.schedule)
@@ -119,9 +131,36 @@ class Runner:
         sc = self.config.schedule
         self.archive.catalog.record_host_outcomes(_host_outcomes(batch, seed), now.timestamp(), sc.host_failures,
                                                   sc.host_backoff, sc.host_backoff_max)
+        if tracked is not None and tracked.seed.option("follow") is not None:
+            self._read_source(batch, seed)
+        self.notifier.enqueue([seed], self._seed_of)
         with self._running_lock:
             self.running.discard(seed)
             self.locks.release(seed)
+
+    def _seed_of(self, url: str) -> Seed | None:
+        tracked = self.tracked.get(url)
+        return tracked.seed if tracked else None
+
+    def _read_source(self, batch: Batch, url: str) -> None:
+        """Parse the stored capture of a followed source (or of a child sitemap of one):
+        its new articles go into seeds/ (tracked from the next look), its child sitemaps
+        are captured next. A source that cannot be read is recorded, never raised."""
+        chain = [r for r in batch.by_seed.get(url, []) if r.role in ("seed", "redirect")]
+        tracked = lambda u: u in self.tracked  # noqa: E731
+        try:
+            body, ctype, error = stored_body(self.archive.catalog, self.config.storage.warc_dir,
+                                             chain[-1] if chain else None, self.config.follow.max_bytes)
+            if self.follower.is_child(url):
+                read = self.follower.read_child(url, body, ctype, error, tracked)
+            else:
+                self.follower.new_cycle(url)
+                read = self.follower.read(self.tracked[url].seed, body, ctype, error, tracked)
+        except ArchiverError as e:
+            log.error("followed source %s not read: %s", url, e)
+            return
+        if read.sitemaps:
+            self.crawler.submit(read.sitemaps)
 
     def _quiet_since(self, url: str) -> datetime:
         """When the article last changed (its newest version began), else when first tracked."""
@@ -137,10 +176,12 @@ class Runner:
         """Capture everything due now, a batch at a time, then return (for cron and tests)."""
         try:
             self.sync_seeds()
+            self.notifier.catch_up(self._seed_of)
             count = 0
             while taken := self.dispatch():
                 count += taken
                 self.crawler.run()
+            deliver_now(self.config, self.archive.catalog, self.clock)
             return count
         finally:
             self.close()
@@ -150,9 +191,11 @@ class Runner:
         within the grace period, close the WARC files."""
         try:
             self.sync_seeds()  # in this thread: a bad seed line stops the start
+            self.notifier.catch_up(self._seed_of)
         except BaseException:
             self.close()
             raise
+        self.delivery.start()
         scheduler = BackgroundScheduler(timezone=timezone.utc)
         scheduler.add_job(self.dispatch, IntervalTrigger(seconds=self.config.schedule.tick),
                           next_run_time=datetime.now(timezone.utc), coalesce=True, max_instances=1,
@@ -173,6 +216,7 @@ class Runner:
         self.crawler.wake()
 
     def close(self) -> None:
+        self.delivery.stop(self.config.schedule.shutdown_grace)
         self.crawler.close()
         self.archive.close()  # closes (renames) the open WARC file
         self.dispatch_catalog.close()

@@ -1,0 +1,602 @@
+"""Following a site: feeds, sitemaps and front pages bring new article URLs in.
+
+A followed source is a seed line with ``follow=KIND`` (feed, sitemap, front, or auto:
+told from what it serves). ``archiver run`` captures it like any page (the feed is
+evidence of what was published and when); once its capture is stored, its body is read
+back from the WARC and parsed here, and every article URL it lists for the first time
+is appended to ``seeds/followed.txt`` (with the source's tags), so the adaptive schedule
+takes it from the next look for due URLs. What each source listed, and when an entry
+left it, is kept in the catalog (``FollowStore``): an entry is never added twice, even
+after a restart, and one that disappears from a feed while older ones stay is logged as
+a retraction signal.
+
+Sources are untrusted XML: they are parsed with size caps, no entities, no DTD, no
+network (``parse_source``), and a hostile one is recorded as failed, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Callable, Iterable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .config import FollowConfig
+from .errors import ConfigError, UsageError
+from .seeds import Seed, append_seed_lines, normalize_url, seed_line, url_host
+from .warcfile import OPEN_SUFFIX, read_response
+
+if TYPE_CHECKING:
+    from .archive import FetchResult
+    from .catalog import Catalog
+
+log = logging.getLogger("archiver")
+
+KINDS = ("auto", "feed", "sitemap", "front")
+FOLLOWED_FILE = "followed.txt"  # in seeds/: the articles sources brought in
+MAX_INDEX_DEPTH = 3  # a sitemap index of indexes of indexes; deeper is refused
+FEED_ROOTS = (b"<rss", b"<feed", b"<rdf:rdf", b"<rdf")
+SITEMAP_ROOTS = (b"<urlset", b"<sitemapindex")
+SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+NEWS_NS = "{http://www.google.com/schemas/sitemap-news/0.9}"
+# What a front page's navigation is inside: its links are not articles.
+NAVIGATION = re.compile(r"\b(nav|menu|header|footer|breadcrumb|sidebar|masthead|topbar|social|share)\b", re.I)
+NAV_TAGS = frozenset({"nav", "header", "footer", "aside", "menu", "form"})
+NAV_ROLES = frozenset({"navigation", "banner", "contentinfo", "menu", "menubar", "search", "complementary"})
+HEADLINE_WORDS = 3  # a link of fewer words outside a heading is navigation ("World", "Read more")
+
+
+@dataclass(frozen=True)
+class Entry:
+    url: str
+    published: str = ""  # ISO 8601 UTC, as the source dated it; "" when it did not
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What one capture of a source lists (or why it could not be read)."""
+    kind: str  # feed | sitemap | index | front
+    entries: tuple[Entry, ...] = ()
+    sitemaps: tuple[str, ...] = ()  # a sitemap index's children
+    error: str = ""
+
+
+# ---- parsing (pure) ---------------------------------------------------------------------
+
+def parse_source(body: bytes, url: str, kind: str, content_type: str, limits: FollowConfig) -> Listing:
+    """The article URLs a source lists. Never raises on what a server sends: a hostile
+    or broken body gives a Listing with an error."""
+    if len(body) > limits.max_bytes:
+        return Listing(kind, error=f"larger than {limits.max_bytes} bytes (max_bytes)")
+    data = _gunzipped(body, limits.max_bytes) if body[:2] == b"\x1f\x8b" else body
+    if data is None:
+        return Listing(kind, error=f"not gzip, or larger than {limits.max_bytes} bytes uncompressed (max_bytes)")
+    if kind != "front" and _declares_entities(data):
+        return Listing(kind, error="declares XML entities (refused: entity expansion)")
+    actual = sniff_kind(data, content_type) if kind == "auto" else kind
+    if actual == "feed":
+        listing = parse_feed(data, url)
+    elif actual == "sitemap":
+        listing = parse_sitemap(data, url)
+    else:
+        listing = front_page_links(data, url, content_type)
+    if len(listing.entries) > limits.max_entries:
+        note = f"{len(listing.entries)} entries, the first {limits.max_entries} kept (max_entries)"
+        return Listing(listing.kind, listing.entries[:limits.max_entries], listing.sitemaps, note)
+    return listing
+
+
+def sniff_kind(body: bytes, content_type: str) -> str:
+    """feed, sitemap or front, from the first bytes of the body (then the media type)."""
+    head = re.sub(rb"<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>", b"", body[:4096], flags=re.S).lstrip().lower()
+    if head.startswith(SITEMAP_ROOTS):
+        return "sitemap"
+    if head.startswith(FEED_ROOTS):
+        return "feed"
+    ctype = content_type.lower()
+    return "feed" if ("rss" in ctype or "atom" in ctype) else "front"
+
+
+def _declares_entities(data: bytes) -> bool:
+    """An internal DTD subset declaring entities: the billion-laughs shape. No feed or
+    sitemap needs one (their entities are the five predefined ones)."""
+    return re.search(rb"<!ENTITY", data[:1_000_000], re.I) is not None
+
+
+def _gunzipped(data: bytes, limit: int) -> bytes | None:
+    """A .xml.gz body, uncompressed up to limit bytes; None past it (a gzip bomb) or if broken."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        return None
+    return None if len(out) > limit else out
+
+
+def parse_feed(data: bytes, url: str) -> Listing:
+    """An RSS or Atom feed, through feedparser (its sanitising, date and encoding handling)."""
+    import feedparser  # 60 ms of start-up, for archives that follow feeds only
+
+    parsed = feedparser.parse(data, response_headers={"content-location": url})
+    entries = []
+    for e in parsed.entries:
+        link = _entry_url(e, url)
+        if link:
+            entries.append(Entry(link, _feed_time(e), str(e.get("title", ""))[:500]))
+    if not entries and parsed.get("bozo") and not parsed.get("feed"):
+        return Listing("feed", error=f"not a feed: {type(parsed.get('bozo_exception')).__name__}")
+    return Listing("feed", tuple(_unique(entries)))
+
+
+def _entry_url(entry, base: str) -> str:
+    for candidate in (entry.get("link"), entry.get("id")):
+        if isinstance(candidate, str) and candidate:
+            try:
+                return normalize_url(candidate, base)
+            except UsageError:
+                continue
+    return ""
+
+
+def _feed_time(entry) -> str:
+    stamp = entry.get("published_parsed") or entry.get("updated_parsed")
+    if not stamp:
+        return ""
+    try:
+        return datetime(*stamp[:6], tzinfo=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (TypeError, ValueError):
+        return ""
+
+
+def _xml_parser():
+    """lxml hardened for what strangers send: no entities resolved, no DTD loaded, no
+    network, no huge-tree mode (lxml's own depth and text-size limits stay on)."""
+    from lxml import etree
+
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                           remove_comments=True, remove_pis=True)
+
+
+def parse_sitemap(data: bytes, url: str) -> Listing:
+    """A sitemap (urlset, news sitemaps included) or a sitemap index (its children)."""
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(data, _xml_parser())
+    except (etree.XMLSyntaxError, ValueError) as e:
+        return Listing("sitemap", error=f"not a sitemap: {_first_line(e)}")
+    if root is None:
+        return Listing("sitemap", error="not a sitemap: empty")
+    tag = etree.QName(root).localname
+    if tag == "sitemapindex":
+        children = [_absolute(_child_text(s, "loc"), url) for s in root if _local(s) == "sitemap"]
+        return Listing("index", sitemaps=tuple(dict.fromkeys(c for c in children if c)))
+    if tag != "urlset":
+        return Listing("sitemap", error=f"not a sitemap: root element {tag[:40]!r}")
+    entries = []
+    for node in root:
+        if _local(node) == "url" and (loc := _absolute(_child_text(node, "loc"), url)):
+            entries.append(Entry(loc, _iso(_news_date(node) or _child_text(node, "lastmod")), _news_title(node)))
+    return Listing("sitemap", tuple(_unique(entries)))
+
+
+def _local(node) -> str:
+    return node.tag.rsplit("}", 1)[-1] if isinstance(node.tag, str) else ""
+
+
+def _child_text(node, name: str) -> str:
+    for child in node:
+        if _local(child) == name:
+            return (child.text or "").strip()
+    return ""
+
+
+def _news_date(node) -> str:
+    found = node.find(f"{NEWS_NS}news/{NEWS_NS}publication_date")
+    return (found.text or "").strip() if found is not None else ""
+
+
+def _news_title(node) -> str:
+    found = node.find(f"{NEWS_NS}news/{NEWS_NS}title")
+    return (found.text or "").strip()[:500] if found is not None else ""
+
+
+def _iso(text: str) -> str:
+    """A W3C datetime (2026-11-27, 2026-11-27T12:00:00+01:00) in UTC; "" if it is not one."""
+    if not text:
+        return ""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _absolute(link: str, base: str) -> str:
+    try:
+        return normalize_url(link, base) if link else ""
+    except UsageError:
+        return ""
+
+
+def _unique(entries: Iterable[Entry]) -> list[Entry]:
+    return list({e.url: e for e in reversed(list(entries))}.values())[::-1]
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:200]
+
+
+def front_page_links(data: bytes, url: str, content_type: str) -> Listing:
+    """The article links of a front page: same-site links in its content, not in its
+    navigation (nav, header, footer, aside, menus), with headline-like text."""
+    from .extract import decode_text, parse_html
+
+    doc = parse_html(decode_text(data, content_type))
+    if doc is None:
+        return Listing("front", error="not an HTML page")
+    host = url_host(url)
+    entries = []
+    for a in doc.iter("a"):
+        link = _absolute(a.get("href") or "", url)
+        if link and url_host(link) == host and link != url and _is_headline(a):
+            entries.append(Entry(link, "", " ".join(a.itertext()).strip()[:500]))
+    return Listing("front", tuple(_unique(entries)))
+
+
+def _is_headline(a) -> bool:
+    """Inside a heading, or of HEADLINE_WORDS words or more, and not in navigation."""
+    in_heading = False
+    for node in a.iterancestors():
+        tag = node.tag if isinstance(node.tag, str) else ""
+        if tag in NAV_TAGS or node.get("role", "") in NAV_ROLES:
+            return False
+        if NAVIGATION.search(f"{node.get('class', '')} {node.get('id', '')}"):
+            return False
+        in_heading = in_heading or tag in ("h1", "h2", "h3", "h4")
+    return in_heading or len(" ".join(a.itertext()).split()) >= HEADLINE_WORDS
+
+
+# ---- discovery --------------------------------------------------------------------------
+
+USUAL_PATHS = ("/feed", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml", "/sitemap.xml",
+               "/news-sitemap.xml", "/sitemap_index.xml")
+ALTERNATE_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json")
+
+
+def feed_links(data: bytes, url: str, content_type: str = "") -> list[str]:
+    """The feeds a page announces: <link rel=alternate type=application/rss+xml|atom+xml>."""
+    from .extract import decode_text, parse_html
+
+    doc = parse_html(decode_text(data, content_type))
+    if doc is None:
+        return []
+    found = []
+    for link in doc.iter("link"):
+        rel = (link.get("rel") or "").lower().split()
+        if "alternate" in rel and (link.get("type") or "").lower().strip() in ALTERNATE_TYPES[:2]:
+            found.append(_absolute(link.get("href") or "", url))
+    return list(dict.fromkeys(f for f in found if f))
+
+
+def robots_sitemaps(text: str, url: str) -> list[str]:
+    """The Sitemap: lines of a robots.txt."""
+    found = []
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "sitemap":
+            found.append(_absolute(value.strip(), url))
+    return list(dict.fromkeys(f for f in found if f))
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int | None
+    content_type: str
+    body: bytes
+
+
+def discover(url: str, get: Callable[[str], Fetched], limits: FollowConfig) -> list[tuple[str, str]]:
+    """(URL, kind) of the feeds and sitemaps of the site of url: url itself if it is
+    one; else what its page announces, its robots.txt Sitemap lines, then the usual
+    paths (those only when nothing else was found). ``get`` fetches (fetch.Fetcher)."""
+    page = get(url)
+    if _ok(page):
+        kind = _kind_of(page, url, limits)
+        if kind != "front":
+            return [(url, kind)]
+    found = [(f, "feed") for f in feed_links(page.body, url, page.content_type)] if _ok(page) else []
+    root = f"{urlsplit(url).scheme}://{url_host(url)}"
+    robots = get(root + "/robots.txt")
+    if _ok(robots):
+        found += [(s, "sitemap") for s in robots_sitemaps(robots.body.decode("utf-8", "replace"), root)]
+    if not found:
+        for path in USUAL_PATHS:
+            candidate = get(root + path)
+            if _ok(candidate) and (kind := _kind_of(candidate, root + path, limits)) != "front":
+                found.append((root + path, kind))
+    return list(dict.fromkeys(found))
+
+
+def _ok(f: Fetched) -> bool:
+    return f.status is not None and 200 <= f.status < 300
+
+
+def _kind_of(f: Fetched, url: str, limits: FollowConfig) -> str:
+    data = _gunzipped(f.body, limits.max_bytes) if f.body[:2] == b"\x1f\x8b" else f.body
+    return sniff_kind(data or b"", f.content_type)
+
+
+# ---- state: what each source listed (catalog tables of their own) ------------------------
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS follow_entries (
+    source TEXT NOT NULL,
+    url TEXT NOT NULL,
+    published TEXT NOT NULL,        -- as the source dated it ("" when it did not)
+    title TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    tracked INTEGER NOT NULL,       -- 1: appended to seeds/, 0: left out by match= or max=
+    gone_at REAL,                   -- when it was first missing from the source
+    retracted INTEGER NOT NULL DEFAULT 0,  -- gone while an older entry stayed: a retraction signal
+    PRIMARY KEY (source, url)
+);
+CREATE INDEX IF NOT EXISTS follow_entries_url ON follow_entries (url);
+CREATE TABLE IF NOT EXISTS follow_sources (
+    source TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    last_read REAL NOT NULL,
+    entries INTEGER NOT NULL,
+    added INTEGER NOT NULL,
+    error TEXT NOT NULL
+);
+"""
+
+
+def create_tables(catalog: Catalog, schema: str) -> None:
+    """CREATE ... IF NOT EXISTS statements in one catalog transaction (executescript
+    would commit the transaction it is in)."""
+    with catalog.transaction():
+        for statement in schema.split(";"):
+            if statement.strip():
+                catalog.db.execute(statement)
+
+
+class FollowStore:
+    """The follow tables, over the catalog's connection and its transactions."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog, self.db = catalog, catalog.db
+        if catalog.write_lock is not None and not self._exists():
+            create_tables(catalog, SCHEMA)
+
+    def _exists(self) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'follow_sources'").fetchone() is not None
+
+    def known(self, source: str) -> dict[str, tuple[int, float | None]]:
+        """url -> (tracked, gone_at) of every entry the source has listed."""
+        rows = self.db.execute("SELECT url, tracked, gone_at FROM follow_entries WHERE source = ?", (source,))
+        return {url: (tracked, gone) for url, tracked, gone in rows}
+
+    def record(self, source: str, listing: Listing, tracked: set[str], now: float, added: int) -> list[str]:
+        """Store what the source lists now; return the URLs that left it while an older
+        entry stayed (retraction signals), noted once each."""
+        known = self.known(source)
+        listed = {e.url for e in listing.entries}
+        new = [e for e in listing.entries if e.url not in known or (e.url in tracked and not known[e.url][0])]
+        with self.catalog.transaction():
+            self.db.executemany(
+                "INSERT INTO follow_entries (source, url, published, title, first_seen, last_seen, tracked) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, url) DO UPDATE SET tracked = excluded.tracked",
+                [(source, e.url, e.published, e.title, now, now, int(e.url in tracked)) for e in new])
+            self.db.executemany("UPDATE follow_entries SET last_seen = ?, gone_at = NULL WHERE source = ? AND url = ?",
+                                [(now, source, u) for u in listed if u in known])
+            retracted = self._mark_gone(source, listing, known, listed, now)
+            self._source_row(source, listing, now, added)
+        return retracted
+
+    def _mark_gone(self, source: str, listing: Listing, known: dict, listed: set[str], now: float) -> list[str]:
+        gone = [u for u, (_, at) in known.items() if u not in listed and at is None]
+        if not gone or listing.kind not in ("feed", "sitemap"):
+            return []
+        oldest = min((e.published for e in listing.entries if e.published), default="")
+        dates = dict(self.db.execute(f"SELECT url, published FROM follow_entries WHERE source = ? AND url IN "
+                                     f"({', '.join('?' * len(gone))})", (source, *gone)))
+        retracted = [u for u in gone if oldest and dates.get(u, "") > oldest]
+        self.db.executemany("UPDATE follow_entries SET gone_at = ?, retracted = ? WHERE source = ? AND url = ?",
+                            [(now, int(u in retracted), source, u) for u in gone])
+        return retracted
+
+    def _source_row(self, source: str, listing: Listing, now: float, added: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO follow_sources VALUES (?, ?, ?, ?, ?, ?)",
+                        (source, listing.kind, now, len(listing.entries), added, listing.error))
+
+    def failed(self, source: str, kind: str, error: str, now: float) -> None:
+        with self.catalog.transaction():
+            self._source_row(source, Listing(kind, error=error), now, 0)
+
+    def sources(self) -> list[dict]:
+        if not self._exists():
+            return []
+        rows = self.db.execute("SELECT s.*, (SELECT count(*) FROM follow_entries e WHERE e.source = s.source "
+                               "AND e.retracted) FROM follow_sources s ORDER BY s.source").fetchall()
+        return [{"source": r[0], "kind": r[1], "last_read": r[2], "entries": r[3], "added": r[4], "error": r[5],
+                 "retraction_signals": r[6]} for r in rows]
+
+    def published(self, url: str) -> str:
+        """When a source said the article was published ("" if none did)."""
+        if not self._exists():
+            return ""
+        row = self.db.execute("SELECT published FROM follow_entries WHERE url = ? AND published != '' "
+                              "ORDER BY first_seen LIMIT 1", (url,)).fetchone()
+        return row[0] if row else ""
+
+
+# ---- the runner's side: a captured source -> new seeds ---------------------------------
+
+def check_source(seed: Seed) -> None:
+    """follow=, match= and max= of a seed line, checked (ConfigError names the line)."""
+    where = f"{seed.source}:{seed.line}"
+    kind = seed.option("follow")
+    if kind is None:
+        if seed.option("match") is not None or seed.option("max") is not None:
+            raise ConfigError(f"{where}: match= and max= are options of a followed source (follow=KIND)")
+        return
+    if kind not in KINDS:
+        raise ConfigError(f"{where}: follow={kind!r}: use one of {', '.join(KINDS)}")
+    try:
+        re.compile(seed.option("match") or "")
+    except re.error as e:
+        raise ConfigError(f"{where}: match=: not a regular expression: {e}") from None
+    if (n := seed.option("max")) is not None and not (n.isdigit() and int(n) >= 1):
+        raise ConfigError(f"{where}: max={n!r}: a number of articles, at least 1")
+
+
+def stored_body(catalog: Catalog, warc_dir: Path, result: FetchResult | None,
+                limit: int) -> tuple[bytes | None, str, str]:
+    """(decoded body, Content-Type, error) of a source's capture, read back from its
+    WARC record (a revisit's from the record it revisits): what is parsed is what was
+    archived."""
+    if result is None or result.status is None:
+        return None, "", (result.error if result else "") or "no response"
+    if not 200 <= result.status < 300:
+        return None, "", f"HTTP {result.status}"
+    headers, raw = read_response(_warc_path(warc_dir, result.warc), result.offset, 0)
+    ctype = headers.get_header("Content-Type") or ""
+    warc, offset = result.warc, result.offset
+    if result.record == "revisit":
+        refers = catalog.db.execute("SELECT refers_to FROM captures WHERE warc = ? AND offset = ?",
+                                    (warc, offset)).fetchone()
+        location = catalog.record_location(refers[0]) if refers else None
+        if location is None:
+            return None, ctype, "the record it revisits is not in the catalog"
+        warc, offset = location
+    headers, raw = read_response(_warc_path(warc_dir, warc), offset, limit + 1)
+    return _decoded(raw, headers.get_header("Content-Encoding") or "", limit), ctype, ""
+
+
+def _warc_path(warc_dir: Path, name: str) -> Path:
+    """A WARC file by its final name, or the open file of that name its writer still holds."""
+    path = warc_dir / name
+    return path if path.exists() else path.with_name(name + OPEN_SUFFIX)
+
+
+def _decoded(raw: bytes, encoding: str, limit: int) -> bytes:
+    """gzip undone up to limit (+1, so an oversize body is seen as one); other codings
+    as extract.decode_body undoes them."""
+    from .extract import decode_body
+
+    if encoding.strip().lower() in ("gzip", "x-gzip"):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            return inflater.decompress(raw, limit + 1)
+        except zlib.error:
+            return raw
+    return decode_body(raw, encoding)
+
+
+@dataclass(frozen=True)
+class Read:
+    """The outcome of reading one capture of a source."""
+    added: list[str]        # article URLs appended to seeds/
+    sitemaps: list[str]     # a sitemap index's children, to capture and read next
+    error: str = ""
+
+
+def is_source(seed: Seed) -> bool:
+    return seed.option("follow") is not None
+
+
+def new_seed_lines(source: Seed, listing: Listing, known: dict[str, tuple[int, float | None]],
+                   tracked: Callable[[str], bool], max_new: int) -> list[tuple[Entry, str]]:
+    """(entry, seed line) of the entries to track now: not seen before (or left out
+    before by max=), matching match=, not tracked already, at most max_new."""
+    pattern = re.compile(source.option("match") or "")
+    tags = [("tag", v) for k, v in source.options if k == "tag"]
+    out = []
+    for entry in listing.entries:
+        if len(out) >= max_new:
+            break
+        if (entry.url in known and known[entry.url][0]) or tracked(entry.url) or not pattern.search(entry.url):
+            continue
+        out.append((entry, seed_line(entry.url, tags)))
+    return out
+
+
+class Follower:
+    """Reads each stored capture of a followed source and brings its new articles in."""
+
+    def __init__(self, catalog: Catalog, seeds_dir, limits: FollowConfig, clock: Callable[[], datetime]):
+        self.store, self.seeds_dir, self.limits, self.clock = FollowStore(catalog), seeds_dir, limits, clock
+        self.children: dict[str, tuple[Seed, int]] = {}  # a sitemap index's child -> (its source, depth)
+        self.read_this_run: dict[str, int] = {}  # source -> child sitemaps read (max_sitemaps)
+
+    def is_child(self, url: str) -> bool:
+        return url in self.children
+
+    def read(self, source: Seed, body: bytes | None, content_type: str, fetch_error: str,
+             tracked: Callable[[str], bool], depth: int = 0, url: str = "") -> Read:
+        """Parse one stored capture of source (or of its child sitemap url) and append
+        its new articles to seeds/followed.txt."""
+        url = url or source.url
+        kind = source.option("follow") or "auto"
+        now = self.clock().timestamp()
+        if body is None:
+            self.store.failed(url, kind, fetch_error or "no response", now)
+            log.warning("followed source %s not read: %s", url, fetch_error or "no response")
+            return Read([], [], fetch_error or "no response")
+        listing = parse_source(body, url, kind if depth == 0 else "sitemap", content_type, self.limits)
+        if listing.error and not listing.entries and not listing.sitemaps:
+            self.store.failed(url, listing.kind, listing.error, now)
+            log.warning("followed source %s failed: %s", url, listing.error)
+            return Read([], [], listing.error)
+        return self._take(source, url, listing, tracked, depth, now)
+
+    def _take(self, source: Seed, url: str, listing: Listing, tracked: Callable[[str], bool], depth: int,
+              now: float) -> Read:
+        max_new = int(source.option("max") or self.limits.max_per_run)
+        chosen = new_seed_lines(source, listing, self.store.known(url), tracked, max_new)
+        append_seed_lines(self.seeds_dir / FOLLOWED_FILE, [line for _, line in chosen])
+        retracted = self.store.record(url, listing, {e.url for e, _ in chosen}, now, len(chosen))
+        for gone in retracted:
+            log.warning("%s is no longer listed by %s while older entries are (a retraction signal)", gone, url)
+        if listing.error:
+            log.warning("followed source %s: %s", url, listing.error)
+        children = self._children(source, listing, depth)
+        if chosen:
+            log.info("%s lists %d new article(s), now tracked", url, len(chosen))
+        return Read([e.url for e, _ in chosen], children, listing.error)
+
+    def _children(self, source: Seed, listing: Listing, depth: int) -> list[str]:
+        """A sitemap index's children to capture next, within the index depth and the
+        source's max_sitemaps for this run (an endless index stops there)."""
+        if not listing.sitemaps:
+            return []
+        if depth + 1 > MAX_INDEX_DEPTH:
+            log.warning("%s: sitemap index nested deeper than %d: not followed", source.url, MAX_INDEX_DEPTH)
+            return []
+        room = self.limits.max_sitemaps - self.read_this_run.get(source.url, 0)
+        fresh = [u for u in listing.sitemaps if u not in self.children][:max(room, 0)]
+        if len(fresh) < len(listing.sitemaps):
+            log.warning("%s: %d child sitemap(s) not read this run (max_sitemaps %d)", source.url,
+                        len(listing.sitemaps) - len(fresh), self.limits.max_sitemaps)
+        self.read_this_run[source.url] = self.read_this_run.get(source.url, 0) + len(fresh)
+        for child in fresh:
+            self.children[child] = (source, depth + 1)
+        return fresh
+
+    def read_child(self, url: str, body: bytes | None, content_type: str, fetch_error: str,
+                   tracked: Callable[[str], bool]) -> Read:
+        source, depth = self.children.pop(url)
+        return self.read(source, body, content_type, fetch_error, tracked, depth, url)
+
+    def new_cycle(self, source: str) -> None:
+        """A source's capture starts a new reading: its child sitemaps count afresh."""
+        self.read_this_run.pop(source, None)
