@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .config import FollowConfig
+from .config import Config, FollowConfig
 from .errors import ConfigError, UsageError
-from .seeds import Seed, append_seed_lines, normalize_url, seed_line, url_host
+from .seeds import Seed, add_seed, append_seed_lines, normalize_url, seed_line, url_host
 from .warcfile import OPEN_SUFFIX, read_response
 
 if TYPE_CHECKING:
@@ -430,13 +430,13 @@ class FollowStore:
         return [{"source": r[0], "kind": r[1], "last_read": r[2], "entries": r[3], "added": r[4], "error": r[5],
                  "retraction_signals": r[6]} for r in rows]
 
-    def published(self, url: str) -> str:
-        """When a source said the article was published ("" if none did)."""
+    def published_all(self) -> dict[str, str]:
+        """url -> when the first source to list it said it was published."""
         if not self._exists():
-            return ""
-        row = self.db.execute("SELECT published FROM follow_entries WHERE url = ? AND published != '' "
-                              "ORDER BY first_seen LIMIT 1", (url,)).fetchone()
-        return row[0] if row else ""
+            return {}
+        rows = self.db.execute("SELECT url, published FROM follow_entries WHERE published != '' "
+                               "ORDER BY first_seen DESC")
+        return dict(rows.fetchall())
 
 
 # ---- the runner's side: a captured source -> new seeds ---------------------------------
@@ -600,3 +600,49 @@ class Follower:
     def new_cycle(self, source: str) -> None:
         """A source's capture starts a new reading: its child sitemaps count afresh."""
         self.read_this_run.pop(source, None)
+
+
+# ---- archiver follow --------------------------------------------------------------------
+
+def fetcher_get(config: Config) -> tuple[Callable[[str], Fetched], Callable[[], None]]:
+    """(get, close): discovery's fetches, through the capture's Fetcher (its proxy,
+    headers, TLS settings, address checks) and robots.txt when the archive obeys it."""
+    from .crawl import RobotsPolicy
+    from .extract import decode_body
+    from .fetch import Fetcher
+    from .workdir import redaction_salt
+
+    fetcher = Fetcher(config.capture, salt=redaction_salt(config.root))
+    robots = RobotsPolicy(fetcher) if config.capture.robots == "obey" else None
+
+    def get(url: str) -> Fetched:
+        if robots and not robots.allowed(url, config.capture.user_agent):
+            return Fetched(None, "", b"")
+        ex = fetcher.fetch(url, credentials=False)
+        try:
+            body = decode_body(ex.read_body(config.follow.max_bytes), ex.header("Content-Encoding"))
+            return Fetched(ex.status, ex.header("Content-Type"), body)
+        finally:
+            ex.close()
+    return get, fetcher.close
+
+
+def follow_site(config: Config, url: str, kind: str, options: list[tuple[str, str]],
+                target: Path | None = None) -> list[tuple[str, str]]:
+    """Append a seed line per source to follow: url itself with --kind, else what
+    discovery finds (url as a front page when it finds nothing). (url, kind) of each."""
+    url = normalize_url(url)
+    if kind == "auto":
+        get, close = fetcher_get(config)
+        try:
+            found = discover(url, get, config.follow) or [(url, "front")]
+        finally:
+            close()
+    else:
+        found = [(url, kind)]
+    target = target or config.seeds_dir / "follow.txt"
+    for source, source_kind in found:
+        seed = Seed(source, (("follow", source_kind), *options), str(target))
+        check_source(seed)
+        add_seed(config.seeds_dir, target, source, list(seed.options))
+    return found

@@ -260,6 +260,7 @@ def test_a_hostile_feed_is_recorded_as_failed_and_the_run_goes_on(site, tmp_path
 
 def test_archiver_follow_discovers_a_sites_feed_and_writes_a_seed_line(site, tmp_path):
     config = make_archive(tmp_path / "arch")
+    (config.seeds_dir / "example.txt").unlink()
     site.page("/", '<html><head><link rel="alternate" type="application/atom+xml" href="/atom.xml"></head>'
                    '<body><h2><a href="/x">X</a></h2></body></html>')
     site.page("/atom.xml", atom(site.base, ["/x"]), "application/atom+xml")
