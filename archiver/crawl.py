@@ -236,20 +236,24 @@ class Crawler:
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
                  on_seed_done: Callable[[Batch, str], None] = lambda b, s: None,
                  claim: Callable[[str], bool] = lambda url: True, cfg: CaptureConfig | None = None,
-                 summaries: bool = True, on_stored: Callable[[], None] = lambda: None):
+                 summaries: bool = True, on_stored: Callable[[], None] = lambda: None,
+                 is_source: Callable[[str], bool] = lambda url: False):
         """``on_stored()`` follows the ``on_result`` calls of each stored batch.
         ``claim(url)`` says whether this crawler may fetch a URL that is not one of its
         seeds, or a shared seed (see ``submit``): it is False when another process
         capturing the same snapshot has it.
         ``summaries=False`` (archiver run, which takes each seed from on_seed_done) keeps
         no batch summary: a batch lasts until its slowest seed is stored, and its summary
-        would hold every other seed's results and history until then."""
+        would hold every other seed's results and history until then.
+        ``is_source(seed)``: a followed feed, sitemap or front page (follow.py reads it):
+        captured with its requisites, but neither an article nor a page to follow."""
         self.archive = archive
         self.summaries = summaries
         self.cfg = cfg or archive.config.capture
         self.claim = claim
         self.on_result, self.on_batch_done, self.on_seed_done = on_result, on_batch_done, on_seed_done
         self.on_stored = on_stored
+        self.is_source = is_source
         self.fetcher = Fetcher(self.cfg, archive.clock, redaction_salt(archive.config.root))
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
@@ -359,7 +363,8 @@ class Crawler:
             for seed in seeds:
                 batch.summary.seeds_ok[seed] = False
                 batch.pending[seed] = 0
-                self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id, chain=True), is_page=True,
+                self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id, chain=True),
+                                         is_page=not self.is_source(seed),
                                          seed_chain=True, shared_seed=shared), claimed=True)
             if not seeds:
                 self._finish_batch(batch)

@@ -61,7 +61,8 @@ class Runner:
         self.config, self.clock = config, clock
         self.rng = rng or random.Random()
         self.archive = Archive(config, clock)
-        self.crawler = Crawler(self.archive, on_result, on_seed_done=self._seed_done, summaries=False)
+        self.crawler = Crawler(self.archive, on_result, on_seed_done=self._seed_done, summaries=False,
+                               is_source=self._is_source)
         self.locks = UrlLocks(config.storage.lock_dir)
         self.dispatch_catalog = Catalog(config.storage.catalog)  # the dispatcher thread's own connection
         self.stop = threading.Event()
@@ -137,6 +138,11 @@ class Runner:
         with self._running_lock:
             self.running.discard(seed)
             self.locks.release(seed)
+
+    def _is_source(self, url: str) -> bool:
+        """A followed source, or a child sitemap of one."""
+        seed = self._seed_of(url)
+        return (seed is not None and seed.option("follow") is not None) or self.follower.is_child(url)
 
     def _seed_of(self, url: str) -> Seed | None:
         tracked = self.tracked.get(url)
