@@ -79,16 +79,22 @@ def parse_source(body: bytes, url: str, kind: str, content_type: str, limits: Fo
     if kind != "front" and _declares_entities(data):
         return Listing(kind, error="declares XML entities (refused: entity expansion)")
     actual = sniff_kind(data, content_type) if kind == "auto" else kind
-    if actual == "feed":
-        listing = parse_feed(data, url)
-    elif actual == "sitemap":
-        listing = parse_sitemap(data, url)
-    else:
-        listing = front_page_links(data, url, content_type)
+    try:
+        listing = _parse(data, url, actual, content_type)
+    except Exception as e:  # noqa: BLE001 - a parser's bug on a stranger's bytes must not stop archiver run
+        return Listing(actual, error=f"parser failed: {type(e).__name__}")
     if len(listing.entries) > limits.max_entries:
         note = f"{len(listing.entries)} entries, the first {limits.max_entries} kept (max_entries)"
         return Listing(listing.kind, listing.entries[:limits.max_entries], listing.sitemaps, note)
     return listing
+
+
+def _parse(data: bytes, url: str, kind: str, content_type: str) -> Listing:
+    if kind == "feed":
+        return parse_feed(data, url)
+    if kind == "sitemap":
+        return parse_sitemap(data, url)
+    return front_page_links(data, url, content_type)
 
 
 def sniff_kind(body: bytes, content_type: str) -> str:
@@ -537,6 +543,7 @@ class Follower:
         self.store, self.seeds_dir, self.limits, self.clock = FollowStore(catalog), seeds_dir, limits, clock
         self.children: dict[str, tuple[Seed, int]] = {}  # a sitemap index's child -> (its source, depth)
         self.read_this_run: dict[str, int] = {}  # source -> child sitemaps read (max_sitemaps)
+        self.appended: set[str] = set()  # by this process: seeds/ may not have been read again yet
 
     def is_child(self, url: str) -> bool:
         return url in self.children
@@ -562,8 +569,10 @@ class Follower:
     def _take(self, source: Seed, url: str, listing: Listing, tracked: Callable[[str], bool], depth: int,
               now: float) -> Read:
         max_new = int(source.option("max") or self.limits.max_per_run)
-        chosen = new_seed_lines(source, listing, self.store.known(url), tracked, max_new)
+        chosen = new_seed_lines(source, listing, self.store.known(url),
+                                lambda u: tracked(u) or u in self.appended, max_new)
         append_seed_lines(self.seeds_dir / FOLLOWED_FILE, [line for _, line in chosen])
+        self.appended.update(e.url for e, _ in chosen)
         retracted = self.store.record(url, listing, {e.url for e, _ in chosen}, now, len(chosen))
         for gone in retracted:
             log.warning("%s is no longer listed by %s while older entries are (a retraction signal)", gone, url)

@@ -153,7 +153,7 @@ class Runner:
         its new articles go into seeds/ (tracked from the next look), its child sitemaps
         are captured next. A source that cannot be read is recorded, never raised."""
         chain = [r for r in batch.by_seed.get(url, []) if r.role in ("seed", "redirect")]
-        tracked = lambda u: u in self.tracked  # noqa: E731
+        tracked = self.tracked.__contains__
         try:
             body, ctype, error = stored_body(self.archive.catalog, self.config.storage.warc_dir,
                                              chain[-1] if chain else None, self.config.follow.max_bytes)
