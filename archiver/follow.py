@@ -17,7 +17,9 @@ network (``parse_source``), and a hostile one is recorded as failed, never raise
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -348,7 +350,6 @@ CREATE TABLE IF NOT EXISTS follow_entries (
     published TEXT NOT NULL,        -- as the source dated it ("" when it did not)
     title TEXT NOT NULL,
     first_seen REAL NOT NULL,
-    last_seen REAL NOT NULL,
     tracked INTEGER NOT NULL,       -- 1: appended to seeds/, 0: left out by match= or max=
     gone_at REAL,                   -- when it was first missing from the source
     retracted INTEGER NOT NULL DEFAULT 0,  -- gone while an older entry stayed: a retraction signal
@@ -361,6 +362,7 @@ CREATE TABLE IF NOT EXISTS follow_sources (
     last_read REAL NOT NULL,
     entries INTEGER NOT NULL,
     added INTEGER NOT NULL,
+    left_out INTEGER NOT NULL,      -- new entries waiting for its next readings (max_per_run)
     error TEXT NOT NULL
 );
 """
@@ -391,7 +393,8 @@ class FollowStore:
         rows = self.db.execute("SELECT url, tracked, gone_at FROM follow_entries WHERE source = ?", (source,))
         return {url: (tracked, gone) for url, tracked, gone in rows}
 
-    def record(self, source: str, listing: Listing, tracked: set[str], now: float, added: int) -> list[str]:
+    def record(self, source: str, listing: Listing, tracked: set[str], now: float, added: int,
+               left: int) -> list[str]:
         """Store what the source lists now; return the URLs that left it while an older
         entry stayed (retraction signals), noted once each."""
         known = self.known(source)
@@ -399,13 +402,13 @@ class FollowStore:
         new = [e for e in listing.entries if e.url not in known or (e.url in tracked and not known[e.url][0])]
         with self.catalog.transaction():
             self.db.executemany(
-                "INSERT INTO follow_entries (source, url, published, title, first_seen, last_seen, tracked) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, url) DO UPDATE SET tracked = excluded.tracked",
-                [(source, e.url, e.published, e.title, now, now, int(e.url in tracked)) for e in new])
-            self.db.executemany("UPDATE follow_entries SET last_seen = ?, gone_at = NULL WHERE source = ? AND url = ?",
-                                [(now, source, u) for u in listed if u in known])
+                "INSERT INTO follow_entries (source, url, published, title, first_seen, tracked) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, url) DO UPDATE SET tracked = excluded.tracked",
+                [(source, e.url, e.published, e.title, now, int(e.url in tracked)) for e in new])
+            self.db.executemany("UPDATE follow_entries SET gone_at = NULL WHERE source = ? AND url = ?",
+                                [(source, u) for u in listed if u in known and known[u][1] is not None])
             retracted = self._mark_gone(source, listing, known, listed, now)
-            self._source_row(source, listing, now, added)
+            self._source_row(source, listing, now, added, left)
         return retracted
 
     def _mark_gone(self, source: str, listing: Listing, known: dict, listed: set[str], now: float) -> list[str]:
@@ -420,21 +423,31 @@ class FollowStore:
                             [(now, int(u in retracted), source, u) for u in gone])
         return retracted
 
-    def _source_row(self, source: str, listing: Listing, now: float, added: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO follow_sources VALUES (?, ?, ?, ?, ?, ?)",
-                        (source, listing.kind, now, len(listing.entries), added, listing.error))
+    def _source_row(self, source: str, listing: Listing, now: float, added: int, left: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO follow_sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (source, listing.kind, now, len(listing.entries), added, left, listing.error))
 
     def failed(self, source: str, kind: str, error: str, now: float) -> None:
         with self.catalog.transaction():
-            self._source_row(source, Listing(kind, error=error), now, 0)
+            self._source_row(source, Listing(kind, error=error), now, 0, 0)
+
+    def left_out(self, source: str) -> int:
+        """New entries its last reading left for the next ones (max_per_run); a source
+        never read counts as one with entries left."""
+        row = self.db.execute("SELECT left_out, error FROM follow_sources WHERE source = ?", (source,)).fetchone()
+        return 1 if row is None or row[1] else row[0]
+
+    def unchanged(self, source: str, now: float) -> None:
+        with self.catalog.transaction():
+            self.db.execute("UPDATE follow_sources SET last_read = ?, added = 0 WHERE source = ?", (now, source))
 
     def sources(self) -> list[dict]:
         if not self._exists():
             return []
         rows = self.db.execute("SELECT s.*, (SELECT count(*) FROM follow_entries e WHERE e.source = s.source "
                                "AND e.retracted) FROM follow_sources s ORDER BY s.source").fetchall()
-        return [{"source": r[0], "kind": r[1], "last_read": r[2], "entries": r[3], "added": r[4], "error": r[5],
-                 "retraction_signals": r[6]} for r in rows]
+        return [{"source": r[0], "kind": r[1], "last_read": r[2], "entries": r[3], "added": r[4], "left_out": r[5],
+                 "error": r[6], "retraction_signals": r[7]} for r in rows]
 
     def published_all(self) -> dict[str, str]:
         """url -> when the first source to list it said it was published."""
@@ -508,107 +521,139 @@ def _decoded(raw: bytes, encoding: str, limit: int) -> bytes:
     return decode_body(raw, encoding)
 
 
-@dataclass(frozen=True)
-class Read:
-    """The outcome of reading one capture of a source."""
-    added: list[str]        # article URLs appended to seeds/
-    sitemaps: list[str]     # a sitemap index's children, to capture and read next
-    error: str = ""
-
-
 def is_source(seed: Seed) -> bool:
     return seed.option("follow") is not None
 
 
 def new_seed_lines(source: Seed, listing: Listing, known: dict[str, tuple[int, float | None]],
-                   tracked: Callable[[str], bool], max_new: int) -> list[tuple[Entry, str]]:
-    """(entry, seed line) of the entries to track now: not seen before (or left out
-    before by max=), matching match=, not tracked already, at most max_new."""
+                   tracked: Callable[[str], bool], max_new: int) -> tuple[list[tuple[Entry, str]], int]:
+    """((entry, seed line) of the entries to track now, how many more wait for the next
+    readings): not taken before, matching match=, not tracked already, at most max_new."""
     pattern = re.compile(source.option("match") or "")
     tags = [("tag", v) for k, v in source.options if k == "tag"]
-    out = []
-    for entry in listing.entries:
-        if len(out) >= max_new:
-            break
-        if (entry.url in known and known[entry.url][0]) or tracked(entry.url) or not pattern.search(entry.url):
-            continue
-        out.append((entry, seed_line(entry.url, tags)))
-    return out
+    wanted = [e for e in listing.entries if not (e.url in known and known[e.url][0]) and not tracked(e.url)
+              and pattern.search(e.url)]
+    return [(e, seed_line(e.url, tags)) for e in wanted[:max_new]], max(0, len(wanted) - max_new)
 
 
 class Follower:
-    """Reads each stored capture of a followed source and brings its new articles in."""
+    """Reads each stored capture of a followed source and brings its new articles in,
+    on a thread of its own with its own catalog connection: feedparser takes seconds
+    over a feed of 10,000 entries, and the crawl thread goes on storing meanwhile."""
 
-    def __init__(self, catalog: Catalog, seeds_dir, limits: FollowConfig, clock: Callable[[], datetime]):
-        self.store, self.seeds_dir, self.limits, self.clock = FollowStore(catalog), seeds_dir, limits, clock
+    def __init__(self, config: Config, clock: Callable[[], datetime], tracked: Callable[[str], bool],
+                 submit: Callable[[list[str]], None]):
+        self.config, self.limits, self.clock = config, config.follow, clock
+        self.tracked, self.submit = tracked, submit
         self.children: dict[str, tuple[Seed, int]] = {}  # a sitemap index's child -> (its source, depth)
         self.read_this_run: dict[str, int] = {}  # source -> child sitemaps read (max_sitemaps)
         self.appended: set[str] = set()  # by this process: seeds/ may not have been read again yet
+        self.lock = threading.Lock()  # children: asked by the crawl thread, changed by the reader
+        self.jobs: queue.SimpleQueue[tuple[str, Seed | None, FetchResult | None] | None] = queue.SimpleQueue()
+        self.idle = threading.Condition()
+        self.queued = self.done = self.seen_done = 0
+        self.thread: threading.Thread | None = None
 
     def is_child(self, url: str) -> bool:
-        return url in self.children
+        with self.lock:
+            return url in self.children
 
-    def read(self, source: Seed, body: bytes | None, content_type: str, fetch_error: str,
-             tracked: Callable[[str], bool], depth: int = 0, url: str = "") -> Read:
-        """Parse one stored capture of source (or of its child sitemap url) and append
-        its new articles to seeds/followed.txt."""
-        url = url or source.url
-        kind = source.option("follow") or "auto"
+    def read(self, url: str, seed: Seed | None, result: FetchResult | None) -> None:
+        """Queue the reading of a stored capture: of the followed source ``seed``, or
+        (seed None) of a child sitemap of one."""
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._work, name="follow", daemon=True)
+            self.thread.start()
+        with self.idle:
+            self.queued += 1
+        self.jobs.put((url, seed, result))
+
+    def wait(self) -> int:
+        """Until every queued reading is done; how many were done since the last wait."""
+        with self.idle:
+            self.idle.wait_for(lambda: self.done == self.queued)
+            done, self.seen_done = self.done - self.seen_done, self.done
+            return done
+
+    def close(self, wait: float) -> None:
+        if self.thread is not None:
+            self.jobs.put(None)
+            self.thread.join(wait)
+
+    def _work(self) -> None:
+        from .catalog import Catalog
+
+        catalog = Catalog(self.config.storage.catalog)
+        try:
+            store = FollowStore(catalog)
+            while (job := self.jobs.get()) is not None:
+                try:
+                    self._read(store, *job)
+                except Exception as e:  # noqa: BLE001 - one source must not stop the others, nor archiver run
+                    log.error("followed source %s not read: %s: %s", job[0], type(e).__name__, e)
+                finally:
+                    with self.idle:
+                        self.done += 1
+                        self.idle.notify_all()
+        finally:
+            catalog.close()
+
+    def _read(self, store: FollowStore, url: str, seed: Seed | None, result: FetchResult | None) -> None:
+        if seed is None:
+            with self.lock:
+                source, depth = self.children.pop(url)
+        else:
+            source, depth = seed, 0
+            self.read_this_run.pop(url, None)  # a new reading of the source: its children count afresh
         now = self.clock().timestamp()
-        if body is None:
-            self.store.failed(url, kind, fetch_error or "no response", now)
-            log.warning("followed source %s not read: %s", url, fetch_error or "no response")
-            return Read([], [], fetch_error or "no response")
-        listing = parse_source(body, url, kind if depth == 0 else "sitemap", content_type, self.limits)
+        if result is not None and result.record == "revisit" and not store.left_out(url):
+            store.unchanged(url, now)  # the same bytes as last time, all of it taken then
+            return
+        body, ctype, error = stored_body(store.catalog, self.config.storage.warc_dir, result, self.limits.max_bytes)
+        kind = (source.option("follow") or "auto") if depth == 0 else "sitemap"
+        listing = Listing(kind, error=error) if body is None else parse_source(body, url, kind, ctype, self.limits)
         if listing.error and not listing.entries and not listing.sitemaps:
-            self.store.failed(url, listing.kind, listing.error, now)
+            store.failed(url, listing.kind, listing.error, now)
             log.warning("followed source %s failed: %s", url, listing.error)
-            return Read([], [], listing.error)
-        return self._take(source, url, listing, tracked, depth, now)
+            return
+        children = self._take(store, source, url, listing, depth, now)
+        if children:
+            self.submit(children)
 
-    def _take(self, source: Seed, url: str, listing: Listing, tracked: Callable[[str], bool], depth: int,
-              now: float) -> Read:
+    def _take(self, store: FollowStore, source: Seed, url: str, listing: Listing, depth: int,
+              now: float) -> list[str]:
         max_new = int(source.option("max") or self.limits.max_per_run)
-        chosen = new_seed_lines(source, listing, self.store.known(url),
-                                lambda u: tracked(u) or u in self.appended, max_new)
-        append_seed_lines(self.seeds_dir / FOLLOWED_FILE, [line for _, line in chosen])
+        chosen, left = new_seed_lines(source, listing, store.known(url),
+                                      lambda u: self.tracked(u) or u in self.appended, max_new)
+        append_seed_lines(self.config.seeds_dir / FOLLOWED_FILE, [line for _, line in chosen])
         self.appended.update(e.url for e, _ in chosen)
-        retracted = self.store.record(url, listing, {e.url for e, _ in chosen}, now, len(chosen))
+        retracted = store.record(url, listing, {e.url for e, _ in chosen}, now, len(chosen), left)
         for gone in retracted:
             log.warning("%s is no longer listed by %s while older entries are (a retraction signal)", gone, url)
         if listing.error:
             log.warning("followed source %s: %s", url, listing.error)
-        children = self._children(source, listing, depth)
         if chosen:
-            log.info("%s lists %d new article(s), now tracked", url, len(chosen))
-        return Read([e.url for e, _ in chosen], children, listing.error)
+            log.info("%s lists %d new article(s), now tracked%s", url, len(chosen),
+                     f" ({left} more at its next readings: max_per_run {max_new})" if left else "")
+        return self._children(source, listing, depth)
 
     def _children(self, source: Seed, listing: Listing, depth: int) -> list[str]:
         """A sitemap index's children to capture next, within the index depth and the
-        source's max_sitemaps for this run (an endless index stops there)."""
+        source's max_sitemaps for this reading (an endless index stops there)."""
         if not listing.sitemaps:
             return []
         if depth + 1 > MAX_INDEX_DEPTH:
             log.warning("%s: sitemap index nested deeper than %d: not followed", source.url, MAX_INDEX_DEPTH)
             return []
         room = self.limits.max_sitemaps - self.read_this_run.get(source.url, 0)
-        fresh = [u for u in listing.sitemaps if u not in self.children][:max(room, 0)]
+        with self.lock:
+            fresh = [u for u in listing.sitemaps if u not in self.children][:max(room, 0)]
+            self.children.update((child, (source, depth + 1)) for child in fresh)
         if len(fresh) < len(listing.sitemaps):
-            log.warning("%s: %d child sitemap(s) not read this run (max_sitemaps %d)", source.url,
+            log.warning("%s: %d child sitemap(s) not read this time (max_sitemaps %d)", source.url,
                         len(listing.sitemaps) - len(fresh), self.limits.max_sitemaps)
         self.read_this_run[source.url] = self.read_this_run.get(source.url, 0) + len(fresh)
-        for child in fresh:
-            self.children[child] = (source, depth + 1)
         return fresh
-
-    def read_child(self, url: str, body: bytes | None, content_type: str, fetch_error: str,
-                   tracked: Callable[[str], bool]) -> Read:
-        source, depth = self.children.pop(url)
-        return self.read(source, body, content_type, fetch_error, tracked, depth, url)
-
-    def new_cycle(self, source: str) -> None:
-        """A source's capture starts a new reading: its child sitemaps count afresh."""
-        self.read_this_run.pop(source, None)
 
 
 # ---- archiver follow --------------------------------------------------------------------

@@ -26,7 +26,7 @@ from .config import Config
 from .errors import ArchiverError
 from .crawl import Batch, Crawler
 from .fetch import utcnow
-from .follow import Follower, check_source, stored_body
+from .follow import Follower, check_source, is_source
 from .locks import UrlLocks
 from .notify import DeliveryThread, Notifier, deliver_now
 from .policy import Schedule, next_due, schedule_of
@@ -71,7 +71,7 @@ class Runner:
         self.tracked: dict[str, Tracked] = {}
         self._fingerprint: tuple = ()
         self.dispatched = 0
-        self.follower = Follower(self.archive.catalog, config.seeds_dir, config.follow, clock)
+        self.follower = Follower(config, clock, self._is_tracked, self.crawler.submit)
         self.notifier = Notifier(config, self.archive.catalog, clock)
         self.delivery = DeliveryThread(config, self.notifier.queued, clock)
 
@@ -122,7 +122,7 @@ class Runner:
         """A seed's snapshot is stored: schedule it again, record how its hosts answered,
         bring in what a followed source lists, queue notifications of its changes."""
         if self.follower.is_child(seed):  # a sitemap index's child, captured for its source
-            self._read_source(batch, seed)
+            self.follower.read(seed, None, _last_of_chain(batch, seed))
             return
         now = self.clock()
         tracked = self.tracked.get(seed)
@@ -132,8 +132,8 @@ class Runner:
         sc = self.config.schedule
         self.archive.catalog.record_host_outcomes(_host_outcomes(batch, seed), now.timestamp(), sc.host_failures,
                                                   sc.host_backoff, sc.host_backoff_max)
-        if tracked is not None and tracked.seed.option("follow") is not None:
-            self._read_source(batch, seed)
+        if tracked is not None and is_source(tracked.seed):
+            self.follower.read(seed, tracked.seed, _last_of_chain(batch, seed))
         self.notifier.enqueue([seed], self._seed_of)
         with self._running_lock:
             self.running.discard(seed)
@@ -142,31 +142,14 @@ class Runner:
     def _is_source(self, url: str) -> bool:
         """A followed source, or a child sitemap of one."""
         seed = self._seed_of(url)
-        return (seed is not None and seed.option("follow") is not None) or self.follower.is_child(url)
+        return (seed is not None and is_source(seed)) or self.follower.is_child(url)
+
+    def _is_tracked(self, url: str) -> bool:
+        return url in self.tracked
 
     def _seed_of(self, url: str) -> Seed | None:
         tracked = self.tracked.get(url)
         return tracked.seed if tracked else None
-
-    def _read_source(self, batch: Batch, url: str) -> None:
-        """Parse the stored capture of a followed source (or of a child sitemap of one):
-        its new articles go into seeds/ (tracked from the next look), its child sitemaps
-        are captured next. A source that cannot be read is recorded, never raised."""
-        chain = [r for r in batch.by_seed.get(url, []) if r.role in ("seed", "redirect")]
-        tracked = self.tracked.__contains__
-        try:
-            body, ctype, error = stored_body(self.archive.catalog, self.config.storage.warc_dir,
-                                             chain[-1] if chain else None, self.config.follow.max_bytes)
-            if self.follower.is_child(url):
-                read = self.follower.read_child(url, body, ctype, error, tracked)
-            else:
-                self.follower.new_cycle(url)
-                read = self.follower.read(self.tracked[url].seed, body, ctype, error, tracked)
-        except ArchiverError as e:
-            log.error("followed source %s not read: %s", url, e)
-            return
-        if read.sitemaps:
-            self.crawler.submit(read.sitemaps)
 
     def _quiet_since(self, url: str) -> datetime:
         """When the article last changed (its newest version began), else when first tracked."""
@@ -184,9 +167,12 @@ class Runner:
             self.sync_seeds()
             self.notifier.catch_up(self._seed_of)
             count = 0
-            while taken := self.dispatch():
+            while True:  # until nothing is due and no reading of a source brought anything
+                taken = self.dispatch()
                 count += taken
                 self.crawler.run()
+                if not self.follower.wait() and not taken:
+                    break
             deliver_now(self.config, self.archive.catalog, self.clock)
             return count
         finally:
@@ -223,10 +209,17 @@ class Runner:
 
     def close(self) -> None:
         self.delivery.stop(self.config.schedule.shutdown_grace)
+        self.follower.close(self.config.schedule.shutdown_grace)
         self.crawler.close()
         self.archive.close()  # closes (renames) the open WARC file
         self.dispatch_catalog.close()
         self.locks.release_all()
+
+
+def _last_of_chain(batch: Batch, seed: str) -> FetchResult | None:
+    """The last response of the seed's own redirect chain."""
+    chain = [r for r in batch.by_seed.get(seed, []) if r.role in ("seed", "redirect")]
+    return chain[-1] if chain else None
 
 
 def _result_of(batch: Batch, seed: str) -> str:

@@ -293,6 +293,7 @@ def test_a_large_feed_is_added_once_and_read_again_from_its_revisit(site, tmp_pa
         runner.sync_seeds()
         runner.dispatch()
         runner.crawler.run()
+        runner.follower.wait()
         runner.close()
         clock.advance(minutes=2)
     assert site.hits["/rss"] == 2 and sum(site.hits.values()) == 2  # one due URL a look (batch 1): the feed
