@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import re
+import signal
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from archiver.scheduler import Runner
 from archiver.seeds import Seed
 
 from .conftest import make_archive, run_cli, warc_files
+from .test_scheduler import HitCounter, start_run
 
 T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
 SECRET = "s3cret-signing-key"
@@ -46,6 +48,7 @@ class Receiver:
     answers: list[int] = field(default_factory=list)
     posts: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
     hang: threading.Event | None = None  # set: never answer until it is set
+    arrived: threading.Condition = field(default_factory=threading.Condition)
 
     def __post_init__(self) -> None:
         receiver = self
@@ -53,7 +56,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.posts.append((self.path, dict(self.headers.items()), body))
+                with receiver.arrived:
+                    receiver.posts.append((self.path, dict(self.headers.items()), body))
+                    receiver.arrived.notify_all()
                 if receiver.hang is not None:
                     receiver.hang.wait(10)
                 status = receiver.answers.pop(0) if receiver.answers else 200
@@ -67,6 +72,10 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def wait_for(self, n: int, timeout: float) -> bool:
+        with self.arrived:
+            return self.arrived.wait_for(lambda: len(self.posts) >= n, timeout)
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
@@ -140,6 +149,38 @@ def test_one_signed_post_per_edit_exactly_once_across_a_restart(watched, receive
     clock.advance(minutes=61)
     Runner(config, clock=clock).run_once()  # a restart, nothing new: nothing sent again
     assert len(receiver.posts) == change_count(config)
+
+
+@pytest.mark.slow
+def test_archiver_run_sends_each_edit_once_across_a_restart(site, tmp_path, receiver):
+    """The real service: its delivery thread posts the edit while capture goes on; a
+    SIGTERM and a new start send nothing twice."""
+    config = make_archive(tmp_path / "arch", requisites="false", depth="0", jitter="0.0", tick="0.2",
+                          warc_idle_close="3600")
+    story = HitCounter(site, "/story", page("Minister denies report").encode())
+    (config.seeds_dir / "example.txt").write_text(f"{site.url('/story')} every=1s\n")
+    set_notify(config, webhooks=[receiver.url()], secret=SECRET)
+    proc = start_run(config)
+    try:
+        assert story.wait_for(1, 30)
+        site.routes["/story"] = story.handler(page("Minister confirms report").encode())
+        assert receiver.wait_for(1, 30), proc.stderr.read() if proc.poll() is not None else ""
+        assert story.wait_for(story.count + 2, 30)  # captures go on; the edit is not sent again
+        stop(proc)
+        proc = start_run(config)
+        assert story.wait_for(story.count + 3, 30)
+        stop(proc)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert len(receiver.posts) == change_count(config) >= 1
+    assert len({body for _, _, body in receiver.posts}) == len(receiver.posts)
+
+
+def stop(proc) -> None:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
 
 
 def test_a_failing_target_is_retried_with_back_off_and_survives_a_restart(watched, receiver):
