@@ -412,7 +412,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
-    from .follow import follow_site
+    from .follower import follow_site
     config = load_config(args.config)
     if args.max_per_run is not None and args.max_per_run < 1:
         raise UsageError("--max-per-run must be at least 1")
@@ -432,9 +432,9 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
-    from .notify import test_targets
+    from .notify import send_samples
     config = load_config(args.config)
-    results = test_targets(config.notify, config.replay.base)
+    results = send_samples(config.notify, config.replay.base)
     if not results:
         raise UsageError("no notification targets: set [notify] webhooks or apprise in config.toml")
     for target, error in results:

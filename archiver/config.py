@@ -228,8 +228,8 @@ class FollowConfig:
 
 @dataclass(frozen=True)
 class NotifyConfig:
-    webhooks: tuple[str, ...] = ()
-    apprise: tuple[str, ...] = ()
+    webhooks: tuple[str, ...] = field(default=(), repr=False)  # URLs with tokens: never in a repr, a log
+    apprise: tuple[str, ...] = field(default=(), repr=False)
     secret: str = field(default="", repr=False)
     tags: tuple[str, ...] = ()
     sites: tuple[str, ...] = ()
@@ -239,10 +239,6 @@ class NotifyConfig:
     retry: float = 60.0
     retry_max: float = 21600.0
     attempts: int = 20
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return self.webhooks + self.apprise
 
 
 @dataclass(frozen=True)
@@ -255,8 +251,8 @@ class Config:
     evidence: EvidenceConfig
     replay: ReplayConfig
     report: ReportConfig
-    follow: FollowConfig = field(default=FollowConfig("30m", 100, 50_000_000, 50_000, 100))
-    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    follow: FollowConfig
+    notify: NotifyConfig
     seeds_dir: Path = field(default=Path("seeds"))
     values: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)  # as validated, for warcinfo
 

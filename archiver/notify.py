@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from .config import Config, NotifyConfig
-from .follow import create_tables
+from .follower import create_tables
 from .report import change_event_json, replay_url
 from .seeds import Seed
 from .warcfile import warc_date
@@ -66,7 +66,7 @@ class Target:
     def label(self) -> str:
         """What a log line may say: a webhook's host, an Apprise URL's scheme."""
         parts = urlsplit(self.url)
-        where = parts.hostname or "" if self.kind == "webhook" else f"{parts.scheme}://"
+        where = (parts.hostname or "") if self.kind == "webhook" else f"{parts.scheme}://"
         return f"{self.kind} {self.number} ({where})"
 
 
@@ -163,7 +163,7 @@ def send_apprise(url: str, title: str, body: str) -> str:
     return "" if notifier.notify(title=title, body=body) else "not delivered"
 
 
-def test_targets(cfg: NotifyConfig, replay_base: str) -> list[tuple[Target, str]]:
+def send_samples(cfg: NotifyConfig, replay_base: str) -> list[tuple[Target, str]]:
     """archiver notify test: a sample event to every target, now; (target, error) each."""
     event = dict(SAMPLE_EVENT, links={"before": replay_url(replay_base, SAMPLE_EVENT["from"]["timestamp"],
                                                            SAMPLE_EVENT["url"]),

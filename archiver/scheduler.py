@@ -26,7 +26,7 @@ from .config import Config
 from .errors import ArchiverError
 from .crawl import Batch, Crawler
 from .fetch import utcnow
-from .follow import Follower, check_source, is_source
+from .follower import Follower, check_source, is_source
 from .locks import UrlLocks
 from .notify import DeliveryThread, Notifier, deliver_now
 from .policy import Schedule, next_due, schedule_of

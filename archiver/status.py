@@ -8,7 +8,7 @@ from typing import Any
 
 from .archive import open_catalog
 from .config import Config
-from .follow import FollowStore
+from .follower import FollowStore
 from .locks import UrlLocks
 from .notify import NotifyStore
 from .scheduler import tracked_seeds

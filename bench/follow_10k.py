@@ -40,7 +40,8 @@ from _util import environment, table, write_results  # noqa: E402
 
 from archiver.catalog import Catalog  # noqa: E402
 from archiver.config import load_config  # noqa: E402
-from archiver.follow import discover, fetcher_get, parse_source  # noqa: E402
+from archiver.follow import discover, parse_source  # noqa: E402
+from archiver.follower import fetcher_get  # noqa: E402
 from archiver.notify import NotifyStore, deliver_due, targets  # noqa: E402
 from archiver.scheduler import Runner  # noqa: E402
 from archiver.workdir import init_archive  # noqa: E402

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from archiver.config import FollowConfig
-from archiver.follow import (FOLLOWED_FILE, discover, Fetched, front_page_links, parse_source, robots_sitemaps,
-                             sniff_kind)
+from archiver.follow import Fetched, discover, front_page_links, parse_source, robots_sitemaps, sniff_kind
+from archiver.follower import FOLLOWED_FILE
 from archiver.scheduler import Runner
 from archiver.seeds import load_seeds
 
