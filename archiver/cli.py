@@ -167,9 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=("auto", "feed", "sitemap", "front"), default="auto",
                    help="what URL is (default: auto, found by discovery)")
     p.add_argument("--every", metavar="INTERVAL", help="how often the source is read (default: [follow] every)")
-    p.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag, given to its articles too (repeatable)")
+    p.add_argument("--tag", action="append", default=[], metavar="TAG",
+                   help="a tag, given to its articles too (repeatable)")
     p.add_argument("--match", metavar="REGEX", help="track only article URLs this regular expression finds")
-    p.add_argument("--max-per-run", type=int, metavar="N", help="most new articles per reading (default: [follow] max_per_run)")
+    p.add_argument("--max-per-run", type=int, metavar="N",
+                   help="most new articles per reading (default: [follow] max_per_run)")
     p.add_argument("--to", type=Path, metavar="FILE", help="seed file to append to (default: seeds/follow.txt)")
     p.add_argument("--json", action="store_true", help="a JSON array of the sources followed")
     p.set_defaults(func=cmd_follow)
@@ -464,7 +466,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for r in rows:
         print(visible(f"{r['url']}\n    {r['schedule']}; next due {r['next_due'] or 'now'}; "
                       f"last capture {r['last_capture'] or 'never'} ({r['last_result'] or '-'})"
-                      + (f"; tags {', '.join(r['tags'])}" if r["tags"] else ""), LAYOUT))
+                      + (f"; tags {', '.join(r['tags'])}" if r["tags"] else "")
+                      + (f"; follows it as a {r['follow']} source" if r["follow"] else ""), LAYOUT))
     if not rows:
         print(f"no tracked URLs: add some with archiver add URL (or list them in {config.seeds_dir}/*.txt)",
               file=sys.stderr)

@@ -282,7 +282,8 @@ def load_config(path: Path | None = None) -> Config:
 
 
 PATHS = ("ca_bundle", "client_cert", "client_key")  # [capture] file names, relative to the archive
-SECRET_VALUED = ("proxy", "headers", "webhooks", "apprise", "secret")  # settings whose values an error message must not repeat
+# Settings whose values an error message must not repeat.
+SECRET_VALUED = ("proxy", "headers", "webhooks", "apprise", "secret")
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 

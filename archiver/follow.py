@@ -24,6 +24,7 @@ KINDS = ("auto", "feed", "sitemap", "front")
 MAX_INDEX_DEPTH = 3  # a sitemap index of indexes of indexes; deeper is refused
 FEED_ROOTS = (b"<rss", b"<feed", b"<rdf:rdf", b"<rdf")
 SITEMAP_ROOTS = (b"<urlset", b"<sitemapindex")
+PROLOG = re.compile(rb"<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>", re.S)  # before the root element
 SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 NEWS_NS = "{http://www.google.com/schemas/sitemap-news/0.9}"
 # What a front page's navigation is inside: its links are not articles.
@@ -59,9 +60,9 @@ def parse_source(body: bytes, url: str, kind: str, content_type: str, limits: Fo
     data = _gunzipped(body, limits.max_bytes) if body[:2] == b"\x1f\x8b" else body
     if data is None:
         return Listing(kind, error=f"not gzip, or larger than {limits.max_bytes} bytes uncompressed (max_bytes)")
-    if kind != "front" and _declares_entities(data):
-        return Listing(kind, error="declares XML entities (refused: entity expansion)")
     actual = sniff_kind(data, content_type) if kind == "auto" else kind
+    if actual != "front" and _declares_entities(data):
+        return Listing(actual, error="declares XML entities (refused: entity expansion)")
     try:
         listing = _parse(data, url, actual, content_type)
     except Exception as e:  # noqa: BLE001 - a parser's bug on a stranger's bytes must not stop archiver run
@@ -82,7 +83,7 @@ def _parse(data: bytes, url: str, kind: str, content_type: str) -> Listing:
 
 def sniff_kind(body: bytes, content_type: str) -> str:
     """feed, sitemap or front, from the first bytes of the body (then the media type)."""
-    head = re.sub(rb"<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>", b"", body[:4096], flags=re.S).lstrip().lower()
+    head = PROLOG.sub(b"", body[:4096]).lstrip().lower()
     if head.startswith(SITEMAP_ROOTS):
         return "sitemap"
     if head.startswith(FEED_ROOTS):

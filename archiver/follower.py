@@ -109,8 +109,7 @@ class FollowStore:
         if not gone or listing.kind not in ("feed", "sitemap"):
             return []
         oldest = min((e.published for e in listing.entries if e.published), default="")
-        dates = dict(self.db.execute(f"SELECT url, published FROM follow_entries WHERE source = ? AND url IN "
-                                     f"({', '.join('?' * len(gone))})", (source, *gone)))
+        dates = dict(self.db.execute("SELECT url, published FROM follow_entries WHERE source = ?", (source,)))
         retracted = [u for u in gone if oldest and dates.get(u, "") > oldest]
         self.db.executemany("UPDATE follow_entries SET gone_at = ?, retracted = ? WHERE source = ? AND url = ?",
                             [(now, int(u in retracted), source, u) for u in gone])

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from .config import Config, NotifyConfig
-from .follower import create_tables
+from .follower import create_tables, is_source
 from .report import change_event_json, replay_url
 from .seeds import Seed
 from .warcfile import warc_date
@@ -227,6 +227,16 @@ class NotifyStore:
         cursor.row_factory = sqlite3.Row
         return cursor.execute(sql, args).fetchall()
 
+    def changes(self, since: str, urls: list[str]) -> list[sqlite3.Row]:
+        """The catalog's change rows of these tracked URLs from since on (read, not owned)."""
+        if not urls:
+            return []
+        return self._rows(f"SELECT * FROM changes WHERE to_time >= ? AND tracked_url IN ({', '.join('?' * len(urls))}) "
+                          "ORDER BY to_time, rowid", (since, *urls))
+
+    def changed_urls(self, since: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT tracked_url FROM changes WHERE to_time >= ?", (since,))]
+
     def due(self, target: str, now: float) -> list[sqlite3.Row]:
         return self._rows("SELECT id, event, created, attempts FROM notify_queue WHERE state = 'pending' "
                                "AND target = ? AND next_try <= ? ORDER BY id", (target, now))
@@ -286,14 +296,14 @@ class Notifier:
         self.queued = threading.Event()  # set when something was queued: the delivery thread wakes
 
     def enqueue(self, urls: Iterable[str], seed_of: Callable[[str], Seed | None]) -> int:
-        """Queue the new change events of these tracked URLs (or of all, urls None).
-        Followed sources (feeds, front pages) are not articles: their changes are not sent."""
+        """Queue the new change events of these tracked URLs. Followed sources (feeds,
+        front pages) are not articles: their changes are not sent."""
         if self.store is None:
             return 0
         rows = []
-        for row in self._changes(list(urls)):
+        for row in self.store.changes(self._since, list(urls)):
             seed = seed_of(row["tracked_url"])
-            if seed is not None and seed.option("follow") is not None:
+            if seed is not None and is_source(seed):
                 continue
             event = event_of(row, self.replay_base)
             if wanted(event, seed, self.cfg):
@@ -305,26 +315,12 @@ class Notifier:
             self.queued.set()
         return added
 
-    def _changes(self, urls: list[str]) -> list[sqlite3.Row]:
-        db = self.store.db if self.store else None
-        if db is None or not urls:
-            return []
-        marks = ", ".join("?" * len(urls))
-        return self._rows(f"SELECT * FROM changes WHERE to_time >= ? AND tracked_url IN ({marks}) "
-                          "ORDER BY to_time, rowid", (self._since, *urls))
-
     def catch_up(self, seed_of: Callable[[str], Seed | None]) -> int:
         """At start: queue what a stop between a history update and its queueing left out."""
         if self.store is None:
             return 0
-        urls = [r[0] for r in self.store.db.execute("SELECT DISTINCT tracked_url FROM changes WHERE to_time >= ?",
-                                                     (self._since,))]
+        urls = self.store.changed_urls(self._since)
         return sum(self.enqueue(urls[i:i + 500], seed_of) for i in range(0, len(urls), 500))
-
-    def _rows(self, sql: str, args: tuple) -> list[sqlite3.Row]:
-        cursor = self.store.db.execute(sql, args)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, r)) for r in cursor.fetchall()]
 
 
 @dataclass

@@ -237,7 +237,8 @@ def main() -> None:
                   "environment": environment()}
     p, r, d, dl = result["parse"], result["run"], result["discovery"], result["delivery"]
     ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
-    rows = [["parse a feed of N entries", ms(p["parse_feed_s"])], ["parse a sitemap of N URLs", ms(p["parse_sitemap_s"])],
+    rows = [["parse a feed of N entries", ms(p["parse_feed_s"])],
+            ["parse a sitemap of N URLs", ms(p["parse_sitemap_s"])],
             ["first reading: capture stored / read (parse, N seed lines)",
              f"{ms(r['first_stored_s'])} / {ms(r['first_reading_s'])}"],
             ["seeds re-read at the next look (N+1 seeds)", ms(r["seeds_reload_s"])],

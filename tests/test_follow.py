@@ -211,6 +211,23 @@ def test_match_and_max_per_run_and_a_retraction_signal(site, tmp_path, caplog):
     assert db.execute("SELECT retracted FROM follow_entries WHERE url = ?", (site.url("/news/3"),)).fetchone()[0] == 1
 
 
+def test_a_front_page_is_captured_as_a_source_and_its_listing_tracked(site, tmp_path):
+    """Its article links are tracked; its navigation is not, and it is not an article of
+    its own (no cross-references followed from it, no edit history)."""
+    config = make_archive(tmp_path / "arch", requisites="false", jitter="0.0")
+    site.page("/", '<html><body><nav><a href="/world">World news from everywhere today</a></nav><main>'
+                   '<h2><a href="/2026/budget">Budget</a></h2><p><a href="/2026/strike">Dockers strike for a week</a>'
+                   '</p></main></body></html>')
+    for p in ("/world", "/2026/budget", "/2026/strike"):
+        site.page(p, article(p))
+    (config.seeds_dir / "example.txt").write_text(f"{site.url('/')} follow=front every=30m\n")
+    assert Runner(config, clock=Clock()).run_once() == 3
+    assert tracked_urls(config) == {site.url("/"), site.url("/2026/budget"), site.url("/2026/strike")}
+    assert site.hits["/world"] == 0 and site.hits["/2026/budget"] == 1  # once, as a seed: not as a cross-reference
+    db = sqlite3.connect(config.storage.catalog)
+    assert db.execute("SELECT article FROM observations WHERE tracked_url = ?", (site.url("/"),)).fetchone() == (None,)
+
+
 def test_a_sitemap_index_and_its_gzipped_children_are_captured_and_read(site, tmp_path):
     config = make_archive(tmp_path / "arch", requisites="false", depth="0", jitter="0.0")
     site.page("/index.xml", index(site.base, ["/s1.xml", "/s2.xml.gz"]), "application/xml")
