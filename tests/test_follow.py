@@ -175,6 +175,9 @@ def test_run_tracks_new_articles_of_a_feed_and_a_sitemap_within_one_cycle(news):
     assert db.execute("SELECT count(*) FROM captures WHERE url = ?", (site.url("/rss"),)).fetchone()[0] == 2
     assert db.execute("SELECT published FROM follow_entries WHERE url = ?",
                       (site.url("/a2"),)).fetchone()[0] == "2026-11-27T08:00:00Z"
+    listed = {r["url"]: r for r in json.loads(run_cli("list", "--json", cwd=config.root).stdout)}
+    assert listed[site.url("/a2")]["published"] == "2026-11-27T08:00:00Z"
+    assert listed[site.url("/rss")]["follow"] == "feed" and listed[site.url("/a2")]["tags"] == ["desk"]
 
 
 def test_entries_seen_are_not_added_again_after_a_restart_or_a_remove(news):

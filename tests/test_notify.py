@@ -209,6 +209,24 @@ def test_a_failing_target_is_retried_with_back_off_and_survives_a_restart(watche
     assert len(receiver.posts) == tries + change_count(config)  # exactly once
 
 
+def test_a_delivery_is_given_up_after_its_attempts_and_shown_as_failed(watched, receiver):
+    site, config = watched
+    set_notify(config, attempts=2)
+    config = load_config(config.root / "config.toml")
+    clock = Clock()
+    Runner(config, clock=clock).run_once()
+    site.page("/story", page("Minister confirms report"))
+    receiver.answers = [500] * 10
+    clock.advance(minutes=61)
+    Runner(config, clock=clock).run_once()
+    clock.advance(minutes=2)  # past the first back-off (1m)
+    Runner(config, clock=clock).run_once()
+    assert len(receiver.posts) == 2
+    status = json.loads(run_cli("status", "--json", cwd=config.root).stdout)["notifications"]
+    assert (status["pending"], status["failed"]) == (0, change_count(config))
+    assert "failed after 2 tries" in run_cli("status", cwd=config.root).stdout
+
+
 def test_a_change_stored_but_not_queued_before_a_crash_is_sent_after_the_restart(watched, receiver):
     site, config = watched
     clock = Clock()
