@@ -245,7 +245,7 @@ class Crawler:
         ``summaries=False`` (archiver run, which takes each seed from on_seed_done) keeps
         no batch summary: a batch lasts until its slowest seed is stored, and its summary
         would hold every other seed's results and history until then.
-        ``is_source(seed)``: a followed feed, sitemap or front page (follow.py reads it):
+        ``is_source(seed)``: a followed feed, sitemap or front page (follower.py reads it):
         captured with its requisites, but neither an article nor a page to follow."""
         self.archive = archive
         self.summaries = summaries

@@ -49,7 +49,8 @@ def archive_status(config: Config, now: datetime) -> dict[str, Any]:
                   "backoff_until": _iso(r["backoff_until"]) if r["backoff_until"] > now.timestamp() else None}
                  for r in catalog.host_rows()]
         following = [dict(s, last_read=_iso(s["last_read"])) for s in FollowStore(catalog).sources()]
-        notifications = dict(NotifyStore(catalog).counts(), failures=NotifyStore(catalog).failures())
+        queue = NotifyStore(catalog)
+        notifications = dict(queue.counts(), failures=queue.failures())
     finally:
         catalog.close()
     sizes = [_size(p) for p in config.storage.warc_dir.glob("*.warc.gz*")]
