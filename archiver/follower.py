@@ -21,9 +21,11 @@ import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
+from urllib.parse import urlsplit
 
 from .config import Config
 from .errors import ConfigError
+from .fetch import is_public, literal_address
 from .follow import KINDS, MAX_INDEX_DEPTH, Entry, Fetched, Listing, discover, parse_source
 from .seeds import Seed, add_seed, append_seed_lines, normalize_url, seed_line
 from .warcfile import OPEN_SUFFIX, read_response
@@ -217,14 +219,27 @@ def is_source(seed: Seed) -> bool:
     return seed.option("follow") is not None
 
 
+def may_reach(url: str, source: str, allow_private: bool) -> bool:
+    """Whether a URL a source lists may become a seed: a seed may reach any address, so
+    a hostile feed must not name an internal one (169.254.169.254, localhost, 10.x) that
+    its own host is not. A host name is judged when its capture connects (not here)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if allow_private or host == (urlsplit(source).hostname or "").lower():
+        return True
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    return is_public(host) or not literal_address(url)
+
+
 def new_seed_lines(source: Seed, listing: Listing, known: dict[str, tuple[int, float | None]],
-                   tracked: Callable[[str], bool], max_new: int) -> tuple[list[tuple[Entry, str]], int]:
+                   tracked: Callable[[str], bool], max_new: int,
+                   allow_private: bool = False) -> tuple[list[tuple[Entry, str]], int]:
     """((entry, seed line) of the entries to track now, how many more wait for the next
     readings): not taken before, matching match=, not tracked already, at most max_new."""
     pattern = re.compile(source.option("match") or "")
     tags = [("tag", v) for k, v in source.options if k == "tag"]
     wanted = [e for e in listing.entries if not (e.url in known and known[e.url][0]) and not tracked(e.url)
-              and pattern.search(e.url)]
+              and pattern.search(e.url) and may_reach(e.url, source.url, allow_private)]
     return [(e, seed_line(e.url, tags)) for e in wanted[:max_new]], max(0, len(wanted) - max_new)
 
 
@@ -316,7 +331,8 @@ class Follower:
               now: float) -> list[str]:
         max_new = int(source.option("max") or self.limits.max_per_run)
         chosen, left = new_seed_lines(source, listing, store.known(url),
-                                      lambda u: self.tracked(u) or u in self.appended, max_new)
+                                      lambda u: self.tracked(u) or u in self.appended, max_new,
+                                      self.config.capture.allow_private_addresses)
         append_seed_lines(self.config.seeds_dir / FOLLOWED_FILE, [line for _, line in chosen])
         self.appended.update(e.url for e, _ in chosen)
         retracted = store.record(url, listing, {e.url for e, _ in chosen}, now, len(chosen), left)
@@ -338,8 +354,10 @@ class Follower:
             log.warning("%s: sitemap index nested deeper than %d: not followed", source.url, MAX_INDEX_DEPTH)
             return []
         room = self.limits.max_sitemaps - self.read_this_run.get(source.url, 0)
+        allow = self.config.capture.allow_private_addresses
         with self.lock:
-            fresh = [u for u in listing.sitemaps if u not in self.children][:max(room, 0)]
+            fresh = [u for u in listing.sitemaps if u not in self.children
+                     and may_reach(u, source.url, allow)][:max(room, 0)]
             self.children.update((child, (source, depth + 1)) for child in fresh)
         if len(fresh) < len(listing.sitemaps):
             log.warning("%s: %d child sitemap(s) not read this time (max_sitemaps %d)", source.url,

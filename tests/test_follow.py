@@ -231,6 +231,20 @@ def test_a_front_page_is_captured_as_a_source_and_its_listing_tracked(site, tmp_
     assert db.execute("SELECT article FROM observations WHERE tracked_url = ?", (site.url("/"),)).fetchone() == (None,)
 
 
+def test_a_feed_cannot_make_internal_addresses_seeds(site, tmp_path):
+    """A seed may reach any address: a feed naming 169.254.169.254 (cloud metadata),
+    localhost or 10.x (hosts other than its own) does not get them tracked."""
+    config = make_archive(tmp_path / "arch", requisites="false", depth="0")
+    site.page("/a", article("A"))
+    port = site.server.server_address[1]
+    feed = atom("", [site.url("/a"), "http://169.254.169.254/latest/meta-data/", f"http://localhost:{port}/a",
+                     "http://10.1.2.3/x", "https://[::1]/y"])
+    site.page("/atom", feed, "application/atom+xml")
+    (config.seeds_dir / "example.txt").write_text(f"{site.url('/atom')} follow=feed every=1h\n")
+    Runner(config, clock=Clock()).run_once()
+    assert tracked_urls(config) == {site.url("/atom"), site.url("/a")}
+
+
 def test_a_sitemap_index_and_its_gzipped_children_are_captured_and_read(site, tmp_path):
     config = make_archive(tmp_path / "arch", requisites="false", depth="0", jitter="0.0")
     site.page("/index.xml", index(site.base, ["/s1.xml", "/s2.xml.gz"]), "application/xml")
