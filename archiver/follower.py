@@ -399,7 +399,9 @@ def follow_site(config: Config, url: str, kind: str, options: list[tuple[str, st
     if kind == "auto":
         get, close = fetcher_get(config)
         try:
-            found = discover(url, get, config.follow) or [(url, "front")]
+            allow = config.capture.allow_private_addresses
+            found = [(u, k) for u, k in discover(url, get, config.follow) if may_reach(u, url, allow)] \
+                or [(url, "front")]
         finally:
             close()
     else:
