@@ -222,7 +222,7 @@ def is_source(seed: Seed) -> bool:
 def may_reach(url: str, source: str, allow_private: bool) -> bool:
     """Whether a URL a source lists may become a seed: a seed may reach any address, so
     a hostile feed must not name an internal one (169.254.169.254, localhost, 10.x) that
-    its own host is not. A host name is judged when its capture connects (not here)."""
+    its own host is not. A host name that resolves to one is not caught here."""
     host = (urlsplit(url).hostname or "").lower()
     if allow_private or host == (urlsplit(source).hostname or "").lower():
         return True
