@@ -181,18 +181,17 @@ def stored_body(catalog: Catalog, warc_dir: Path, result: FetchResult | None,
         return None, "", (result.error if result else "") or "no response"
     if not 200 <= result.status < 300:
         return None, "", f"HTTP {result.status}"
-    headers, raw = read_response(_warc_path(warc_dir, result.warc), result.offset, 0)
-    ctype = headers.get_header("Content-Type") or ""
     warc, offset = result.warc, result.offset
     if result.record == "revisit":
         refers = catalog.db.execute("SELECT refers_to FROM captures WHERE warc = ? AND offset = ?",
                                     (warc, offset)).fetchone()
         location = catalog.record_location(refers[0]) if refers else None
         if location is None:
-            return None, ctype, "the record it revisits is not in the catalog"
+            return None, "", "the record it revisits is not in the catalog"
         warc, offset = location
     headers, raw = read_response(_warc_path(warc_dir, warc), offset, limit + 1)
-    return _decoded(raw, headers.get_header("Content-Encoding") or "", limit), ctype, ""
+    body = _decoded(raw, headers.get_header("Content-Encoding") or "", limit)
+    return body, headers.get_header("Content-Type") or "", ""
 
 
 def _warc_path(warc_dir: Path, name: str) -> Path:

@@ -245,6 +245,26 @@ def test_a_feed_cannot_make_internal_addresses_seeds(site, tmp_path):
     assert tracked_urls(config) == {site.url("/atom"), site.url("/a")}
 
 
+def test_an_unchanged_feed_with_entries_left_over_is_read_from_the_record_it_revisits(site, tmp_path):
+    config = make_archive(tmp_path / "arch", requisites="false", depth="0", jitter="0.0", batch="1")
+    site.page("/rss", rss(site.base, [(f"/n/{i}", "Thu, 26 Nov 2026 08:00:00 GMT") for i in range(3)]),
+              "application/rss+xml")
+    (config.seeds_dir / "example.txt").write_text(f"{site.url('/rss')} follow=feed every=1m max=2\n")
+    clock = Clock()
+    for _ in range(2):
+        runner = Runner(config, clock=clock)
+        runner.sync_seeds()
+        runner.dispatch()  # batch 1: the feed alone
+        runner.crawler.run()
+        runner.follower.wait()
+        runner.close()
+        clock.advance(minutes=2)
+    db = sqlite3.connect(config.storage.catalog)
+    assert [r for (r,) in db.execute("SELECT record FROM captures WHERE url = ?", (site.url("/rss"),))] == \
+        ["response", "revisit"]
+    assert (config.seeds_dir / FOLLOWED_FILE).read_text().splitlines() == [site.url(f"/n/{i}") for i in range(3)]
+
+
 def test_a_sitemap_index_and_its_gzipped_children_are_captured_and_read(site, tmp_path):
     config = make_archive(tmp_path / "arch", requisites="false", depth="0", jitter="0.0")
     site.page("/index.xml", index(site.base, ["/s1.xml", "/s2.xml.gz"]), "application/xml")
