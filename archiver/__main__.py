@@ -2,6 +2,6 @@
 cli.py itself would be compiled from source on every start, 5 ms, as ``__main__`` is never
 cached.)"""
 
-from .cli import run
+from archiver.cli import run
 
 run()

@@ -20,24 +20,24 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from . import __version__
-from .catalog import iter_rows
-from .article import EXTRACTOR_VERSION
-from .config import Config, load_config as read_config, parse_duration
-from .errors import ArchiverError, ConfigError, UsageError, os_error_text
-from .archive import Archive, FetchResult, SnapshotSummary, create_key, open_catalog
+from archiver import __version__
+from archiver.catalog import iter_rows
+from archiver.page.article import EXTRACTOR_VERSION
+from archiver.config import Config, load_config as read_config, parse_duration
+from archiver.errors import ArchiverError, ConfigError, UsageError, os_error_text
+from archiver.archive.writer import FetchResult, SnapshotSummary, create_key
 # Commands that need the scheduler, pywb, verification or export import them when run:
 # every capture pays for what it imports at start-up.
-from .pipeline import history_of, reindex, snapshot
-from .report import (change_event_json, change_text, diff_html, diff_json, diff_text, history_json, history_text,
+from archiver.pipeline import history_of, open_archive, open_catalog, reindex, snapshot
+from archiver.edits.report import (change_event_json, change_text, diff_html, diff_json, diff_text, history_json, history_text,
                      json_text, visible, LAYOUT)
-from .seeds import normalize_url
-from .tracking import reextract, version_diff, write_feed
-from .seeds import Seed, add_seed, remove_seed
-from .report import provenance_html, replay_url
-from .warcfile import warc_date
-from .seeds import load_seeds
-from .workdir import apply_storage_mode
+from archiver.seeds import normalize_url
+from archiver.edits.observe import reextract, version_diff, write_feed
+from archiver.seeds import Seed, add_seed, remove_seed
+from archiver.edits.report import provenance_html, replay_url
+from archiver.archive.warcfile import warc_date
+from archiver.seeds import load_seeds
+from archiver.archive.workdir import apply_storage_mode
 
 log = logging.getLogger("archiver")
 
@@ -264,7 +264,7 @@ def _progress(args: argparse.Namespace) -> Callable[[FetchResult], None]:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from .workdir import init_archive
+    from archiver.archive.workdir import init_archive
     path = init_archive(args.dir)
     print(f"created archive in {args.dir.resolve()} ({path.name}, seeds/, warcs/)")
     return EXIT_OK
@@ -275,7 +275,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     urls = args.urls or [s.url for s in load_seeds(config.seeds_dir)]
     if not urls:
         raise UsageError(f"no URL given and no seeds in {config.seeds_dir}")
-    archive = Archive(config)
+    archive = open_archive(config)
     try:
         summary = snapshot(archive, urls, _progress(args))
     finally:
@@ -307,7 +307,7 @@ def cmd_captures(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     catalog = open_catalog(config)
     try:
-        rows = catalog.captures(args.url)
+        rows = catalog.captures.rows(args.url)
     finally:
         catalog.close()
     if args.json:
@@ -365,7 +365,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     since = parse_since(args.since, now)
     catalog = open_catalog(config)
     try:
-        events = [change_event_json(r) for r in catalog.changes_since(since)]
+        events = [change_event_json(r) for r in catalog.history.changes_since(since)]
         write_feed(catalog, config, warc_date(now))
     finally:
         catalog.close()
@@ -398,7 +398,7 @@ def cmd_reextract(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from .policy import schedule_of
+    from archiver.schedule.policy import schedule_of
     config = load_config(args.config)
     if args.every and args.cron:
         raise UsageError("give --every or --cron, not both")
@@ -414,7 +414,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
-    from .follower import follow_site
+    from archiver.follower import follow_site
     config = load_config(args.config)
     if args.max_per_run is not None and args.max_per_run < 1:
         raise UsageError("--max-per-run must be at least 1")
@@ -434,7 +434,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
-    from .notify import send_samples
+    from archiver.notify import send_samples
     config = load_config(args.config)
     results = send_samples(config.notify, config.replay.base)
     if not results:
@@ -457,7 +457,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .status import tracking_list
+    from archiver.schedule.status import tracking_list
     config = load_config(args.config)
     rows = tracking_list(config)
     if args.json:
@@ -475,7 +475,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .scheduler import Runner
+    from archiver.schedule.runner import Runner
     config = load_config(args.config)
     setup_logging(config.schedule.log_format)
     runner = Runner(config, on_result=_progress(args))
@@ -495,7 +495,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import archive_status
+    from archiver.schedule.status import archive_status
     config = load_config(args.config)
     status = archive_status(config, datetime.now(timezone.utc))
     if args.json:
@@ -546,7 +546,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from .keys import fingerprint
+    from archiver.archive.keys import fingerprint
     config = load_config(args.config)
     key = create_key(config, warc_date(datetime.now(timezone.utc)))
     print(f"created {config.evidence.key} (private, mode 0600) and {config.evidence.key}.pub")
@@ -557,7 +557,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_wacz
+    from archiver.evidence.export import export_wacz
     config = load_config(args.config)
     now = datetime.now(timezone.utc)
     since = parse_since(args.since, now) if args.since else None
@@ -577,8 +577,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def evidence_report(config, url: str, now: datetime):
     """The provenance report of an article's evidence packet, made from the exported WARC."""
-    from .export import tls_certificates
-    from .verify import verify_archive
+    from archiver.evidence.export import tls_certificates
+    from archiver.evidence.verify import verify_archive
     def render(rows, warc: Path) -> str:
         history = history_of(config, url)
         if not history.versions and not history.suspects:
@@ -589,8 +589,8 @@ def evidence_report(config, url: str, now: datetime):
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify_archive
-    from .wacz import Trust, verify_wacz
+    from archiver.evidence.verify import verify_archive
+    from archiver.evidence.wacz import Trust, verify_wacz
     if not args.wacz and (args.key or args.any_key):
         raise UsageError("--key and --any-key are for checking an exported FILE.wacz")
     if args.key and args.any_key:
@@ -627,8 +627,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .replay import COLLECTION, Collection, running_pywb
-    from .status import latest_captures
+    from archiver.replay.pywb import COLLECTION, Collection, running_pywb
+    from archiver.schedule.status import latest_captures
     config = load_config(args.config)
     try:
         import pywb  # noqa: F401 - only to say clearly when the extra is missing
@@ -653,7 +653,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from archiver.demo import run_demo
     directory = args.dir or Path(tempfile.mkdtemp(prefix="archiver-demo-"))
     if not args.quiet:
         print(f"demo archive: {directory}", file=sys.stderr)

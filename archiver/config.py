@@ -7,6 +7,7 @@ and the README's configuration reference (a test checks they agree).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import reprlib
@@ -15,10 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import ConfigError
+from archiver import __version__
+from archiver.errors import ConfigError
 
 CONFIG_NAME = "config.toml"
+
+
+log = logging.getLogger("archiver")
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "per_host_delay", 1.0, "Seconds between two requests to the same host (0 turns politeness off)."),
     Setting("capture", "per_host_concurrency", 1, "Requests in flight at once to one host."),
     Setting("capture", "concurrency", 4, "Requests in flight at once across all hosts."),
-    Setting("capture", "processes", 0, "Processes sharing a snapshot of several seeds (0 = one per CPU core); only with per_host_delay = 0, as politeness is kept per process. Concurrency limits are shared out among them."),
     Setting("capture", "follow", ["read", "body"], "Cross-references to follow from a seed: read (READ boxes), body (editorial links)."),
     Setting("capture", "depth", 1, "How many cross-reference hops to follow from a seed (0 = the seed alone)."),
     Setting("capture", "requisites", True, "Fetch page requisites (CSS, JS, images, fonts, icons) of every captured page."),
@@ -73,7 +76,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("capture", "retries", 2, "Retries of a 429, a 503 or a failed connection (each response is kept), with back-off honouring Retry-After."),
     Setting("capture", "max_redirects", 10, "Redirect hops followed from one URL before giving up."),
     Setting("capture", "max_links_per_page", 3000, "Most new URLs one page or stylesheet leads to, of each kind (cross-references, requisites); the rest are listed in its capture metadata, not fetched, and its error says how many."),
-    Setting("capture", "max_urls_per_snapshot", 100_000, "Most URLs one snapshot fetches (shared out among processes); seeds and their redirects are always fetched, links past the limit are listed, not fetched."),
+    Setting("capture", "max_urls_per_snapshot", 100_000, "Most URLs one snapshot fetches; seeds and their redirects are always fetched, links past the limit are listed, not fetched."),
     Setting("capture", "allow_private_addresses", False, "Let redirects, cross-references and requisites reach private, loopback, link-local and other non-public addresses (checked on the address connected to). Seeds may always name one, and a page served from such an address may lead to that same address."),
     Setting("capture", "robots", "ignore", "ignore robots.txt, or obey it.", choices=("ignore", "obey")),
     Setting("capture", "operator", "", "Who runs this archive; written into every warcinfo record."),
@@ -149,7 +152,6 @@ class CaptureConfig:
     per_host_delay: float
     per_host_concurrency: int
     concurrency: int
-    processes: int
     follow: tuple[str, ...]
     depth: int
     requisites: bool
@@ -394,6 +396,10 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(e).__name__
 
 
+# Settings of earlier versions that archives created then still hold: accepted, said once.
+RETIRED = {("capture", "processes"): "a snapshot is captured by one process"}
+
+
 def _validated(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     sections = {s.section for s in SETTINGS}
     for name, table in raw.items():
@@ -403,7 +409,9 @@ def _validated(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"config: [{name}] must be a table")
         known = {s.name for s in SETTINGS if s.section == name}
         for key in table:
-            if key not in known:
+            if (name, key) in RETIRED:
+                log.warning("config: [%s] %s is no longer used (%s); remove it", name, key, RETIRED[name, key])
+            elif key not in known:
                 raise ConfigError(f"config: unknown key [{name}] {_name(key)}")
     values: dict[str, dict[str, Any]] = {s: {} for s in sections}
     for s in SETTINGS:

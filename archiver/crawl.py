@@ -25,20 +25,19 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 from urllib.parse import urljoin, urlsplit
 
-from .archive import Archive, FetchResult, SnapshotSummary
-from .capture import Reached
-from .config import CaptureConfig
-from .errors import UsageError
-from .article import Article, article_of, may_be_html
-from .extract import BODY, READ, REQUISITE, Link, css_links, decode_body, decode_text, parse_html, requisites_of
-from .fetch import REDIRECT_STATUSES, Exchange, Fetcher, is_public, literal_address, snapshot_cookies
-from .seeds import DEFAULT_PORTS, normalize_url, url_host
-from .tracking import PARSE_LIMIT, challenge_of, is_html, record_observation, update_history, write_feed
-from .warcfile import warc_date
-from .workdir import redaction_salt
+from archiver.archive.writer import Archive, FetchResult, SnapshotSummary
+from archiver.archive.records import Reached
+from archiver.config import CaptureConfig
+from archiver.errors import UsageError
+from archiver.page.article import Article, article_of, may_be_html
+from archiver.page.extract import (BODY, PARSE_LIMIT, READ, REQUISITE, Link, css_links, decode_body, decode_text, is_html, parse_html,
+                      requisites_of)
+from archiver.capture.fetch import REDIRECT_STATUSES, Exchange, Fetcher, is_public, literal_address, snapshot_cookies
+from archiver.seeds import DEFAULT_PORTS, normalize_url, url_host
+from archiver.archive.workdir import redaction_salt
 
 if TYPE_CHECKING:
     from http.cookiejar import CookieJar
@@ -61,6 +60,35 @@ RETRY_BASE_SECONDS = 2.0
 MAX_RETRY_AFTER = 120.0  # a longer Retry-After is not waited for within one snapshot
 
 
+class Observer(Protocol):
+    """What the crawl tells the observe stage (tracking.Observer); capture knows nothing
+    of how edits are found, only that a changed page is fetched once more to confirm."""
+
+    def observe(self, capture_id: int, tracked_url: str, final_url: str, header: Callable[[str], str],
+                article: Article | None) -> None:
+        """The page a tracked URL's redirect chain ended at, just stored."""
+
+    def settle(self, tracked_url: str) -> tuple[Any, bool]:
+        """All the URL's snapshot reached is stored: (its history, whether a second render
+        must confirm a change)."""
+
+    def snapshot_done(self) -> None:
+        """A snapshot that observed pages is stored."""
+
+
+class Unobserved:
+    """Capture alone: no observations, nothing confirmed."""
+
+    def observe(self, *args) -> None:
+        pass
+
+    def settle(self, tracked_url: str) -> tuple[Any, bool]:
+        return None, False
+
+    def snapshot_done(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class Job:
     url: str
@@ -69,7 +97,6 @@ class Job:
     redirects: int = 0
     seed_chain: bool = False
     attempt: int = 0
-    shared_seed: bool = False  # other processes may capture it: claimed when it starts
     confirm: bool = False  # a second render of a page whose capture showed a change
     reach: frozenset[str] | None = None  # non-public addresses it may connect to (None: any, a seed)
     spent: float = 0.0  # seconds its earlier attempts took (retries share total_timeout)
@@ -235,13 +262,11 @@ class Crawler:
     def __init__(self, archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None,
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
                  on_seed_done: Callable[[Batch, str], None] = lambda b, s: None,
-                 claim: Callable[[str], bool] = lambda url: True, cfg: CaptureConfig | None = None,
-                 summaries: bool = True, on_stored: Callable[[], None] = lambda: None,
+                 cfg: CaptureConfig | None = None, summaries: bool = True,
+                 on_stored: Callable[[], None] = lambda: None, observer: Observer = Unobserved(),
                  is_source: Callable[[str], bool] = lambda url: False):
         """``on_stored()`` follows the ``on_result`` calls of each stored batch.
-        ``claim(url)`` says whether this crawler may fetch a URL that is not one of its
-        seeds, or a shared seed (see ``submit``): it is False when another process
-        capturing the same snapshot has it.
+        ``observer``: the observe stage, told of each tracked URL's page (see Observer).
         ``summaries=False`` (archiver run, which takes each seed from on_seed_done) keeps
         no batch summary: a batch lasts until its slowest seed is stored, and its summary
         would hold every other seed's results and history until then.
@@ -250,15 +275,15 @@ class Crawler:
         self.archive = archive
         self.summaries = summaries
         self.cfg = cfg or archive.config.capture
-        self.claim = claim
         self.on_result, self.on_batch_done, self.on_seed_done = on_result, on_batch_done, on_seed_done
         self.on_stored = on_stored
+        self.observer = observer
         self.is_source = is_source
         self.fetcher = Fetcher(self.cfg, archive.clock, redaction_salt(archive.config.root))
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
         self.batches: dict[str, Batch] = {}
-        self.inbox: queue.SimpleQueue[tuple[list[str], str, bool]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
         self.fetches = FetchPool(self._fetch, self.cfg.concurrency, self.fetcher.cancel)
         self._resolved: set[tuple[str, str]] = set()  # (snapshot, host) already resolved
         self._resolving = threading.Lock()  # for _resolved, shared by the fetch threads
@@ -269,12 +294,9 @@ class Crawler:
 
     # ---- feeding (any thread) ----------------------------------------------------------
 
-    def submit(self, seeds: list[str], snapshot_id: str = "", shared: bool = False) -> None:
-        """Queue normalised seed URLs as one new batch and wake the crawl loop. ``shared``:
-        other processes capture the same snapshot from the same seeds; each seed is
-        captured by the first to claim it, when it starts, and left out of the others'
-        summaries (never fetched as a cross-reference either)."""
-        self.inbox.put((seeds, snapshot_id or os.urandom(16).hex(), shared))
+    def submit(self, seeds: list[str]) -> None:
+        """Queue normalised seed URLs as one new batch and wake the crawl loop."""
+        self.inbox.put(seeds)
         self.wake()
 
     def wake(self) -> None:
@@ -314,18 +336,7 @@ class Crawler:
     def _dispatch(self) -> None:
         """Start queued fetches while there is room."""
         while self._in_flight() < self.cfg.concurrency and (job := self.slots.take()):
-            if job.shared_seed:
-                if not self.claim(job.url):
-                    self.slots.done(job)
-                    self._leave_seed(self.batches[job.reached.snapshot], job.url)
-                    continue
-                job = replace(job, shared_seed=False)  # this process's now, with its redirects and retries
             self.fetches.submit(job)
-
-    def _leave_seed(self, batch: Batch, seed: str) -> None:
-        """A shared seed another process has claimed: no part of this batch."""
-        del batch.summary.seeds_ok[seed], batch.pending[seed]
-        self._finish_batch_if_done(batch)
 
     def _timeout(self) -> float | None:
         idle_close = self.archive.config.storage.warc_idle_close if self.archive.writer.current else None
@@ -357,15 +368,14 @@ class Crawler:
 
     def _take_inbox(self) -> None:
         while not self.inbox.empty():
-            seeds, snapshot_id, shared = self.inbox.get()
-            batch = Batch(snapshot_id)
+            seeds = self.inbox.get()
+            batch = Batch(os.urandom(16).hex())
             self.batches[batch.id] = batch
             for seed in seeds:
                 batch.summary.seeds_ok[seed] = False
                 batch.pending[seed] = 0
                 self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id, chain=True),
-                                         is_page=not self.is_source(seed),
-                                         seed_chain=True, shared_seed=shared), claimed=True)
+                                         is_page=not self.is_source(seed), seed_chain=True))
             if not seeds:
                 self._finish_batch(batch)
 
@@ -436,7 +446,6 @@ class Crawler:
         """The articles of the seeds' pages just stored, and the histories of the seeds
         they complete: one transaction (a flock, BEGIN, COMMIT) per batch, not two per seed."""
         completing = Counter((job.reached.snapshot, job.reached.seed) for job, _, _ in taken)
-        confirm = self.archive.config.detect.confirm
         with self.archive.catalog.transaction():
             for (job, ex, (article, _, follows)), capture_id in zip(taken, capture_ids):
                 if job.seed_chain and not follows and not self._retrying(job, ex):
@@ -446,10 +455,10 @@ class Crawler:
             for (snapshot, seed), count in completing.items():
                 batch = self.batches[snapshot]
                 if batch.pending[seed] == count and seed in batch.observed:
-                    history = update_history(self.archive.catalog, seed, confirm)
+                    history, unconfirmed = self.observer.settle(seed)
                     # The page may have been stored batches before its requisites were.
                     end = batch.ends.pop(seed, None)
-                    if history.awaiting_confirm is not None and end is not None and not end.confirm:
+                    if unconfirmed and end is not None and not end.confirm:
                         self._confirm(batch, end)
                     if self.summaries:
                         batch.summary.histories[seed] = history
@@ -509,8 +518,7 @@ class Crawler:
         return article, [Link(r.url, kind, r.text, i) for i, (kind, r) in enumerate(refs)] + requisites
 
     def _observe(self, batch: Batch, job: Job, ex: Exchange, article: Article | None, capture_id: int) -> None:
-        record_observation(self.archive.catalog, capture_id, job.reached.seed, ex.url,
-                           challenge_of(ex.header), article)
+        self.observer.observe(capture_id, job.reached.seed, ex.url, ex.header, article)
         batch.observed.add(job.reached.seed)
 
     def _follow(self, batch: Batch, job: Job, ex: Exchange, links: list[Link]) -> None:
@@ -617,12 +625,10 @@ class Crawler:
         elif job.seed_chain:
             batch.summary.seeds_ok[job.reached.seed] = True  # a loop: the chain's responses are captured
 
-    def _enqueue(self, batch: Batch, job: Job, claimed: bool = False) -> bool:
+    def _enqueue(self, batch: Batch, job: Job) -> bool:
         if job.url in batch.seen:
             return False
         batch.seen.add(job.url)
-        if not claimed and not self.claim(job.url):
-            return False
         batch.pending[job.reached.seed] += 1
         batch.fetches += 1
         self.slots.add(job)
@@ -651,7 +657,7 @@ class Crawler:
         with self._resolving:
             self._resolved = {key for key in self._resolved if key[0] != batch.id}
         if batch.observed:
-            write_feed(self.archive.catalog, self.archive.config, warc_date(self.archive.clock()))
+            self.observer.snapshot_done()
         batch.summary.warcs = sorted({r.warc for r in batch.summary.results})
         self.on_batch_done(batch)
 

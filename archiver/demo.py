@@ -153,12 +153,12 @@ def run_demo(directory, on_result=lambda r: None) -> list:
     again. Returns the two snapshot summaries."""
     from pathlib import Path
 
-    from .config import load_config
-    from .archive import Archive, create_key
-    from .fetch import utcnow
-    from .pipeline import snapshot
-    from .warcfile import warc_date
-    from .workdir import init_archive
+    from archiver.config import load_config
+    from archiver.archive.writer import create_key
+    from archiver.capture.fetch import utcnow
+    from archiver.pipeline import open_archive, snapshot
+    from archiver.archive.warcfile import warc_date
+    from archiver.archive.workdir import init_archive
 
     root = Path(directory)
     init_archive(root, overrides={"per_host_delay": "0.0", "confirm_delay": "0.5"})
@@ -166,7 +166,7 @@ def run_demo(directory, on_result=lambda r: None) -> list:
     create_key(config, warc_date(utcnow()))  # so the demo's ledger checkpoints are signed
     summaries = []
     with DemoSite() as site:
-        archive = Archive(config)
+        archive = open_archive(config)
         try:
             for version in (1, 2):
                 site.version = version

@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from .config import FollowConfig
-from .errors import UsageError
-from .seeds import normalize_url, url_host
+from archiver.config import FollowConfig
+from archiver.errors import UsageError
+from archiver.seeds import normalize_url, url_host
 
 KINDS = ("auto", "feed", "sitemap", "front")
 MAX_INDEX_DEPTH = 3  # a sitemap index of indexes of indexes; deeper is refused
@@ -226,7 +226,7 @@ def _first_line(e: BaseException) -> str:
 def front_page_links(data: bytes, url: str, content_type: str) -> Listing:
     """The article links of a front page: same-site links in its content, not in its
     navigation (nav, header, footer, aside, menus), with headline-like text."""
-    from .extract import decode_text, parse_html
+    from archiver.page.extract import decode_text, parse_html
 
     doc = parse_html(decode_text(data, content_type))
     if doc is None:
@@ -262,7 +262,7 @@ ALTERNATE_TYPES = ("application/rss+xml", "application/atom+xml", "application/f
 
 def feed_links(data: bytes, url: str, content_type: str = "") -> list[str]:
     """The feeds a page announces: <link rel=alternate type=application/rss+xml|atom+xml>."""
-    from .extract import decode_text, parse_html
+    from archiver.page.extract import decode_text, parse_html
 
     doc = parse_html(decode_text(data, content_type))
     if doc is None:

@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
-from .config import Config
-from .errors import ConfigError
-from .fetch import is_public, literal_address
-from .follow import KINDS, MAX_INDEX_DEPTH, Entry, Fetched, Listing, discover, parse_source
-from .seeds import Seed, add_seed, append_seed_lines, normalize_url, seed_line
-from .warcfile import OPEN_SUFFIX, read_response
+from archiver.config import Config
+from archiver.errors import ConfigError
+from archiver.capture.fetch import is_public, literal_address
+from archiver.follow import KINDS, MAX_INDEX_DEPTH, Entry, Fetched, Listing, discover, parse_source
+from archiver.seeds import Seed, add_seed, append_seed_lines, normalize_url, seed_line
+from archiver.archive.warcfile import OPEN_SUFFIX, read_response
 
 if TYPE_CHECKING:
-    from .archive import FetchResult
-    from .catalog import Catalog
+    from archiver.archive.writer import FetchResult
+    from archiver.catalog import Catalog
 
 log = logging.getLogger("archiver")
 
@@ -185,7 +185,7 @@ def stored_body(catalog: Catalog, warc_dir: Path, result: FetchResult | None,
     if result.record == "revisit":
         refers = catalog.db.execute("SELECT refers_to FROM captures WHERE warc = ? AND offset = ?",
                                     (warc, offset)).fetchone()
-        location = catalog.record_location(refers[0]) if refers else None
+        location = catalog.captures.location_of(refers[0]) if refers else None
         if location is None:
             return None, "", "the record it revisits is not in the catalog"
         warc, offset = location
@@ -203,7 +203,7 @@ def _warc_path(warc_dir: Path, name: str) -> Path:
 def _decoded(raw: bytes, encoding: str, limit: int) -> bytes:
     """gzip undone up to limit (+1, so an oversize body is seen as one); other codings
     as extract.decode_body undoes them."""
-    from .extract import decode_body
+    from archiver.page.extract import decode_body
 
     if encoding.strip().lower() in ("gzip", "x-gzip"):
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -287,7 +287,7 @@ class Follower:
             self.thread.join(wait)
 
     def _work(self) -> None:
-        from .catalog import Catalog
+        from archiver.catalog import Catalog
 
         catalog = Catalog(self.config.storage.catalog)
         try:
@@ -370,10 +370,10 @@ class Follower:
 def fetcher_get(config: Config) -> tuple[Callable[[str], Fetched], Callable[[], None]]:
     """(get, close): discovery's fetches, through the capture's Fetcher (its proxy,
     headers, TLS settings, address checks) and robots.txt when the archive obeys it."""
-    from .crawl import RobotsPolicy
-    from .extract import decode_body
-    from .fetch import Fetcher
-    from .workdir import redaction_salt
+    from archiver.crawl import RobotsPolicy
+    from archiver.page.extract import decode_body
+    from archiver.capture.fetch import Fetcher
+    from archiver.archive.workdir import redaction_salt
 
     fetcher = Fetcher(config.capture, salt=redaction_salt(config.root))
     robots = RobotsPolicy(fetcher) if config.capture.robots == "obey" else None

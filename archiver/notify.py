@@ -28,15 +28,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import urlsplit
 
-from . import __version__
-from .config import Config, NotifyConfig
-from .follower import create_tables, is_source
-from .report import change_event_json, replay_url
-from .seeds import Seed
-from .warcfile import warc_date
+from archiver import __version__
+from archiver.config import Config, NotifyConfig
+from archiver.follower import create_tables, is_source
+from archiver.edits.report import change_event_json, replay_url
+from archiver.seeds import Seed
+from archiver.archive.warcfile import warc_date
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
+    from archiver.catalog import Catalog
 
 log = logging.getLogger("archiver")
 
@@ -382,7 +382,7 @@ class DeliveryThread:
             self.thread.join(wait)
 
     def _run(self) -> None:
-        from .catalog import Catalog
+        from archiver.catalog import Catalog
 
         catalog = Catalog(self.config.storage.catalog)
         try:

@@ -7,28 +7,47 @@ article history from the WARC files alone.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .archive import Archive, FetchResult, SnapshotSummary, open_catalog, repair_abandoned
-from .history import History
-from .catalog import Catalog
-from .config import Config
-from .crawl import Batch, Crawler
-from .index import warc_captures, write_cdxj
-from .ledger import Ledger
-from .parallel import parallel_snapshot, process_count
-from .locks import UrlLocks, WriterLock
-from .seeds import normalize_url
-from .tracking import load_history, observe_from_warcs, rebuild_histories
-from .warcfile import WARC_SUFFIX, iter_gzip_members
+from archiver.archive import writer as _archive
+from archiver.archive.writer import Archive, FetchResult, SnapshotSummary, repair_abandoned
+from archiver.edits.history import History
+from archiver.catalog import Catalog
+from archiver.config import Config
+from archiver.crawl import Batch, Crawler
+from archiver.capture.fetch import utcnow
+from archiver.archive.index import warc_captures, write_cdxj
+from archiver.archive.ledger import Ledger
+from archiver.archive.locks import UrlLocks, WriterLock
+from archiver.seeds import normalize_url
+from archiver.edits.observe import Observer, load_history, observe_from_warcs, observe_repaired, rebuild_histories
+from archiver.archive.warcfile import WARC_SUFFIX, iter_gzip_members
 
 log = logging.getLogger("archiver")
+
+
+def open_archive(config: Config, clock: Callable[[], datetime] = utcnow) -> Archive:
+    """The archive opened for capture, a crashed writer's files repaired and observed."""
+    return Archive(config, clock, on_repaired=functools.partial(observe_repaired, config))
+
+
+def open_catalog(config: Config) -> Catalog:
+    """The catalog for reading, a crashed writer's files repaired and observed."""
+    return _archive.open_catalog(config, functools.partial(observe_repaired, config))
+
+
+def crawler(archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None, **kwargs) -> Crawler:
+    """The capture stage, telling the observe stage what it stores."""
+    observer = Observer(archive.catalog, archive.config, archive.clock)
+    return Crawler(archive, on_result, observer=observer, **kwargs)
 
 
 def history_of(config: Config, url: str) -> History:
@@ -44,11 +63,11 @@ def relink_ledger(catalog: Catalog, ledger: Ledger) -> None:
     """Which ledger entry holds each capture, read back from the ledger file."""
     pairs = []
     for warc, offset, seq in ledger.capture_records():
-        capture_id = catalog.capture_id(warc, offset)
+        capture_id = catalog.captures.id_at(warc, offset)
         if capture_id is not None:
             pairs.append((capture_id, seq))
     if pairs:
-        catalog.mark_ledgered(pairs, ledger.head())
+        catalog.ledger.mark(pairs, ledger.head())
 
 
 def snapshot(archive: Archive, urls: Iterable[str],
@@ -57,13 +76,10 @@ def snapshot(archive: Archive, urls: Iterable[str],
     seeds = list(dict.fromkeys(normalize_url(u) for u in urls))
     locks = UrlLocks(archive.config.storage.lock_dir)
     try:
-        for seed in sorted(seeds):  # one order for every process: no deadlock between two snapshots
+        for seed in sorted(seeds):  # one order for every snapshot: no deadlock between two of them
             if not locks.acquire(seed):
                 log.info("waiting: another process is capturing %s", seed)
                 locks.acquire(seed, wait=True)
-        processes = process_count(archive.config, len(seeds))
-        if processes > 1:
-            return parallel_snapshot(archive, seeds, processes, on_result)
         return _crawl(archive, seeds, on_result)
     finally:
         locks.release_all()
@@ -71,12 +87,12 @@ def snapshot(archive: Archive, urls: Iterable[str],
 
 def _crawl(archive: Archive, seeds: list[str], on_result: Callable[[FetchResult], None]) -> SnapshotSummary:
     done: list[Batch] = []
-    crawler = Crawler(archive, on_result, on_batch_done=done.append)
+    crawl = crawler(archive, on_result, on_batch_done=done.append)
     try:
-        crawler.submit(seeds)
-        crawler.run()
+        crawl.submit(seeds)
+        crawl.run()
     finally:
-        crawler.close()
+        crawl.close()
         archive.writer.close()
     [batch] = done
     return batch.summary
@@ -106,7 +122,7 @@ def reindex(config: Config, on_file: Callable[[str], None] = lambda name: None) 
     alone.take_alone("reindex")  # a writer's captures still in an open file would be cleared for good
     catalog = Catalog(config.storage.catalog)
     try:
-        repair_abandoned(config, catalog)
+        repair_abandoned(config, catalog)  # its captures are observed with all the others below
         catalog.clear_captured()
         files = sorted(config.storage.warc_dir.glob("*" + WARC_SUFFIX))
         result = Reindexed(files=len(files))
@@ -129,7 +145,7 @@ def _index_file(catalog: Catalog, path: Path, index_dir: Path) -> tuple[int, Dam
     records, readable = _whole_records(path)
     size = path.stat().st_size
     with _readable_part(path, readable if readable < size else None) as whole:
-        count = sum(catalog.add_capture(row, xrefs) is not None for row, xrefs in warc_captures(whole, path.name))
+        count = sum(catalog.captures.add(row, xrefs) is not None for row, xrefs in warc_captures(whole, path.name))
         write_cdxj(whole, index_dir)
     return count, (Damaged(path.name, readable, size, records, count) if readable < size else None)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import re
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-from .errors import ConfigError, UsageError, os_error_text
+from archiver.errors import ConfigError, UsageError, os_error_text
 
 log = logging.getLogger("archiver")
 

@@ -61,7 +61,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, environment, run_measured, stop_on_sigterm, system_busy_s, table, write_results  # noqa: E402
+from _util import REPO, environment, stop_on_sigterm, system_busy_s, table, write_results  # noqa: E402
 from capture_vs_wget import (compare, compile_archiver, run_snapshot, run_wget, site_files,  # noqa: E402
                              warc_responses)
 

@@ -233,7 +233,7 @@ def run_archiver(work: Path, base: str, total: int, args: argparse.Namespace) ->
 def run_snapshot(root: Path, seeds: list[str], overrides: dict[str, str], args: argparse.Namespace) -> dict:
     """A new archive in root (config.toml with ``overrides``), then one measured
     ``archiver snapshot`` of ``seeds`` (killed after ``args.timeout`` seconds)."""
-    from archiver.workdir import init_archive
+    from archiver.archive.workdir import init_archive
 
     init_archive(root, overrides=overrides)
     cmd = [sys.executable, "-m", "archiver", "--config", str(root / "config.toml"), "snapshot", "--quiet", *seeds]

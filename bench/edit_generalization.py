@@ -1371,12 +1371,12 @@ class ArchiverApproach:
 
     def __init__(self, root: Path):
         from archiver.config import load_config
-        from archiver.workdir import init_archive
+        from archiver.archive.workdir import init_archive
         self.config = load_config(init_archive(root, overrides=archiver_overrides()))
         self.versions: dict[str, int] = {}
 
     def capture(self, urls: dict[str, str]) -> dict[str, Seen]:
-        from archiver.archive import Archive
+        from archiver.archive.writer import Archive
         from archiver.pipeline import history_of, snapshot
         from archiver.seeds import normalize_url
         archive = Archive(self.config)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What archiver.article.extract_article costs per real page: time and memory.
+"""What archiver.page.article.extract_article costs per real page: time and memory.
 
 Every HTML page of ../shared/corpus/html/ (readability/*/source.html, trafilatura/*.html,
 inline-related-posts/*.html) is read from disk and handled as a recapture would be: two
@@ -10,7 +10,7 @@ one warm-up; a page's figure is the median of its repeats.
 
   extract ms   wall time of one extract_article call (perf_counter)
   cpu ms       its CPU time (process_time): less disturbed by other load on the machine
-  diff ms      the diff step: --diff module:function, by default archiver.diff:diff_articles
+  diff ms      the diff step: --diff module:function, by default archiver.edits.diff:diff_articles
                when that exists ("--diff ''" for none)
   total ms     extract + diff: the cost of checking one recapture against its predecessor
 
@@ -37,7 +37,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import REPO, environment, table, write_results  # noqa: E402
 
-from archiver.article import EXTRACTOR_VERSION, Article, extract_article  # noqa: E402
+from archiver.page.article import EXTRACTOR_VERSION, Article, extract_article  # noqa: E402
 from archiver.config import DEFAULT_CTA_TEXTS  # noqa: E402
 
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
@@ -62,7 +62,7 @@ def second_render(body: bytes, n: int) -> bytes:
     return body[:at] + marker + body[at:] if at >= 0 else body + marker
 
 
-DEFAULT_DIFF = "archiver.diff:diff_articles"
+DEFAULT_DIFF = "archiver.edits.diff:diff_articles"
 
 
 def load_diff(spec: str) -> DiffFn | None:

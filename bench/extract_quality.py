@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Article extraction quality: archiver.article vs. trafilatura and readability-lxml.
+"""Article extraction quality: archiver.page.article vs. trafilatura and readability-lxml.
 
 Two real-page corpora from ../shared/corpus/html/ (see its README):
 
@@ -49,7 +49,7 @@ import lxml.html
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import REPO, environment, table, write_results  # noqa: E402
 
-from archiver.article import EXTRACTOR_VERSION, extract_article  # noqa: E402
+from archiver.page.article import EXTRACTOR_VERSION, extract_article  # noqa: E402
 from archiver.config import DEFAULT_CTA_TEXTS  # noqa: E402
 
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"

@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import StaticServer  # noqa: E402
 from capture_vs_wget import build_site  # noqa: E402
 
-from archiver import http1  # noqa: E402
+from archiver.capture import http1
 from archiver.config import load_config  # noqa: E402
 from archiver.crawl import FetchPool  # noqa: E402
-from archiver.fetch import Fetcher  # noqa: E402
-from archiver.workdir import init_archive  # noqa: E402
+from archiver.capture.fetch import Fetcher  # noqa: E402
+from archiver.archive.workdir import init_archive  # noqa: E402
 
 
 def site_paths(root: Path) -> list[str]:

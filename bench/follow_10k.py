@@ -43,8 +43,8 @@ from archiver.config import load_config  # noqa: E402
 from archiver.follow import discover, parse_source  # noqa: E402
 from archiver.follower import fetcher_get  # noqa: E402
 from archiver.notify import NotifyStore, deliver_due, targets  # noqa: E402
-from archiver.scheduler import Runner  # noqa: E402
-from archiver.workdir import init_archive  # noqa: E402
+from archiver.schedule.runner import Runner  # noqa: E402
+from archiver.archive.workdir import init_archive  # noqa: E402
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 

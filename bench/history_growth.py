@@ -34,9 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import REPO, environment, table, write_results  # noqa: E402
 
-from archiver.article import Ref, extract_article  # noqa: E402
+from archiver.page.article import Ref, extract_article  # noqa: E402
 from archiver.catalog import Catalog, CaptureRow  # noqa: E402
-from archiver.tracking import record_observation, update_history  # noqa: E402
+from archiver.edits.observe import record_observation, update_history  # noqa: E402
 
 PAGE_DIR = REPO.parent / "shared" / "corpus" / "html" / "inline-related-posts"
 URL = "https://news.example/the-article/"
@@ -48,7 +48,7 @@ def fill(catalog: Catalog, article, start: int, end: int) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1_767_225_600 + seconds)) + ".000000Z"
         row = CaptureRow(URL, URL, "seed", "", 0, f"snapshot-{n}", 0, stamp, 200, "response",
                          "bench.warc.gz", n * 1000, 1000, 0)
-        capture_id = catalog.add_captures([(row, [])])[0]
+        capture_id = catalog.captures.add_many([(row, [])])[0]
         rotated = replace(article, read_refs=(Ref(f"https://news.example/related-{n % 7}/", "Related"),))
         record_observation(catalog, capture_id, URL, URL, "", rotated)
 

@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import REPO  # noqa: E402
 
-from archiver.archive import Archive  # noqa: E402
+from archiver.archive.writer import Archive  # noqa: E402
 from archiver.config import load_config  # noqa: E402
 from archiver.pipeline import snapshot  # noqa: E402
-from archiver.workdir import init_archive  # noqa: E402
+from archiver.archive.workdir import init_archive  # noqa: E402
 
 
 class OneVersion(ThreadingHTTPServer):

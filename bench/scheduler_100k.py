@@ -9,7 +9,7 @@ answers every path with a tiny HTML article (~500 bytes, no requisites) naming t
 address and the path, so every URL has its own payload. The access log records which
 address served which path.
 
-The archive: a fresh folder (``archiver.workdir.init_archive``) with 100 URLs per host,
+The archive: a fresh folder (``archiver.archive.workdir.init_archive``) with 100 URLs per host,
 ``every=1h``, in seeds/*.txt (interleaved: the n-th page of every host, then the
 (n+1)-th...), and per_host_delay 0, per_host_concurrency 1, concurrency C, depth 0,
 requisites off, retries 0, jitter 0, tick 1 s, batch B, JSON logs.
@@ -176,7 +176,7 @@ http {{
 # ---- the archive --------------------------------------------------------------------------------
 
 def make_archive(root: Path, urls: list[str], args: argparse.Namespace) -> Path:
-    from archiver.workdir import init_archive
+    from archiver.archive.workdir import init_archive
 
     config = init_archive(root, overrides={
         "per_host_delay": "0.0", "per_host_concurrency": "1", "concurrency": str(args.concurrency),
@@ -507,11 +507,11 @@ def version_startup(env: dict) -> float:
 
 def scheduler_overhead(root: Path, copy: Path, args: argparse.Namespace) -> dict:
     """On a copy of the populated archive (catalog, config, seeds; no WARCs)."""
-    from archiver.archive import FetchResult
+    from archiver.archive.writer import FetchResult
     from archiver.catalog import Catalog
     from archiver.config import load_config
     from archiver.crawl import Batch
-    from archiver.scheduler import Runner, tracked_seeds
+    from archiver.schedule.runner import Runner, tracked_seeds
     from archiver.seeds import url_host
 
     copy.mkdir()
@@ -535,7 +535,7 @@ def scheduler_overhead(root: Path, copy: Path, args: argparse.Namespace) -> dict
     hosts = {u: url_host(u) for u in tracked}
     empty = Catalog(copy / "empty.sqlite")
     t, c = time.perf_counter(), time.process_time()
-    empty.sync_schedule(hosts, time.time())
+    empty.schedule.sync(hosts, time.time())
     out["sync_schedule_empty"] = {"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c}
     empty.close()
 

@@ -109,7 +109,7 @@ def serve(port: int, size: int, seed: int, lifetime: float) -> None:
 # ---- one capture ------------------------------------------------------------------------
 
 def capture(work: Path, url: str, args: argparse.Namespace) -> dict:
-    from archiver.workdir import init_archive
+    from archiver.archive.workdir import init_archive
 
     root = work / "archive"
     init_archive(root, overrides={

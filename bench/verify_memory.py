@@ -56,7 +56,7 @@ def env_for(src: Path) -> dict:
 def build_archive(work: Path, base: str, n: int) -> tuple[Path, float]:
     """An archive of n captures, made by this repository's archiver; (root, seconds)."""
     sys.path.insert(0, str(REPO))
-    from archiver.workdir import init_archive
+    from archiver.archive.workdir import init_archive
 
     root = work / f"archive-{n}"
     init_archive(root, overrides=SETTINGS)

@@ -92,7 +92,7 @@ def verify(path: Path, src: Path, root: Path) -> tuple[int, str, str]:
 
 def run_one(src: Path) -> list[dict]:
     forge = load(src)
-    from archiver.keys import generate_key, load_key
+    from archiver.archive.keys import generate_key, load_key
 
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-forgery-") as tmp:

@@ -13,9 +13,9 @@ from hypothesis import settings
 
 
 from archiver.config import Config, load_config
-from archiver.archive import Archive
+from archiver.archive.writer import Archive
 from archiver.pipeline import snapshot
-from archiver.workdir import init_archive
+from archiver.archive.workdir import init_archive
 
 from .site import Site
 from .tls import TlsSite, make_ca_and_leaf

@@ -19,11 +19,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from archiver.archive import Archive
+from archiver.archive.writer import Archive
 from archiver.config import Config
-from archiver.export import cdxj_lines
-from archiver.keys import SigningKey
-from archiver.ledger import canonical, entry_hash
+from archiver.evidence.export import cdxj_lines
+from archiver.archive.keys import SigningKey
+from archiver.archive.ledger import canonical, entry_hash
 from archiver.pipeline import snapshot
 
 from .conftest import make_archive, run_cli, run_snapshot
@@ -44,7 +44,7 @@ def build_evidence(root: Path) -> tuple[Config, Path]:
         site.page(path, f"<html><body><p>Page {path}.</p></body></html>")
     url = news.url("wordpress")
     _answer_after(site, "/unrelated-investigation/", "/article/wordpress/")
-    config = make_archive(root / "a", requisites="false", processes="1")  # one process: one checkpoint after both
+    config = make_archive(root / "a", requisites="false")  # one process: one checkpoint after both
     assert run_cli("keygen", cwd=config.root).returncode == 0
     try:
         run_snapshot(config, url, site.url("/unrelated-investigation/"))
@@ -227,7 +227,7 @@ def rehash_ledger(members: dict[str, bytes], relink: bool = False) -> None:
 
 def _relink(entry: dict, prev: str) -> None:
     if "omitted" in entry:
-        from archiver.ledger import link_hash  # only in ledgers that can leave entries out
+        from archiver.archive.ledger import link_hash  # only in ledgers that can leave entries out
 
         entry["hash"] = link_hash(prev, entry["omitted"])
         return

@@ -33,11 +33,11 @@ FIRST = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 
 
 def make(out: Path) -> None:  # pragma: no cover - run by hand with the old code
-    from archiver.archive import Archive
+    from archiver.archive.writer import Archive
     from archiver.config import load_config
     from archiver.pipeline import snapshot
     from archiver.catalog import Catalog
-    from archiver.workdir import init_archive
+    from archiver.archive.workdir import init_archive
 
     from .site import Site, redirect
     from .tls import TlsSite, make_ca_and_leaf
@@ -69,7 +69,7 @@ def make(out: Path) -> None:  # pragma: no cover - run by hand with the old code
         finally:
             archive.close()
     catalog = Catalog(config.storage.catalog)
-    captures, xrefs = catalog.dump()
+    captures, xrefs = catalog.captures.dump()
     catalog.close()
     (out / "catalog.json").write_text(json.dumps({"captures": captures, "xrefs": xrefs}, indent=1) + "\n")
     site.stop()

@@ -13,7 +13,7 @@ import lxml.html
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from archiver.article import EXTRACTOR_VERSION, Article, Ref, extract_article
+from archiver.page.article import EXTRACTOR_VERSION, Article, Ref, extract_article
 from archiver.config import DEFAULT_CTA_TEXTS
 
 from .conftest import CORPUS, needs_corpus
@@ -345,7 +345,7 @@ def test_not_html_gives_an_empty_article():
 
 
 def test_article_module_imports_no_io_libraries():
-    code = ("import sys, archiver.article; "
+    code = ("import sys, archiver.page.article; "
             "print(','.join(m for m in ('requests', 'sqlite3', 'apscheduler', 'urllib3') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""

@@ -11,7 +11,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from archiver.catalog import Catalog
-from archiver.fetch import Fetcher
+from archiver.capture.fetch import Fetcher
 
 from .conftest import make_archive, run_snapshot, warc_files
 from .site import Site, redirect, send
@@ -43,7 +43,7 @@ def test_links_past_max_links_per_page_are_listed_not_fetched_and_the_capture_sa
     for path in images:
         site.page(path, b"\x89PNG", "image/png")
     site.page("/hub/", linking_page(paths).replace("</body>", "".join(f"<img src='{p}'>" for p in images) + "</body>"))
-    config = make_archive(tmp_path / "a", max_links_per_page="5", processes="1")
+    config = make_archive(tmp_path / "a", max_links_per_page="5")
     with caplog.at_level(logging.WARNING, logger="archiver"):
         summary = run_snapshot(config, site.url("/hub/"))
     fetched = [r.url for r in summary.results if r.role == "body"]
@@ -56,7 +56,7 @@ def test_links_past_max_links_per_page_are_listed_not_fetched_and_the_capture_sa
     assert f"{seed.url}: 35 links not followed (max_links_per_page 5)" in caplog.text
     catalog = Catalog(config.storage.catalog)
     try:
-        [row] = [r for r in catalog.captures(seed.url) if r.role == "seed"]
+        [row] = [r for r in catalog.captures.rows(seed.url) if r.role == "seed"]
     finally:
         catalog.close()
     assert row.error == seed.error
@@ -65,7 +65,7 @@ def test_links_past_max_links_per_page_are_listed_not_fetched_and_the_capture_sa
 def test_ten_thousand_requisites_make_no_more_fetches_than_the_bound(site, tmp_path):
     images = "".join(f"<img src='/i/{n}.png'>" for n in range(10_000))
     site.page("/huge/", f"<html><body><p>A gallery.</p>{images}</body></html>")
-    config = make_archive(tmp_path / "a", max_links_per_page="20", processes="1")
+    config = make_archive(tmp_path / "a", max_links_per_page="20")
     summary = run_snapshot(config, site.url("/huge/"))
     assert len(summary.results) == 21  # the page and 20 of its images (404s here)
     assert summary.results[0].error == "9980 links not followed (max_links_per_page 20)"
@@ -75,7 +75,7 @@ def test_max_urls_per_snapshot_stops_following_and_says_so_once_in_the_log(site,
     hubs = [f"/hub/{n}/" for n in range(3)]
     for n, hub in enumerate(hubs):
         site.page(hub, linking_page([f"/hub/{n}/story/{i}" for i in range(4)]))
-    config = make_archive(tmp_path / "a", max_urls_per_snapshot="6", processes="1", concurrency="1")
+    config = make_archive(tmp_path / "a", max_urls_per_snapshot="6", concurrency="1")
     with caplog.at_level(logging.WARNING, logger="archiver"):
         summary = run_snapshot(config, *(site.url(h) for h in hubs))
     seeds = [r for r in summary.results if r.role == "seed"]
@@ -103,7 +103,7 @@ def test_a_redirect_or_link_to_another_private_address_is_refused_and_recorded(s
     site.routes["/moved/"] = redirect(inner)
     site.page("/page/", linking_page(["/local/", inner, "http://169.254.169.254/latest/meta-data/"]))
     site.page("/local/", "<html>same host</html>")
-    config = make_archive(tmp_path / "a", processes="1", timeout="1.0")
+    config = make_archive(tmp_path / "a", timeout="1.0")
     summary = run_snapshot(config, site.url("/moved/"), site.url("/page/"))
     outcome = {r.url: (r.status, r.record, r.error) for r in summary.results}
     assert outcome[site.url("/local/")][0] == 200  # the seed's own (private) address: allowed
@@ -136,7 +136,7 @@ def test_the_address_connected_to_is_checked_not_the_first_answer(site, other_lo
     resolve = socket.getaddrinfo
     monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: resolve(
         next(answers, "127.0.0.2") if host == "rebind.test" else host, *a, **k))
-    config = make_archive(tmp_path / "a", processes="1", concurrency="1", timeout="1.0")
+    config = make_archive(tmp_path / "a", concurrency="1", timeout="1.0")
     try:
         summary = run_snapshot(config, site.url("/page/"))
     finally:

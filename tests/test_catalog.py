@@ -10,7 +10,7 @@ from archiver.catalog import Catalog
 def _scheduled(path) -> set[str]:
     other = Catalog(path)  # another connection sees only what was committed
     try:
-        return {row["url"] for row in other.schedule_rows()}
+        return {row["url"] for row in other.schedule.rows()}
     finally:
         other.close()
 
@@ -19,8 +19,8 @@ def test_writes_inside_a_transaction_commit_together(tmp_path):
     path = tmp_path / "archive.sqlite"
     catalog = Catalog(path)
     with catalog.transaction():
-        catalog.sync_schedule({"http://a.test/": "a.test"}, 1.0)
-        catalog.mark_started(["http://a.test/"], 2.0)
+        catalog.schedule.sync({"http://a.test/": "a.test"}, 1.0)
+        catalog.schedule.mark_started(["http://a.test/"], 2.0)
         assert _scheduled(path) == set()  # both joined the open transaction
     assert _scheduled(path) == {"http://a.test/"}
     catalog.close()
@@ -29,12 +29,12 @@ def test_writes_inside_a_transaction_commit_together(tmp_path):
 def test_a_failure_inside_rolls_back_every_write_made_inside(tmp_path):
     path = tmp_path / "archive.sqlite"
     catalog = Catalog(path)
-    catalog.sync_schedule({"http://kept.test/": "kept.test"}, 1.0)
+    catalog.schedule.sync({"http://kept.test/": "kept.test"}, 1.0)
     with pytest.raises(RuntimeError), catalog.transaction():
-        catalog.sync_schedule({"http://kept.test/": "kept.test", "http://new.test/": "new.test"}, 2.0)
+        catalog.schedule.sync({"http://kept.test/": "kept.test", "http://new.test/": "new.test"}, 2.0)
         raise RuntimeError("a bug after the first write")
     assert _scheduled(path) == {"http://kept.test/"}
-    catalog.sync_schedule({"http://kept.test/": "kept.test", "http://new.test/": "new.test"}, 3.0)  # the lock was released
+    catalog.schedule.sync({"http://kept.test/": "kept.test", "http://new.test/": "new.test"}, 3.0)  # the lock was released
     assert _scheduled(path) == {"http://kept.test/", "http://new.test/"}
     catalog.close()
 
@@ -46,7 +46,7 @@ def test_a_catalog_made_before_content_digests_opens_and_takes_them(tmp_path):
                 "final_url TEXT NOT NULL, challenge TEXT NOT NULL, extractor TEXT NOT NULL, article TEXT)")
     old.close()
     catalog = Catalog(path)
-    catalog.add_observation(1, "http://a.test/", "http://a.test/", "", "archiver/1", None)
+    catalog.history.add_observation(1, "http://a.test/", "http://a.test/", "", "archiver/1", None)
     columns = [row[1] for row in catalog.db.execute("PRAGMA table_info(observations)")]
     assert columns[-1] == "content_digest"
     catalog.add_column("observations", "content_digest TEXT")  # as a second process would, a moment late

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import tomllib
@@ -184,9 +185,20 @@ def test_public_dict_leaves_secrets_out(tmp_path):
 
 def test_the_repository_is_an_archive_with_default_config_and_example_seeds():
     """config.toml and seeds/example.txt at the repository root are what ``archiver init`` writes."""
-    from archiver.workdir import EXAMPLE_SEEDS
+    from archiver.archive.workdir import EXAMPLE_SEEDS
 
     root = README.parent
     assert (root / "config.toml").read_text() == default_config_text()
     assert (root / "seeds" / "example.txt").read_text() == EXAMPLE_SEEDS
     assert load_config(root / "config.toml").capture.per_host_delay == 1.0
+
+
+def test_a_retired_setting_in_an_older_archive_config_loads_with_a_warning(tmp_path, caplog):
+    """Archives made before the multi-process snapshot was removed hold processes = 0 in
+    their config.toml (the template wrote it): they keep loading, and the log says so."""
+    path = tmp_path / "config.toml"
+    path.write_text("[capture]\nprocesses = 0\nconcurrency = 3\n")
+    with caplog.at_level(logging.WARNING, logger="archiver"):
+        config = load_config(path)
+    assert config.capture.concurrency == 3
+    assert "[capture] processes is no longer used" in caplog.text

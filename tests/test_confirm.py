@@ -16,11 +16,11 @@ from typing import Callable
 
 import pytest
 
-from archiver.archive import Archive
+from archiver.archive.writer import Archive
 from archiver.catalog import Catalog
 from archiver.pipeline import history_of, reindex, snapshot
 from archiver.seeds import url_host
-from archiver.tracking import load_history, reextract
+from archiver.edits.observe import load_history, reextract
 
 from .conftest import make_archive, run_cli, run_snapshot
 from .site import Site, send
@@ -85,7 +85,7 @@ def test_noise_only_recaptures_are_confirmed_once_then_learned(news):
     assert site.hits["/story/"] == 7
     catalog = Catalog(config.storage.catalog)
     roles = [r[0] for r in catalog.db.execute("SELECT role FROM captures ORDER BY id")]
-    noise = catalog.noise(url_host(url))
+    noise = catalog.history.noise(url_host(url))
     catalog.close()
     assert roles == ["seed", "confirm", "seed", "seed", "seed", "seed", "seed"]
     assert "block:div.code-block>p|advertisement" in noise  # by where it stands
@@ -279,7 +279,7 @@ def test_reindex_and_reextract_rebuild_the_learned_noise_and_versions(news):
     run_snapshot(config, url)
     before = history_of(config, url)
     catalog = Catalog(config.storage.catalog)
-    noise = catalog.noise(url_host(url))
+    noise = catalog.history.noise(url_host(url))
     catalog.close()
     assert noise
     for rebuild in (lambda: reindex(config), lambda: reextract(config)):
@@ -288,7 +288,7 @@ def test_reindex_and_reextract_rebuild_the_learned_noise_and_versions(news):
         assert [(v.kinds, v.captures, v.unconfirmed) for v in after.versions] == \
             [(v.kinds, v.captures, v.unconfirmed) for v in before.versions] == [((), 3, False), (("title",), 1, False)]
         catalog = Catalog(config.storage.catalog)
-        assert catalog.noise(url_host(url)) == noise
+        assert catalog.history.noise(url_host(url)) == noise
         catalog.close()
 
 
@@ -314,7 +314,7 @@ def test_digests_of_masked_articles_are_stored_with_what_was_masked(news):
     catalog = Catalog(config.storage.catalog)
     try:
         assert load_history(catalog, url).computed == {}  # every digest needed was stored
-        digests = [r["content_digest"] for r in catalog.observations(url) if r["role"] == "seed"]
+        digests = [r["content_digest"] for r in catalog.history.observations(url) if r["role"] == "seed"]
         assert len(digests) == 4 and all(d and "/" in d.split(":")[0] for d in digests)  # tagged: masked
     finally:
         catalog.close()

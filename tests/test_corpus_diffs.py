@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from archiver.article import extract_article
+from archiver.page.article import extract_article
 from archiver.config import DEFAULT_CTA_TEXTS
-from archiver.diff import diff_articles
+from archiver.edits.diff import diff_articles
 
 from .conftest import CORPUS, make_archive, needs_corpus, run_snapshot
 from .site import send

@@ -13,13 +13,13 @@ from dataclasses import astuple
 import pytest
 
 from archiver.catalog import COLUMNS, Catalog
-from archiver.index import warc_captures
-from archiver.archive import Archive, open_catalog
+from archiver.archive.index import warc_captures
+from archiver.archive.writer import Archive, open_catalog
 from archiver.errors import ArchiverError
 from archiver.pipeline import reindex, snapshot
-from archiver.verify import verify_archive
-from archiver.locks import WriterLock
-from archiver.warcfile import is_live
+from archiver.evidence.verify import verify_archive
+from archiver.archive.locks import WriterLock
+from archiver.archive.warcfile import is_live
 
 from .conftest import reported, make_archive, run_cli, run_snapshot, warc_files, warcio_check
 from .site import Site
@@ -50,7 +50,7 @@ def start_snapshot(config, *urls) -> subprocess.Popen:
 
 def assert_catalog_matches_warcs(config):
     catalog = Catalog(config.storage.catalog)
-    caps, refs = catalog.dump()
+    caps, refs = catalog.captures.dump()
     catalog.close()
     rebuilt = [astuple(row) for path in warc_files(config) for row, _ in warc_captures(path)]
     warc, offset = COLUMNS.index("warc"), COLUMNS.index("offset")
@@ -65,7 +65,7 @@ def test_kill_during_a_stalled_body_then_next_command_repairs(tmp_path):
     try:
         site.page("/first/", "<html><body><p>first page, captured whole</p></body></html>")
         site.routes["/big"] = stalling_handler(stalled, release)
-        config = make_archive(tmp_path / "a", concurrency="1", processes="1")  # one writer, one torn file
+        config = make_archive(tmp_path / "a", concurrency="1")  # one writer, one torn file
         proc = start_snapshot(config, site.url("/first/"), site.url("/big"))
         first_stored = reported(proc, site.url("/first/"))
         assert stalled.wait(STALL_TIMEOUT), proc.stderr.read() if proc.poll() is not None else "no stall"
@@ -91,7 +91,7 @@ def test_torn_tail_record_is_cut_back_to_the_last_whole_group(site, tmp_path):
     at points inside the last group and check repair keeps exactly the whole groups."""
     for i in range(3):
         site.page(f"/p{i}", f"<html><body>{'page %d ' % i * 500}</body></html>")
-    source = make_archive(tmp_path / "src", processes="1")  # one file holding every group
+    source = make_archive(tmp_path / "src")  # one file holding every group
     run_snapshot(source, *[site.url(f"/p{i}") for i in range(3)])
     [path] = warc_files(source)
     groups = warc_captures(path)
@@ -103,7 +103,7 @@ def test_torn_tail_record_is_cut_back_to_the_last_whole_group(site, tmp_path):
         torn = config.storage.warc_dir / (path.name + ".open")
         torn.write_bytes(path.read_bytes()[:cut])
         catalog = open_catalog(config)
-        rows = catalog.captures()
+        rows = catalog.captures.rows()
         catalog.close()
         [repaired] = warc_files(config)
         assert warcio_check(repaired).returncode == 0
@@ -122,7 +122,7 @@ def test_two_processes_write_the_same_archive_at_once(tmp_path):
         site.page("/a/", "<html><body><p>a</p></body></html>")
         site.page("/b/", "<html><body><p>b</p></body></html>")
         site.routes["/slow"] = stalling_handler(stalled, release)
-        config = make_archive(tmp_path / "a", concurrency="1", processes="1")  # one writer, one torn file
+        config = make_archive(tmp_path / "a", concurrency="1")  # one writer, one torn file
         first = start_snapshot(config, site.url("/a/"), site.url("/slow"))
         a_stored = reported(first, site.url("/a/"))
         assert stalled.wait(STALL_TIMEOUT) and a_stored.wait(STALL_TIMEOUT)
@@ -167,8 +167,8 @@ def test_opening_the_archive_while_another_writer_stores_leaves_its_captures_to_
     ledger its captures as lost in a crash, while it repairs a crashed process's file."""
     site.page("/earlier/", "<html><body><p>an earlier capture</p></body></html>")
     site.page("/live/", "<html><body><p>the live writer's page</p></body></html>")
-    config = make_archive(tmp_path / "a", processes="1", requisites="false")
-    elsewhere = make_archive(tmp_path / "b", processes="1", requisites="false")
+    config = make_archive(tmp_path / "a", requisites="false")
+    elsewhere = make_archive(tmp_path / "b", requisites="false")
     run_snapshot(elsewhere, site.url("/earlier/"))
     [earlier] = warc_files(elsewhere)
     config.storage.warc_dir.mkdir(exist_ok=True)
@@ -195,7 +195,7 @@ def test_opening_the_archive_while_another_writer_stores_leaves_its_captures_to_
 
 def test_reindex_refuses_while_a_writer_is_storing(site, tmp_path):
     site.page("/live/", "<html><body><p>the live writer's page</p></body></html>")
-    config = make_archive(tmp_path / "a", processes="1", requisites="false")
+    config = make_archive(tmp_path / "a", requisites="false")
     writer = Archive(config)
     raised = other_process_opens_between_catalog_and_ledger(writer, lambda: reindex(config))
     try:
@@ -209,7 +209,7 @@ def test_reindex_refuses_while_a_writer_is_storing(site, tmp_path):
 
 def test_a_snapshot_started_during_a_reindex_waits_for_it(site, tmp_path):
     site.page("/p/", "<html><body><p>a page</p></body></html>")
-    config = make_archive(tmp_path / "a", processes="1", requisites="false")
+    config = make_archive(tmp_path / "a", requisites="false")
     reindexing = WriterLock(config.storage.lock_dir)
     reindexing.take_alone("reindex")  # as archiver reindex holds it
     proc = start_snapshot(config, site.url("/p/"))
@@ -225,7 +225,7 @@ def test_a_snapshot_started_during_a_reindex_waits_for_it(site, tmp_path):
 
 def test_verify_started_during_a_reindex_waits_for_the_rebuilt_catalog(site, tmp_path):
     site.page("/p/", "<html><body><p>a page</p></body></html>")
-    config = make_archive(tmp_path / "a", processes="1", requisites="false")
+    config = make_archive(tmp_path / "a", requisites="false")
     run_snapshot(config, site.url("/p/"))
     reindexing = WriterLock(config.storage.lock_dir)
     reindexing.take_alone("reindex")
@@ -247,7 +247,7 @@ def captured_then_catalog_edited(site, tmp_path, *statements: str):
     """An archive with one page captured, then its catalog changed by statements (in one
     transaction) as a crash or a failed write would have left it."""
     site.page("/p/", "<html><body><p>a page</p></body></html>")
-    config = make_archive(tmp_path / "a", processes="1", requisites="false")
+    config = make_archive(tmp_path / "a", requisites="false")
     run_snapshot(config, site.url("/p/"))
     catalog = Catalog(config.storage.catalog)
     with catalog.transaction():
@@ -269,7 +269,7 @@ def test_captures_in_the_ledger_but_not_marked_in_the_catalog_are_linked_not_led
     added = [json.loads(line) for line in config.evidence.ledger.read_text()[len(before):].splitlines()]
     assert [e["type"] for e in added] in ([], ["checkpoint"])  # no capture ledgered twice
     catalog = Catalog(config.storage.catalog)
-    assert catalog.unledgered() == []
+    assert catalog.ledger.unledgered() == []
     catalog.close()
     assert verify_archive(config).ok
 
@@ -283,3 +283,19 @@ def test_an_unreadable_capture_left_out_of_the_ledger_does_not_keep_the_archive_
 
     assert "not readable, left out of the ledger; run archiver verify" in caplog.text
     assert not verify_archive(config).ok
+
+
+def test_a_page_left_in_a_crashed_file_becomes_part_of_its_history(site, tmp_path):
+    """Repair catalogs the whole captures of a file a crash left open; the page of a
+    tracked URL among them is observed too, so its history does not miss that capture."""
+    site.page("/article/", "<html><body><article><h1>Title</h1><p>" + "Words of the article. " * 30
+              + "</p></article></body></html>")
+    source = make_archive(tmp_path / "src", requisites="false")
+    run_snapshot(source, site.url("/article/"))
+    [path] = warc_files(source)
+    config = make_archive(tmp_path / "a")
+    (config.storage.warc_dir / (path.name + ".open")).write_bytes(path.read_bytes())
+    result = run_cli("--config", str(config.root / "config.toml"), "history", "--json", site.url("/article/"))
+    assert result.returncode == 0, result.stderr
+    [version] = [v for v in json.loads(result.stdout) if v.get("version")]
+    assert version["title"] == "Title"

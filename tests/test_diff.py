@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from archiver.article import Article, Ref
-from archiver import diff
-from archiver import history as history_module
-from archiver.diff import diff_articles, diff_body, normalize
-from archiver.history import FIXED_AFTER, CaptureRef, Observation, ReadBoxes, build_history
+from archiver.page.article import Article, Ref
+from archiver.edits import diff
+from archiver.edits import history as history_module
+from archiver.edits.diff import diff_articles, diff_body, normalize
+from archiver.edits.history import FIXED_AFTER, CaptureRef, Observation, ReadBoxes, build_history
 
 words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), min_size=1, max_size=40)
 paragraphs = st.lists(words, max_size=8)

@@ -10,7 +10,7 @@ import copy
 
 import pytest
 
-from archiver.history import FIXED_AFTER
+from archiver.edits.history import FIXED_AFTER
 
 from .conftest import make_archive, run_snapshot
 from .newssite import TEMPLATES, NewsSite, Story
@@ -209,7 +209,7 @@ def test_history_is_keyed_on_the_tracked_url_through_redirects(news, site):
 
 def test_reextract_rebuilds_the_same_versions(news):
     from archiver.catalog import Catalog
-    from archiver.tracking import reextract
+    from archiver.edits.observe import reextract
     site, config = news
     url = site.url("wordpress")
     capture(config, url, times=2)
@@ -230,14 +230,14 @@ def test_each_content_digest_is_worked_out_once_and_stored(news):
     """Every capture rebuilds the URL's history from all its observations: their
     content digests come from the catalog, not from normalising each article again."""
     from archiver.catalog import Catalog
-    from archiver.diff import content_digest
-    from archiver.tracking import article_from_json, load_history, reextract
+    from archiver.edits.diff import content_digest
+    from archiver.edits.observe import article_from_json, load_history, reextract
     site, config = news
     url = site.url("wordpress")
     capture(config, url, times=3)
     catalog = Catalog(config.storage.catalog)
     # A confirming fetch's digest is never compared, so never worked out.
-    rows = [r for r in catalog.observations(url) if r["role"] != "confirm"]
+    rows = [r for r in catalog.history.observations(url) if r["role"] != "confirm"]
     assert [r["content_digest"] for r in rows] == [content_digest(article_from_json(r["article"])) for r in rows]
     assert load_history(catalog, url).computed == {}
     # reextract records the observations again: a stored digest, even a wrong one, goes.
@@ -246,7 +246,7 @@ def test_each_content_digest_is_worked_out_once_and_stored(news):
     catalog.close()
     assert reextract(config) == 1
     catalog = Catalog(config.storage.catalog)
-    rows = [r for r in catalog.observations(url) if r["role"] != "confirm"]
+    rows = [r for r in catalog.history.observations(url) if r["role"] != "confirm"]
     assert [r["content_digest"] for r in rows] == [content_digest(article_from_json(r["article"])) for r in rows]
     catalog.close()
 

@@ -12,8 +12,8 @@ import pytest
 
 from datetime import datetime, timedelta, timezone
 
-from archiver.archive import Archive
-from archiver.keys import generate_key
+from archiver.archive.writer import Archive
+from archiver.archive.keys import generate_key
 from archiver.pipeline import snapshot
 
 from .conftest import make_archive, run_cli, run_snapshot
@@ -118,7 +118,7 @@ def test_article_evidence_packet_has_a_provenance_report(exported, tmp_path):
 
 @pytest.mark.slow
 def test_export_replays_in_pywb(exported, tmp_path):
-    from archiver.replay import Collection, running_pywb
+    from archiver.replay.pywb import Collection, running_pywb
     from .test_replay import get
     config, out, url, site = exported
     site.stop()
@@ -138,7 +138,7 @@ def test_export_replays_in_pywb(exported, tmp_path):
 def test_replay_command_serves_the_archive_and_prints_replay_links(exported):
     import signal
     import urllib.request
-    from archiver.replay import listen
+    from archiver.replay.pywb import listen
     config, _, url, site = exported
     site.stop()
     probe = listen()
@@ -192,7 +192,7 @@ def test_a_capture_no_signed_checkpoint_covers_yet_is_not_exported(site, tmp_pat
     site.page("/a/", "<html><body><div class='entry-content'><p>" + "Words. " * 40 +
               "<a href='/b/'>b</a></p></div></body></html>")
     site.routes["/b/"] = lambda h: (release.wait(60), send(h, 200, b"<html><body>b</body></html>", "text/html"))
-    config = make_archive(tmp_path / "a", requisites="false", processes="1")
+    config = make_archive(tmp_path / "a", requisites="false")
     assert run_cli("keygen", cwd=config.root).returncode == 0
     out = tmp_path / "early.wacz"
     archive = Archive(config)

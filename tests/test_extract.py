@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 
 from archiver.config import DEFAULT_CTA_TEXTS
-from archiver.article import extract_article
-from archiver.extract import css_links, decode_body, page_requisites
+from archiver.page.article import extract_article
+from archiver.page.extract import css_links, decode_body, page_requisites
 
 from .conftest import CORPUS, needs_corpus
 

@@ -14,7 +14,7 @@ import pytest
 from archiver.config import FollowConfig
 from archiver.follow import Fetched, discover, front_page_links, parse_source, robots_sitemaps, sniff_kind
 from archiver.follower import FOLLOWED_FILE
-from archiver.scheduler import Runner
+from archiver.schedule.runner import Runner
 from archiver.seeds import load_seeds
 
 from .conftest import make_archive, run_cli

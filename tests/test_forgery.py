@@ -16,8 +16,8 @@ import shutil
 
 import pytest
 
-from archiver.keys import fingerprint, generate_key, load_key
-from archiver.wacz import Trust, verify_wacz
+from archiver.archive.keys import fingerprint, generate_key, load_key
+from archiver.evidence.wacz import Trust, verify_wacz
 
 from .conftest import run_cli
 from .forge import (WARC, build_evidence, gzip, gzip_members, read_members, redated, rehash_ledger, resign,

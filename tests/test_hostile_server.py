@@ -14,8 +14,8 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from archiver import crawl
-from archiver.fetch import Fetcher
-from archiver.verify import verify_archive
+from archiver.capture.fetch import Fetcher
+from archiver.evidence.verify import verify_archive
 
 from .conftest import make_archive, run_snapshot, warc_files, warcio_check
 from .rawnet import Listener, read_head
@@ -166,7 +166,7 @@ def test_chunked_trailer_is_kept_in_the_capture_metadata(tmp_path):
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
     server = RawServer(Reply(head + b"5\r\nhello\r\n0\r\n" + trailer, close=False),
                        Reply(head + b"5\r\nplain\r\n0\r\n\r\n"))
-    config, base = make_archive(tmp_path / "a", processes="1", concurrency="1"), server.base
+    config, base = make_archive(tmp_path / "a", concurrency="1"), server.base
     try:
         summary = run_snapshot(config, base + "/with", base + "/without")
     finally:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from archiver.fetch import Fetcher
-from archiver.redact import proves
+from archiver.capture.fetch import Fetcher
+from archiver.capture.redact import proves
 
 from .conftest import make_archive, run_snapshot, warc_files, warcio_check
 from .rawnet import Listener, pipe_both_ways, read_head
@@ -356,7 +356,7 @@ def test_a_host_is_looked_up_once_for_its_dns_record_and_first_connection(site, 
         return resolve("127.0.0.1" if host == "counted.test" else host, *a, **k)
 
     monkeypatch.setattr(socket, "getaddrinfo", counting)
-    config = make_archive(tmp_path / "a", processes="1")
+    config = make_archive(tmp_path / "a")
     summary = run_snapshot(config, f"http://counted.test:{site.server.server_address[1]}/page")
     assert sorted(r.status for r in summary.results) == [200, 200]
     assert looked_up.count("counted.test") == 1

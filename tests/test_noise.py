@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from archiver.article import Article, Ref, extract_article
-from archiver.noise import learn_noise, mask, settle, settle_own
+from archiver.page.article import Article, Ref, extract_article
+from archiver.edits.noise import learn_noise, mask, settle, settle_own
 
 BODY = [f"Paragraph {n} of the story, long enough to be article text and not a caption or a label."
         for n in ("one", "two", "three", "four")]
@@ -83,7 +83,7 @@ def test_settle_drops_the_slot_two_renders_disagree_on_in_the_old_version_too():
 def test_what_only_one_render_of_a_version_showed_is_not_held_against_a_later_capture():
     """A teaser the extraction took in once (an ad beside it pulled it into the text) and
     not in the render fetched right after: later captures lacking it are no edit."""
-    from archiver.history import CaptureRef, Observation, build_history
+    from archiver.edits.history import CaptureRef, Observation, build_history
     teaser = "Lesen Sie hier einen weiteren spannenden Beitrag über Webshops und ihre Suche."
     renders = [BODY + [teaser], BODY, BODY, BODY]  # the first capture, its confirmation, a capture, its confirmation
     observations = [Observation(CaptureRef("w", n, f"2026-01-01T00:00:0{n}Z"), 200, "https://news.example/a/",

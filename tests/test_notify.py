@@ -21,7 +21,7 @@ import pytest
 
 from archiver.config import NotifyConfig, load_config
 from archiver.notify import describe, message, wanted
-from archiver.scheduler import Runner
+from archiver.schedule.runner import Runner
 from archiver.seeds import Seed
 
 from .conftest import make_archive, run_cli, warc_files

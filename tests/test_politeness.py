@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from archiver.capture import Reached
+from archiver.archive.records import Reached
 from archiver.crawl import FetchPool, HostSlots, Job
-from archiver.fetch import Fetcher
+from archiver.capture.fetch import Fetcher
 
 from .conftest import make_archive, run_snapshot
 from .site import Site, redirect, send
@@ -120,7 +120,7 @@ def test_robots_obey_records_disallowed_urls_as_failed(site, tmp_path):
 def test_robots_txt_is_fetched_again_after_a_day(site, tmp_path):
     """archiver run goes on for months: a site's new robots.txt must be seen."""
     from archiver.crawl import ROBOTS_MAX_AGE, ROBOTS_RETRY, RobotsPolicy
-    from archiver.fetch import Fetcher
+    from archiver.capture.fetch import Fetcher
 
     site.page("/robots.txt", "User-agent: *\nDisallow:\n", "text/plain")
     now = [1000.0]
@@ -153,7 +153,7 @@ def test_robots_txt_unreachable_disallows_all_and_redirects_are_followed(site, t
     """RFC 9309 2.3.1: redirects followed; a 5xx or 429 with no rules fetched before
     means complete disallow (tried again in an hour); a 404 means no rules."""
     from archiver.crawl import ROBOTS_RETRY, RobotsPolicy
-    from archiver.fetch import Fetcher
+    from archiver.capture.fetch import Fetcher
 
     now = [0.0]
     fetcher = Fetcher(make_archive(tmp_path / "a").capture)
@@ -194,7 +194,7 @@ def test_slow_drip_body_is_cut_at_total_timeout(site, tmp_path):
     assert result.status == 200 and result.record == "response"
     from archiver.catalog import Catalog
     catalog = Catalog(config.storage.catalog)
-    [row] = catalog.captures()
+    [row] = catalog.captures.rows()
     catalog.close()
     assert row.truncated == "time"
 
@@ -247,7 +247,8 @@ def test_kept_alive_connections_are_reused_and_bounded_across_many_hosts(tmp_pat
     """One connection per origin is reused; past the adapter's number of pools (one per
     origin) the least recently used origin's are closed, so a crawl across thousands of
     hosts keeps few sockets open."""
-    from archiver import fetch, transport
+    from archiver.capture import fetch
+    from archiver.capture import transport
 
     monkeypatch.setattr(fetch, "MIN_POOLS", 3)  # with concurrency 1: 3 pools
     connects = []

@@ -8,7 +8,7 @@ import socket
 from cryptography import x509
 from warcio.archiveiterator import ArchiveIterator
 
-from archiver.capture import iana_cipher_suite, pem_certificates
+from archiver.archive.records import iana_cipher_suite, pem_certificates
 
 from .conftest import make_archive, run_snapshot, warc_files, warcio_check
 from .site import redirect

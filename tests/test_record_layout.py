@@ -29,11 +29,11 @@ from urllib.parse import quote, urlsplit
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from archiver.archive import Archive
+from archiver.archive.writer import Archive
 from archiver.catalog import Catalog
 from archiver.config import Config
 from archiver.pipeline import reindex, snapshot
-from archiver.replay import Collection, Pywb, running_pywb
+from archiver.replay.pywb import Collection, Pywb, running_pywb
 
 from . import old_layout
 from .conftest import make_archive, warc_files, warcio_check
@@ -87,7 +87,7 @@ def captured(tmp_path_factory) -> Captured:
     dead.bind(("127.0.0.1", 0))  # bound and never listening: a connection is refused
     try:
         serve(site)
-        config = make_archive(tmp_path_factory.mktemp("layout") / "archive", processes="1")
+        config = make_archive(tmp_path_factory.mktemp("layout") / "archive")
         base = f"http://{HOST}:{site.server.server_address[1]}"
         failed = f"http://{HOST}:{dead.getsockname()[1]}/gone/"
         for when in TIMES:
@@ -273,7 +273,7 @@ def test_an_old_layout_archive_reindexes_to_its_catalog_and_replays(tmp_path):
     result = reindex(config)
     assert (result.files, result.captures, result.damaged) == (2, len(expected["captures"]), [])
     catalog = Catalog(config.storage.catalog)
-    captures, xrefs = catalog.dump()
+    captures, xrefs = catalog.captures.dump()
     catalog.close()
     assert [list(row) for row in captures] == expected["captures"]
     assert [list(row) for row in xrefs] == expected["xrefs"]

@@ -12,7 +12,7 @@ def test_reindex_rebuilds_identical_catalog_and_cdxj(tmp_path):
     run_demo(tmp_path / "d")
     config = load_config(tmp_path / "d" / "config.toml")
     catalog = Catalog(config.storage.catalog)
-    before = catalog.dump()
+    before = catalog.captures.dump()
     catalog.close()
     cdxj_before = {p.name: p.read_text() for p in config.storage.index_dir.glob("*.cdxj")}
     assert len(before[0]) == 30 and len(before[1]) > 20  # 28 fetches, the first capture's and the edit's confirmations
@@ -22,7 +22,7 @@ def test_reindex_rebuilds_identical_catalog_and_cdxj(tmp_path):
     result = reindex(config)
     assert (result.files, result.captures, result.damaged) == (2, 30, [])
     catalog = Catalog(config.storage.catalog)
-    assert catalog.dump() == before
+    assert catalog.captures.dump() == before
     catalog.close()
     assert {p.name: p.read_text() for p in config.storage.index_dir.glob("*.cdxj")} == cdxj_before
 
@@ -32,7 +32,7 @@ def test_reindex_rebuilds_identical_catalog_and_cdxj(tmp_path):
 import surt  # noqa: E402
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from archiver.index import surt_key  # noqa: E402
+from archiver.archive.index import surt_key  # noqa: E402
 
 LABEL = st.text("abcxyzWw0123456789-", min_size=1, max_size=6)
 HOST = st.one_of(
@@ -65,7 +65,7 @@ def test_surt_key_of_common_urls():
 
 
 def test_pending_index_is_sorted_in_runs_and_merged(tmp_path):
-    from archiver.index import PendingIndex
+    from archiver.archive.index import PendingIndex
 
     index = PendingIndex(tmp_path)
     index.RUN_LINES = 7
@@ -78,7 +78,7 @@ def test_pending_index_is_sorted_in_runs_and_merged(tmp_path):
 
 
 def test_reindex_of_a_truncated_warc_keeps_its_whole_records_says_so_and_exits_1(tmp_path):
-    from archiver.warcfile import iter_gzip_members
+    from archiver.archive.warcfile import iter_gzip_members
 
     from .conftest import run_cli
 
@@ -91,7 +91,7 @@ def test_reindex_of_a_truncated_warc_keeps_its_whole_records_says_so_and_exits_1
     with open(first, "r+b") as f:
         f.truncate(cut)
     catalog = Catalog(config.storage.catalog)
-    whole = [row for row in catalog.captures() if row.warc == second.name or
+    whole = [row for row in catalog.captures.rows() if row.warc == second.name or
              row.metadata_offset < members[len(members) // 2][0]]
     catalog.close()
     result = run_cli("reindex", "--quiet", cwd=config.root)
@@ -99,7 +99,7 @@ def test_reindex_of_a_truncated_warc_keeps_its_whole_records_says_so_and_exits_1
     [line] = result.stderr.strip().splitlines()
     assert first.name in line and f"read {len(members) // 2} whole records" in line and f"of {cut}" in line
     catalog = Catalog(config.storage.catalog)
-    kept = catalog.captures()
+    kept = catalog.captures.rows()
     catalog.close()
     assert {(r.warc, r.offset) for r in kept} == {(r.warc, r.offset) for r in whole}
     assert 0 < len(kept) < 29 and result.stdout.startswith(f"reindexed {len(kept)} captures from 2 WARC files")

@@ -27,12 +27,12 @@ from warcio.archiveiterator import ArchiveIterator
 from archiver import demo
 from archiver.config import Config, load_config
 from archiver.demo import _read_box
-from archiver.fetch import utcnow
-from archiver.archive import Archive
+from archiver.capture.fetch import utcnow
+from archiver.archive.writer import Archive
 from archiver.pipeline import snapshot
 
 from .conftest import run_snapshot, warc_files
-from archiver.replay import Collection, Pywb, running_pywb
+from archiver.replay.pywb import Collection, Pywb, running_pywb
 from .site import Site, gzipped, send_chunked
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from archiver.replay import Collection, Pywb, running_pywb
+from archiver.replay.pywb import Collection, Pywb, running_pywb
 
 from .conftest import make_archive, run_snapshot
 from .rawnet import Listener

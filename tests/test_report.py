@@ -9,10 +9,10 @@ import xml.etree.ElementTree as ET
 from lxml import etree
 from lxml import html as lxml_html
 
-from archiver.article import Article
-from archiver.history import CaptureRef, Observation, build_history
-from archiver.report import VersionDiff, atom_feed, diff_html, diff_text, json_text
-from archiver.tracking import version_diff
+from archiver.page.article import Article
+from archiver.edits.history import CaptureRef, Observation, build_history
+from archiver.edits.report import VersionDiff, atom_feed, diff_html, diff_text, json_text
+from archiver.edits.observe import version_diff
 
 from .conftest import make_archive, run_cli, run_snapshot
 from .newssite import NewsSite, Story

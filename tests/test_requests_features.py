@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from warcio.archiveiterator import ArchiveIterator
 
-from archiver.fetch import Fetcher
+from archiver.capture.fetch import Fetcher
 from archiver.seeds import normalize_url
 
 from .conftest import make_archive, run_snapshot, warc_files
@@ -222,7 +222,7 @@ def test_brotli_page_requisites_are_found(site, config):
 
 
 def test_a_brotli_bomb_is_decoded_up_to_the_cap_only():
-    from archiver.extract import MAX_DECODED_BYTES, decode_body
+    from archiver.page.extract import MAX_DECODED_BYTES, decode_body
 
     bomb = brotlicffi.compress(b"a" * (MAX_DECODED_BYTES * 3))
     assert len(bomb) < 100_000 and len(decode_body(bomb, "br")) == MAX_DECODED_BYTES

@@ -16,10 +16,10 @@ import pytest
 from archiver.catalog import Catalog
 from archiver.config import load_config
 from archiver.errors import ConfigError
-from archiver.locks import UrlLocks
-from archiver.policy import Schedule, adaptive_interval, next_due, schedule_of
-from archiver.scheduler import Runner
-from archiver.status import archive_status
+from archiver.archive.locks import UrlLocks
+from archiver.schedule.policy import Schedule, adaptive_interval, next_due, schedule_of
+from archiver.schedule.runner import Runner
+from archiver.schedule.status import archive_status
 from archiver.seeds import Seed
 
 from .conftest import reported, make_archive, run_cli, warc_files, warcio_check
@@ -108,7 +108,7 @@ def test_due_urls_are_captured_once_per_interval_and_overdue_once_after_downtime
     assert once() == 2                     # ... each captured once, no burst of duplicates
     assert (site.hits["/a/"], site.hits["/b/"]) == (3, 2)
     catalog = Catalog(config.storage.catalog)
-    due = {r["url"]: r["next_due"] for r in catalog.schedule_rows()}
+    due = {r["url"]: r["next_due"] for r in catalog.schedule.rows()}
     catalog.close()
     assert due[site.url("/a/")] == (clock.now + timedelta(hours=1)).timestamp()
 
@@ -173,7 +173,7 @@ def test_a_failing_host_is_backed_off_not_retried_in_a_loop(tmp_path):
 
 
 def test_url_locks_exclude_other_processes_and_die_with_them(tmp_path):
-    code = ("import sys, time; from pathlib import Path; from archiver.locks import UrlLocks; "
+    code = ("import sys, time; from pathlib import Path; from archiver.archive.locks import UrlLocks; "
             "l = UrlLocks(Path(sys.argv[1])); l.acquire('https://e.example/'); print('held', flush=True); "
             "sys.stdin.read()")
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,
@@ -264,7 +264,7 @@ def test_archiver_run_recaptures_on_schedule_and_stops_cleanly_on_sigterm(site, 
     catalog = Catalog(config.storage.catalog)
     for name, counter in counters.items():
         times = [datetime.strptime(r.fetched_at, "%Y-%m-%dT%H:%M:%S.%fZ")
-                 for r in catalog.captures(site.url(f"/{name}/"))]
+                 for r in catalog.captures.rows(site.url(f"/{name}/"))]
         assert len(times) == counter.count >= 3
         assert all(b - a >= timedelta(seconds=0.95) for a, b in zip(times, times[1:])), times
         assert counter.max_concurrent == 1
@@ -309,5 +309,5 @@ def test_kill_9_mid_capture_then_restart_resumes_and_repairs(site, tmp_path):
     for path in warc_files(config):
         assert warcio_check(path).returncode == 0
     catalog = Catalog(config.storage.catalog)
-    assert [r.url for r in catalog.captures()] == [site.url("/fast/"), site.url("/slow/")]
+    assert [r.url for r in catalog.captures.rows()] == [site.url("/fast/"), site.url("/slow/")]
     catalog.close()

@@ -17,8 +17,8 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archiver.config import load_config
 from archiver.errors import ConfigError
-from archiver.fetch import describe_error
-from archiver.redact import MARKER, Redactor, proves
+from archiver.capture.fetch import describe_error
+from archiver.capture.redact import MARKER, Redactor, proves
 
 from .conftest import make_archive, run_cli, run_snapshot, warc_files, warcio_check
 from .site import Site

@@ -11,8 +11,8 @@ import zlib
 
 import pytest
 
-from archiver.index import warc_captures
-from archiver.ledger import Ledger, canonical, chained, check_chain, entry_hash
+from archiver.archive.index import warc_captures
+from archiver.archive.ledger import Ledger, canonical, chained, check_chain, entry_hash
 
 from .conftest import make_archive, run_cli, run_snapshot, warc_files
 
@@ -291,7 +291,7 @@ def test_removing_the_key_entry_from_the_ledger_is_reported(keyed_late):
 
 
 def test_a_key_made_while_an_archive_is_open_signs_its_next_checkpoint(tmp_path):
-    from archiver.archive import Archive, create_key
+    from archiver.archive.writer import Archive, create_key
 
     config = make_archive(tmp_path / "open")
     archive = Archive(config)
@@ -311,7 +311,7 @@ def test_verify_holds_no_per_capture_state_in_memory(site, tmp_path):
     the whole process)."""
     import tracemalloc
 
-    from archiver.verify import verify_archive
+    from archiver.evidence.verify import verify_archive
 
     for i in range(750):
         site.page(f"/p/{i}", f"<html><body><p>page {i} " + "text " * 50 + "</p></body></html>")

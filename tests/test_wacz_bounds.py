@@ -14,7 +14,7 @@ import zlib
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from archiver.wacz import Trust, verify_wacz
+from archiver.evidence.wacz import Trust, verify_wacz
 
 from . import hostile
 from .conftest import make_archive, run_cli, run_snapshot
@@ -84,7 +84,7 @@ def test_deeply_nested_json_is_refused(genuine, tmp_path):
 def test_a_key_on_an_unknown_curve_verifies_nothing_and_raises_nothing(genuine):
     """Found by the fuzz below: a public key whose curve OID was changed made cryptography
     raise UnsupportedAlgorithm out of verify."""
-    from archiver.keys import load_key, verify_signature
+    from archiver.archive.keys import load_key, verify_signature
 
     config = genuine[0]
     key = load_key(config.evidence.key)

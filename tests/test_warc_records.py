@@ -236,7 +236,7 @@ def test_failed_fetch_is_recorded_in_warc_and_catalog(site, config):
     assert closing[1].get_header("WARC-Target-URI") == "urn:archiver:capture:" + site.url("/gone/")
     assert closing[1].get_header("WARC-Refers-To") is None
     catalog = Catalog(config.storage.catalog)
-    [row] = catalog.captures()
+    [row] = catalog.captures.rows()
     catalog.close()
     assert (row.record, row.warc, row.offset) == ("failed", result.warc, result.offset)
 
@@ -287,8 +287,8 @@ def test_warc_rotates_at_max_bytes_between_records(site, tmp_path):
 
 
 def test_idle_file_is_closed_and_indexed_by_a_long_running_writer(site, config):
-    from archiver.archive import Archive
-    from archiver.capture import Reached
+    from archiver.archive.writer import Archive
+    from archiver.archive.records import Reached
     site.page("/a", "<html><body>a</body></html>")
     archive = Archive(config)
     try:
@@ -307,7 +307,7 @@ def test_idle_file_is_closed_and_indexed_by_a_long_running_writer(site, config):
 
 
 def archive_fetch(archive, url):
-    from archiver.fetch import Fetcher
+    from archiver.capture.fetch import Fetcher
     fetcher = Fetcher(archive.config.capture)
     try:
         return fetcher.fetch(url)
