@@ -141,12 +141,12 @@ def run_phase(server: Server, root: Path, n: int) -> dict:
     out: dict = {}
     try:
         runner.sync_seeds()
-        out["look_before_s"] = best(lambda: runner.dispatch_catalog.due(clock.now.timestamp(), 200, set()), 5)
+        out["look_before_s"] = best(lambda: runner.dispatch_catalog.schedule.due(clock.now.timestamp(), 200, set()), 5)
         out["first_stored_s"], out["first_reading_s"] = reading(runner)
         out["seed_lines"] = len((config.seeds_dir / "followed.txt").read_text().splitlines())
         clock.now += timedelta(minutes=2)
         out["seeds_reload_s"] = timed(runner.sync_seeds)
-        out["look_after_s"] = best(lambda: runner.dispatch_catalog.due(clock.now.timestamp(), 200, set()), 5)
+        out["look_after_s"] = best(lambda: runner.dispatch_catalog.schedule.due(clock.now.timestamp(), 200, set()), 5)
         runner.dispatch_catalog.db.execute("UPDATE schedule SET next_due = next_due + 86400 WHERE url != ?",
                                            (server.base + "/rss",))
         out["unchanged_stored_s"], out["unchanged_reading_s"] = reading(runner)
