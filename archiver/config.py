@@ -271,13 +271,14 @@ class Config:
 
 
 def load_config(path: Path | None = None) -> Config:
-    """Read, validate and resolve config.toml (by default ./config.toml). A folder without
-    one is not an archive: ConfigError, so that no command makes an archive by accident
-    wherever it is run (``archiver init`` makes one)."""
-    if path is None:
-        path = Path.cwd() / CONFIG_NAME
+    """Read, validate and resolve a config file, or the config.toml of a folder (by default
+    the current one). A folder without one is not an archive: ConfigError, so that no
+    command makes an archive by accident wherever it is run (``archiver init`` makes one)."""
+    if path is None or Path(path).is_dir():
+        folder = Path.cwd() if path is None else Path(path)
+        path = folder / CONFIG_NAME
         if not path.is_file():
-            raise ConfigError(f"no {CONFIG_NAME} in {path.parent}: this folder is not an archive "
+            raise ConfigError(f"no {CONFIG_NAME} in {folder}: this folder is not an archive "
                               f"(create one with archiver init, or pass --config PATH)")
     path = Path(path)
     return build_config(_read_toml(path), path.resolve().parent)

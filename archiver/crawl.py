@@ -16,7 +16,10 @@ and the non-public address it was itself served from).
 
 from __future__ import annotations
 
+import email.utils
+import http.cookiejar
 import heapq
+import urllib.robotparser
 import logging
 import os
 import queue
@@ -25,23 +28,20 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Any, Callable, Protocol
 from urllib.parse import urljoin, urlsplit
 
-from archiver.archive.writer import Archive, FetchResult, SnapshotSummary
+from archiver.archive.writer import Writer, FetchResult, SnapshotSummary
 from archiver.archive.records import Reached
 from archiver.config import CaptureConfig
 from archiver.errors import UsageError
 from archiver.page.article import Article, article_of, may_be_html
 from archiver.page.extract import (BODY, PARSE_LIMIT, READ, REQUISITE, Link, css_links, decode_body, decode_text, is_html, parse_html,
                       requisites_of)
-from archiver.capture.fetch import REDIRECT_STATUSES, Exchange, Fetcher, is_public, literal_address, snapshot_cookies
+from archiver.capture.fetch import REDIRECT_STATUSES, Exchange, Fetcher, literal_address, snapshot_cookies
+from archiver.capture.transport import is_public
 from archiver.seeds import DEFAULT_PORTS, normalize_url, url_host
 from archiver.archive.workdir import redaction_salt
-
-if TYPE_CHECKING:
-    from http.cookiejar import CookieJar
-    from urllib.robotparser import RobotFileParser
 
 log = logging.getLogger("archiver")
 
@@ -49,9 +49,7 @@ log = logging.getLogger("archiver")
 # one of the ledger and three catalog transactions, whatever its size. A batch is stored
 # when it is this large, when it holds this many body bytes (or fills the current WARC
 # file: files are rotated between batches), when its first exchange has waited this
-# long, or when nothing else is in flight. On loopback a worker takes ~700 URLs in 0.25 s;
-# 256 against 64 took 29 ms (5%) off the capture benchmark's wall time (A/B, 16 rounds),
-# as each fsync is a 1-2 ms wait.
+# long, or when nothing else is in flight.
 STORE_BATCH = 256
 STORE_BATCH_BYTES = 16_000_000
 STORE_LATENCY = 0.25  # seconds
@@ -250,7 +248,7 @@ class Batch:
     ends: dict[str, Job] = field(default_factory=dict)  # seed -> the page its redirect chain ended at
     pending: dict[str, int] = field(default_factory=dict)  # seed -> its URLs not yet stored
     by_seed: dict[str, list[FetchResult]] = field(default_factory=dict)  # results per seed, until it is done
-    cookies: CookieJar = field(default_factory=snapshot_cookies)  # what sites set, sent along the snapshot
+    cookies: http.cookiejar.CookieJar = field(default_factory=snapshot_cookies)  # what sites set, sent along the snapshot
     fetches: int = 0  # URLs queued (max_urls_per_snapshot)
     full: bool = False  # max_urls_per_snapshot reached (said once in the log)
 
@@ -259,7 +257,7 @@ class Crawler:
     """The fetches in flight (FetchPool, on threads), and the storing and following, in
     the thread that calls ``run``."""
 
-    def __init__(self, archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None,
+    def __init__(self, archive: Writer, on_result: Callable[[FetchResult], None] = lambda r: None,
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
                  on_seed_done: Callable[[Batch, str], None] = lambda b, s: None,
                  cfg: CaptureConfig | None = None, summaries: bool = True,
@@ -680,7 +678,6 @@ def retry_delay(retry_after: str, attempt: int, now: datetime) -> float:
     if value.isdigit():
         seconds = float(value)
     elif value:
-        import email.utils  # 3 ms of start-up, for the rare Retry-After given as a date
 
         try:
             when = email.utils.parsedate_to_datetime(value)
@@ -700,12 +697,11 @@ class RobotsPolicy:
     (only with robots = "obey")."""
 
     def __init__(self, fetcher: Fetcher, clock: Callable[[], float] = time.monotonic):
-        import urllib.robotparser  # 8 ms of start-up, for the archives that obey robots.txt only
 
         self.fetcher = fetcher
         self.clock = clock
         self.new_parser = urllib.robotparser.RobotFileParser
-        self.parsers: dict[str, tuple[RobotFileParser, float]] = {}  # host -> (parser, when to fetch again)
+        self.parsers: dict[str, tuple[urllib.robotparser.RobotFileParser, float]] = {}  # host -> (parser, when to fetch again)
         self.locks: dict[str, threading.Lock] = {}  # per host: one fetch thread asks for its robots.txt
 
     def allowed(self, url: str, agent: str, reach: frozenset[str] | None = None) -> bool:
@@ -722,8 +718,8 @@ class RobotsPolicy:
                 kept = self.parsers[host] = fetched
         return kept[0].can_fetch(agent, url)
 
-    def _fetch(self, scheme: str, host: str, kept: tuple[RobotFileParser, float] | None,
-               reach: frozenset[str] | None = None) -> tuple[RobotFileParser, float] | None:
+    def _fetch(self, scheme: str, host: str, kept: tuple[urllib.robotparser.RobotFileParser, float] | None,
+               reach: frozenset[str] | None = None) -> tuple[urllib.robotparser.RobotFileParser, float] | None:
         """(the rules, when to fetch them again), as RFC 9309 2.3.1 says: redirects are
         followed (up to five), a 4xx means no rules; unreachable (a 5xx, 429, a cut body,
         no answer, too many redirects) keeps the rules fetched before, or disallows all
@@ -750,7 +746,7 @@ class RobotsPolicy:
         finally:
             ex.close()
 
-    def _rules(self, lines: list[str]) -> RobotFileParser:
+    def _rules(self, lines: list[str]) -> urllib.robotparser.RobotFileParser:
         parser = self.new_parser()
         parser.parse(lines)
         return parser

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from archiver.archive.warcfile import warc_date
+from archiver.archive.workdir import init_archive
+from archiver.archive.writer import create_key
+from archiver.capture.fetch import utcnow
+from archiver.config import load_config
+from archiver.pipeline import open_archive, snapshot
 
 PNG_1PX = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
@@ -144,22 +153,12 @@ class DemoSite:
 def _next_second() -> None:
     """Replay addresses captures by the second (14-digit timestamps): start the second
     capture in a later second so both versions can be replayed."""
-    import time
     time.sleep(1.0 - time.time() % 1.0 + 0.01)
 
 
 def run_demo(directory, on_result=lambda r: None) -> list:
     """Create an archive in ``directory``, capture the demo article, edit it, capture
     again. Returns the two snapshot summaries."""
-    from pathlib import Path
-
-    from archiver.config import load_config
-    from archiver.archive.writer import create_key
-    from archiver.capture.fetch import utcnow
-    from archiver.pipeline import open_archive, snapshot
-    from archiver.archive.warcfile import warc_date
-    from archiver.archive.workdir import init_archive
-
     root = Path(directory)
     init_archive(root, overrides={"per_host_delay": "0.0", "confirm_delay": "0.5"})
     config = load_config(root / "config.toml")

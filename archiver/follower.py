@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 
 from archiver.config import Config
 from archiver.errors import ConfigError
-from archiver.capture.fetch import is_public, literal_address
+from archiver.capture.fetch import literal_address
+from archiver.capture.transport import is_public
 from archiver.follow import KINDS, MAX_INDEX_DEPTH, Entry, Fetched, Listing, discover, parse_source
 from archiver.seeds import Seed, add_seed, append_seed_lines, normalize_url, seed_line
 from archiver.archive.warcfile import OPEN_SUFFIX, read_response

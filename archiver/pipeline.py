@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from archiver.archive import writer as _archive
-from archiver.archive.writer import Archive, FetchResult, SnapshotSummary, repair_abandoned
+from archiver.archive.writer import Writer, FetchResult, SnapshotSummary, repair_abandoned
 from archiver.edits.history import History
 from archiver.catalog import Catalog
 from archiver.config import Config
@@ -34,9 +34,9 @@ from archiver.archive.warcfile import WARC_SUFFIX, iter_gzip_members
 log = logging.getLogger("archiver")
 
 
-def open_archive(config: Config, clock: Callable[[], datetime] = utcnow) -> Archive:
+def open_archive(config: Config, clock: Callable[[], datetime] = utcnow) -> Writer:
     """The archive opened for capture, a crashed writer's files repaired and observed."""
-    return Archive(config, clock, on_repaired=functools.partial(observe_repaired, config))
+    return Writer(config, clock, on_repaired=functools.partial(observe_repaired, config))
 
 
 def open_catalog(config: Config) -> Catalog:
@@ -44,7 +44,7 @@ def open_catalog(config: Config) -> Catalog:
     return _archive.open_catalog(config, functools.partial(observe_repaired, config))
 
 
-def crawler(archive: Archive, on_result: Callable[[FetchResult], None] = lambda r: None, **kwargs) -> Crawler:
+def crawler(archive: Writer, on_result: Callable[[FetchResult], None] = lambda r: None, **kwargs) -> Crawler:
     """The capture stage, telling the observe stage what it stores."""
     observer = Observer(archive.catalog, archive.config, archive.clock)
     return Crawler(archive, on_result, observer=observer, **kwargs)
@@ -70,7 +70,7 @@ def relink_ledger(catalog: Catalog, ledger: Ledger) -> None:
         catalog.ledger.mark(pairs, ledger.head())
 
 
-def snapshot(archive: Archive, urls: Iterable[str],
+def snapshot(archive: Writer, urls: Iterable[str],
              on_result: Callable[[FetchResult], None] = lambda r: None) -> SnapshotSummary:
     """Capture each URL, its cross-references and requisites, once; close the WARC file."""
     seeds = list(dict.fromkeys(normalize_url(u) for u in urls))
@@ -85,7 +85,7 @@ def snapshot(archive: Archive, urls: Iterable[str],
         locks.release_all()
 
 
-def _crawl(archive: Archive, seeds: list[str], on_result: Callable[[FetchResult], None]) -> SnapshotSummary:
+def _crawl(archive: Writer, seeds: list[str], on_result: Callable[[FetchResult], None]) -> SnapshotSummary:
     done: list[Batch] = []
     crawl = crawler(archive, on_result, on_batch_done=done.append)
     try:

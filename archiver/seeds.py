@@ -17,6 +17,8 @@ from pathlib import Path
 import re
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
+import idna
+
 from archiver.errors import ConfigError, UsageError, os_error_text
 
 log = logging.getLogger("archiver")
@@ -108,7 +110,6 @@ def _idna_host(hostname: str, url: str) -> str:
         if hostname.isascii():
             host = hostname.encode("idna").decode("ascii").lower()
         else:
-            import idna  # requests' own dependency; only non-ASCII host names need it
 
             host = idna.encode(hostname, uts46=True).decode("ascii")
     except (UnicodeError, ValueError) as e:  # idna.IDNAError is a UnicodeError

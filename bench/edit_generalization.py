@@ -1376,10 +1376,10 @@ class ArchiverApproach:
         self.versions: dict[str, int] = {}
 
     def capture(self, urls: dict[str, str]) -> dict[str, Seen]:
-        from archiver.archive.writer import Archive
+        from archiver.archive.writer import Writer
         from archiver.pipeline import history_of, snapshot
         from archiver.seeds import normalize_url
-        archive = Archive(self.config)
+        archive = Writer(self.config)
         try:
             histories = snapshot(archive, list(urls.values())).histories
         finally:

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import REPO  # noqa: E402
 
-from archiver.archive.writer import Archive  # noqa: E402
+from archiver.archive.writer import Writer  # noqa: E402
 from archiver.config import load_config  # noqa: E402
 from archiver.pipeline import snapshot  # noqa: E402
 from archiver.archive.workdir import init_archive  # noqa: E402
@@ -64,7 +64,7 @@ def run_pair(stem: str, v1: Path, v2: Path, work: Path) -> str:
         url = f"http://127.0.0.1:{server.server_address[1]}/{stem}/"
         for version in (v1, v2):
             server.body = version.read_bytes()
-            archive = Archive(config)
+            archive = Writer(config)
             try:
                 snapshot(archive, [url])
             finally:

@@ -13,7 +13,7 @@ from hypothesis import settings
 
 
 from archiver.config import Config, load_config
-from archiver.archive.writer import Archive
+from archiver.archive.writer import Writer
 from archiver.pipeline import snapshot
 from archiver.archive.workdir import init_archive
 
@@ -63,7 +63,7 @@ def config(tmp_path) -> Config:
 
 
 def run_snapshot(config: Config, *urls: str):
-    archive = Archive(config)
+    archive = Writer(config)
     try:
         return snapshot(archive, urls)
     finally:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from archiver.archive.writer import Archive
+from archiver.archive.writer import Writer
 from archiver.config import Config
 from archiver.evidence.export import cdxj_lines
 from archiver.archive.keys import SigningKey
@@ -49,7 +49,7 @@ def build_evidence(root: Path) -> tuple[Config, Path]:
     try:
         run_snapshot(config, url, site.url("/unrelated-investigation/"))
         news.story.title = "A changed headline"
-        later = Archive(config, clock=lambda: datetime.now(timezone.utc) + timedelta(hours=1))
+        later = Writer(config, clock=lambda: datetime.now(timezone.utc) + timedelta(hours=1))
         try:
             snapshot(later, [url])
         finally:

@@ -33,7 +33,7 @@ FIRST = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 
 
 def make(out: Path) -> None:  # pragma: no cover - run by hand with the old code
-    from archiver.archive.writer import Archive
+    from archiver.archive.writer import Writer
     from archiver.config import load_config
     from archiver.pipeline import snapshot
     from archiver.catalog import Catalog
@@ -63,7 +63,7 @@ def make(out: Path) -> None:  # pragma: no cover - run by hand with the old code
     seeds = [f"http://{HOST}:{port}/article/", secure.url("/secure/"),
              f"http://{HOST}:{dead.getsockname()[1]}/gone/"]
     for hours, urls in ((0, seeds), (1, seeds[:1])):
-        archive = Archive(config, clock=lambda h=hours: FIRST + timedelta(hours=h))
+        archive = Writer(config, clock=lambda h=hours: FIRST + timedelta(hours=h))
         try:
             snapshot(archive, urls)
         finally:

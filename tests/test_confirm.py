@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from archiver.archive.writer import Archive
+from archiver.archive.writer import Writer
 from archiver.catalog import Catalog
 from archiver.pipeline import history_of, reindex, snapshot
 from archiver.seeds import url_host
@@ -132,7 +132,7 @@ def test_a_page_is_confirmed_when_its_requisites_are_stored_after_it(tmp_path):
 
         def capture():
             stored.clear()
-            archive = Archive(config)
+            archive = Writer(config)
             try:
                 return snapshot(archive, [url], lambda r: stored.set() if r.url == url else None)
             finally:

@@ -14,7 +14,7 @@ import pytest
 
 from archiver.catalog import COLUMNS, Catalog
 from archiver.archive.index import warc_captures
-from archiver.archive.writer import Archive, open_catalog
+from archiver.archive.writer import Writer, open_catalog
 from archiver.errors import ArchiverError
 from archiver.pipeline import reindex, snapshot
 from archiver.evidence.verify import verify_archive
@@ -143,7 +143,7 @@ def test_two_processes_write_the_same_archive_at_once(tmp_path):
         site.stop()
 
 
-def other_process_opens_between_catalog_and_ledger(writer: Archive, opening) -> list:
+def other_process_opens_between_catalog_and_ledger(writer: Writer, opening) -> list:
     """Run opening(), as another process starting on the archive would, in the moment
     a live writer's batch is in the catalog but not yet in the ledger (store() commits
     the rows, then appends the ledger entries); what it raised, if anything."""
@@ -175,8 +175,8 @@ def test_opening_the_archive_while_another_writer_stores_leaves_its_captures_to_
     abandoned = config.storage.warc_dir / (earlier.name + ".open")
     shutil.move(earlier, abandoned)  # as a killed process leaves its file: captured, never committed
 
-    writer = Archive(config)
-    raised = other_process_opens_between_catalog_and_ledger(writer, lambda: Archive(config).close())
+    writer = Writer(config)
+    raised = other_process_opens_between_catalog_and_ledger(writer, lambda: Writer(config).close())
     try:
         snapshot(writer, [site.url("/live/")])
     finally:
@@ -196,7 +196,7 @@ def test_opening_the_archive_while_another_writer_stores_leaves_its_captures_to_
 def test_reindex_refuses_while_a_writer_is_storing(site, tmp_path):
     site.page("/live/", "<html><body><p>the live writer's page</p></body></html>")
     config = make_archive(tmp_path / "a", requisites="false")
-    writer = Archive(config)
+    writer = Writer(config)
     raised = other_process_opens_between_catalog_and_ledger(writer, lambda: reindex(config))
     try:
         snapshot(writer, [site.url("/live/")])
@@ -263,7 +263,7 @@ def test_captures_in_the_ledger_but_not_marked_in_the_catalog_are_linked_not_led
     config = captured_then_catalog_edited(site, tmp_path, "DELETE FROM ledgered")
     before = config.evidence.ledger.read_text()
 
-    Archive(config).close()
+    Writer(config).close()
 
     assert config.evidence.ledger.read_text().startswith(before)
     added = [json.loads(line) for line in config.evidence.ledger.read_text()[len(before):].splitlines()]
@@ -278,8 +278,8 @@ def test_an_unreadable_capture_left_out_of_the_ledger_does_not_keep_the_archive_
     config = captured_then_catalog_edited(site, tmp_path, "DELETE FROM ledgered",
                                           "UPDATE captures SET offset = offset + 10000000")  # past the file's end
 
-    Archive(config).close()  # opens, with a warning, twice
-    Archive(config).close()
+    Writer(config).close()  # opens, with a warning, twice
+    Writer(config).close()
 
     assert "not readable, left out of the ledger; run archiver verify" in caplog.text
     assert not verify_archive(config).ok

@@ -12,7 +12,7 @@ import pytest
 
 from datetime import datetime, timedelta, timezone
 
-from archiver.archive.writer import Archive
+from archiver.archive.writer import Writer
 from archiver.archive.keys import generate_key
 from archiver.pipeline import snapshot
 
@@ -31,7 +31,7 @@ def exported(site, tmp_path):
     url = news.url("wordpress")
     run_snapshot(config, url)
     news.story.title = "A changed headline"
-    later = Archive(config, clock=lambda: datetime.now(timezone.utc) + timedelta(hours=1))
+    later = Writer(config, clock=lambda: datetime.now(timezone.utc) + timedelta(hours=1))
     try:  # an hour later, so replay can tell the two captures apart by their timestamps
         snapshot(later, [url])
     finally:
@@ -195,7 +195,7 @@ def test_a_capture_no_signed_checkpoint_covers_yet_is_not_exported(site, tmp_pat
     config = make_archive(tmp_path / "a", requisites="false")
     assert run_cli("keygen", cwd=config.root).returncode == 0
     out = tmp_path / "early.wacz"
-    archive = Archive(config)
+    archive = Writer(config)
     capturing = threading.Thread(target=snapshot, args=(archive, [site.url("/a/")]),
                                  kwargs={"on_result": lambda r: stored.set() if r.url.endswith("/a/") else None})
     capturing.start()

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from archiver.archive.writer import Archive
+from archiver.archive.writer import Writer
 from archiver.catalog import Catalog
 from archiver.config import Config
 from archiver.pipeline import reindex, snapshot
@@ -91,7 +91,7 @@ def captured(tmp_path_factory) -> Captured:
         base = f"http://{HOST}:{site.server.server_address[1]}"
         failed = f"http://{HOST}:{dead.getsockname()[1]}/gone/"
         for when in TIMES:
-            archive = Archive(config, clock=lambda w=when: w)
+            archive = Writer(config, clock=lambda w=when: w)
             try:
                 summary = snapshot(archive, [base + PAGE, failed])
             finally:

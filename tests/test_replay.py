@@ -28,7 +28,7 @@ from archiver import demo
 from archiver.config import Config, load_config
 from archiver.demo import _read_box
 from archiver.capture.fetch import utcnow
-from archiver.archive.writer import Archive
+from archiver.archive.writer import Writer
 from archiver.pipeline import snapshot
 
 from .conftest import run_snapshot, warc_files
@@ -307,7 +307,7 @@ def test_revisits_replay_the_original_payload(site, config, tmp_path):
     sent = capture_news_site(site, config)
     # The second capture an hour "later": the same second would give the revisit and its
     # original the same 14-digit timestamp, and replay could not tell them apart.
-    archive = Archive(config, clock=lambda: utcnow() + timedelta(hours=1))
+    archive = Writer(config, clock=lambda: utcnow() + timedelta(hours=1))
     try:
         again = snapshot(archive, [site.url(ARTICLE)])
     finally:

@@ -291,10 +291,10 @@ def test_removing_the_key_entry_from_the_ledger_is_reported(keyed_late):
 
 
 def test_a_key_made_while_an_archive_is_open_signs_its_next_checkpoint(tmp_path):
-    from archiver.archive.writer import Archive, create_key
+    from archiver.archive.writer import Writer, create_key
 
     config = make_archive(tmp_path / "open")
-    archive = Archive(config)
+    archive = Writer(config)
     try:
         create_key(config, "2026-11-27T08:00:00.000000Z")
         archive.checkpoint()

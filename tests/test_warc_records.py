@@ -287,10 +287,10 @@ def test_warc_rotates_at_max_bytes_between_records(site, tmp_path):
 
 
 def test_idle_file_is_closed_and_indexed_by_a_long_running_writer(site, config):
-    from archiver.archive.writer import Archive
+    from archiver.archive.writer import Writer
     from archiver.archive.records import Reached
     site.page("/a", "<html><body>a</body></html>")
-    archive = Archive(config)
+    archive = Writer(config)
     try:
         ex = archive_fetch(archive, site.url("/a"))
         archive.store([(ex, Reached(site.url("/a"), "seed"), [])])

@@ -17,17 +17,17 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Iterable
+from typing import IO, Any, Iterable
+
+import surt
+from warcio.statusandheaders import StatusAndHeaders
 
 from archiver.archive.records import capture_url
+from archiver.capture.http1 import Response
 from archiver.catalog import CaptureRow, XrefRow
 from archiver.seeds import DEFAULT_PORTS, PLAIN_HOST
 from archiver.archive.warcfile import iter_records
 
-if TYPE_CHECKING:
-    from warcio.statusandheaders import StatusAndHeaders
-
-    from archiver.capture.http1 import Response
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,6 @@ def surt_key(url: str) -> str:
     m = SIMPLE_URL.fullmatch(url)
     host = m.group(1) if m else ""
     if not m or UNSAFE_PATH.search(m.group(3) or "") or (host.replace(".", "").isdigit() and not _plain_ipv4(host)):
-        import surt  # the reference, and its imports, only when needed
 
         return surt.surt(url)
     port = m.group(2)

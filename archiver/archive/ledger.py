@@ -21,12 +21,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
+from archiver.archive.keys import SigningKey, verify_signature
 from archiver.errors import ArchiverError
 
-if TYPE_CHECKING:
-    from archiver.archive.keys import SigningKey
 
 GENESIS = "0" * 64
 TAIL_BYTES = 1 << 16  # enough to hold the last entry
@@ -311,6 +310,5 @@ def _check_key_entry(chain: Chain, line: int, entry: dict, trusted_key: str | No
 
 
 def _verifies(public_key: str, message: str, signature: str) -> bool:
-    from archiver.archive.keys import verify_signature  # cryptography, for archives that sign only
 
     return verify_signature(public_key, message, signature)

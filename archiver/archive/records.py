@@ -29,8 +29,11 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from archiver.capture.fetch import Exchange
+from archiver.capture.transport import TlsInfo
+from archiver.page.extract import Link
 from archiver.archive.warcfile import (PRECOMPRESSED_TYPES, STORED_LEVEL, TEXT_LEVEL, Record, WarcHeaders, new_record_id,
                        sha1_digest, warc_date)
 
@@ -46,9 +49,6 @@ RAW_TYPE = "application/octet-stream"
 OLD_TLS_TYPE = "application/vnd.archiver.tls+json"  # until c5a6521, at the page's URL
 OLD_DNS_TYPE = "application/vnd.archiver.dns+json"
 
-if TYPE_CHECKING:  # index.py reads records back with the names above, without the capture path's imports
-    from archiver.page.extract import Link
-    from archiver.capture.fetch import Exchange, TlsInfo
 
 @dataclass(frozen=True)
 class Reached:

@@ -15,7 +15,7 @@ import hashlib
 import io
 import logging
 import os
-import random
+import uuid
 import socket
 import time
 import zlib
@@ -23,19 +23,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable, Iterator
+from typing import IO, Callable, Iterator
 
 from isal import isal_zlib
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
 
+from archiver.capture.http1 import Response
 from archiver.errors import WarcError
 from archiver.capture.fetch import sha1_label
 
-if TYPE_CHECKING:
-    from warcio.archiveiterator import ArchiveIterator
-    from warcio.recordloader import ArcWarcRecord
-    from warcio.statusandheaders import StatusAndHeaders
-
-    from archiver.capture.http1 import Response
 
 log = logging.getLogger("archiver")
 
@@ -158,20 +157,9 @@ def sha1_digest(data: bytes) -> str:
     return sha1_label(hashlib.sha1(data))
 
 
-_ids = random.Random(os.urandom(32))
-os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))  # forked writers never share ids
-
-
-UUID4_BITS = (0x4 << 76) | (0x2 << 62)  # version 4 and the RFC 4122 variant
-UUID4_MASK = ~((0xF << 76) | (0x3 << 62))
-
-
 def new_record_id() -> str:
-    """A random (version 4) UUID URN; from a generator seeded by the OS, as uuid4 is but
-    without a system call per record. Formatted here: the uuid module imports platform,
-    3 ms of every capture's start-up."""
-    h = f"{_ids.getrandbits(128) & UUID4_MASK | UUID4_BITS:032x}"
-    return f"<urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}>"
+    """A random (version 4) UUID URN."""
+    return f"<urn:uuid:{uuid.uuid4()}>"
 
 
 class OpenWarc:
@@ -323,17 +311,13 @@ SMALL_RECORD_TYPES = ("warcinfo", "metadata")
 
 
 def _reader(f: IO[bytes]) -> ArchiveIterator:
-    """warcio's record reader from f's position. warcio is imported here, not with the
-    module: a capture never reads a WARC back, and warcio's imports take 10 ms."""
-    from warcio.archiveiterator import ArchiveIterator
-
+    """warcio's record reader from f's position."""
     return ArchiveIterator(f, check_digests=False)
 
 
 def iter_records(path: Path) -> Iterator[tuple[int, int, ArcWarcRecord, bytes]]:
     """(offset, length, record, content) for every record of a WARC file. Content is kept
     for warcinfo and metadata records only; other payloads are read through and dropped."""
-    from warcio.exceptions import ArchiveLoadFailed
 
     with open(path, "rb") as f:
         it = _reader(f)

@@ -1,6 +1,6 @@
 """An archive folder opened for writing: the WARC writer, the catalog, crash repair.
 
-``Archive.store`` is the write path: records are written and fsynced, then their catalog
+``Writer.store`` is the write path: records are written and fsynced, then their catalog
 rows are committed, and only then reported.
 """
 
@@ -14,7 +14,9 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
+
+from warcio.recordloader import ArcWarcRecord
 
 from archiver import __version__
 from archiver.archive.records import Original, Reached, exchange_records, metadata_content
@@ -24,15 +26,12 @@ from archiver.errors import ArchiverError, UsageError
 from archiver.page.extract import Link
 from archiver.capture.fetch import Exchange, utcnow
 from archiver.archive.index import PendingIndex, Placed, capture_row, cdxj_line, warc_captures, write_cdxj
+from archiver.archive.keys import SigningKey, generate_key, load_key
 from archiver.archive.ledger import Ledger
 from archiver.archive.locks import WriterLock, reading
 from archiver.archive.warcfile import (Record, WarcWriterPool, Written, find_abandoned, group_records, record_head,
                        repair_open_file, warc_date)
 
-if TYPE_CHECKING:
-    from warcio.recordloader import ArcWarcRecord
-
-    from archiver.archive.keys import SigningKey
 
 log = logging.getLogger("archiver")
 
@@ -78,7 +77,7 @@ class SnapshotSummary:
         return sum(r.role == "confirm" for r in self.results)
 
 
-class Archive:
+class Writer:
     """An archive folder opened for writing: repairs crashed files, then captures."""
 
     def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow, repair: bool = True,
@@ -181,13 +180,8 @@ class Archive:
 
 
 def signing_key(path: Path) -> SigningKey | None:
-    """The archive's key, or None when it has none; cryptography (11 ms to import) is
-    loaded only for an archive that signs."""
-    if not path.exists():
-        return None
-    from archiver.archive.keys import load_key
-
-    return load_key(path)
+    """The archive's key, or None when it has none."""
+    return load_key(path) if path.exists() else None
 
 
 def create_key(config: Config, now: str) -> SigningKey:
@@ -196,7 +190,6 @@ def create_key(config: Config, now: str) -> SigningKey:
     before it stay unsigned-before-key: the key entry signs the chain that holds them.
     Refused when the archive has had a key: deleting archive.key must not make a new
     key, and with it a new "before", possible."""
-    from archiver.archive.keys import generate_key
 
     catalog = Catalog(config.storage.catalog)
     ledger = Ledger(config.evidence.ledger)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
+import http.cookiejar
 import ipaddress
 import logging
 import re
@@ -29,28 +31,30 @@ import ssl
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterable
+from typing import IO, Any, Callable, Iterable
 from urllib.parse import urlsplit
 
+import requests
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
+from requests.utils import select_proxy
+from urllib3.exceptions import HTTPError as Urllib3Error  # ProtocolError, ReadTimeoutError...
+
 from archiver.capture import http1
-from archiver.config import CaptureConfig
-from archiver.errors import ConfigError, FetchError, os_error_text
 from archiver.capture.redact import COOKIE, CREDENTIALS, Redactor, new_salt
-
-if TYPE_CHECKING:
-    from http.cookiejar import CookieJar
-
-    from archiver.capture.transport import Deadline
+from archiver.capture.transport import (SPOOL_IN_MEMORY, AddressRefused, Deadline, RecordingAdapter, TlsInfo,
+                                        Watchdog, is_public)
+from archiver.config import CaptureConfig
+from archiver.errors import ConfigError, os_error_text
 
 log = logging.getLogger("archiver")
 
 # Accept-Encoding: what we can undo with a size cap for link discovery (extract.decode_body);
 # the stored bytes are never decoded.
 DEFAULT_HEADERS = (("Accept-Encoding", "gzip, deflate, br"), ("Accept", "*/*"))
-SPOOL_IN_MEMORY = 1_000_000
 READ_SIZE = 65536
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 RENAMED_HEADER_PREFIX = "X-Archive-Orig-"
@@ -69,23 +73,6 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class AddressRefused(FetchError):
-    """A connection to an address the fetch may not reach (allow_private_addresses)."""
-
-
-def is_public(address: str) -> bool:
-    """A global unicast address: not private, loopback, link-local (169.254.169.254, the
-    cloud metadata service), shared, reserved or multicast; an IPv4-mapped IPv6 address
-    is judged by its IPv4 address."""
-    try:
-        ip = ipaddress.ip_address(address.partition("%")[0])  # an IPv6 scope is not part of it
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 def literal_address(url: str) -> str:
     """The IP address a URL names as its host, "" when it names a host name."""
     try:
@@ -93,14 +80,6 @@ def literal_address(url: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return ""
-
-
-@dataclass
-class TlsInfo:
-    version: str
-    cipher: str
-    certificate_der: bytes
-    chain_der: list[bytes] = field(default_factory=list)  # as the peer sent it, leaf first
 
 
 @dataclass
@@ -153,7 +132,6 @@ class Fetcher:
     def __init__(self, cfg: CaptureConfig, clock: Callable[[], datetime] = utcnow, salt: str = ""):
         """salt: the archive's, for redaction markers (workdir.redaction_salt); a new one
         when not given."""
-        from archiver.capture.transport import Watchdog  # requests and urllib3: loaded by the commands that fetch
 
         self.cfg = cfg
         self.clock = clock
@@ -202,15 +180,13 @@ class Fetcher:
             kept = self.answers.pop((host, port), None)
         return kept[1] if kept is not None and time.monotonic() - kept[0] < ANSWER_MAX_AGE else None
 
-    def fetch(self, url: str, cookies: CookieJar | None = None, seconds: float | None = None,
+    def fetch(self, url: str, cookies: http.cookiejar.CookieJar | None = None, seconds: float | None = None,
               reach: frozenset[str] | None = None, credentials: bool = True) -> Exchange:
         """One exchange. ``cookies``: the snapshot's jar, sent with the request (with
         cookies_file's) and given what the response sets. ``seconds``: how long it may
         take (default total_timeout). ``reach``: the non-public addresses it may connect
         to (None: any, as for a seed). ``credentials``: whether the credentials set in
         ``[capture] headers`` go with it (only to the seed's own host)."""
-        import requests
-        from archiver.capture.transport import Deadline
 
         started, began = self.clock(), time.monotonic()
         try:
@@ -237,14 +213,12 @@ class Fetcher:
     def _settings(self, url: str) -> tuple[dict[str, Any], str | None]:
         """requests' settings for url (proxies, verify, cert; the environment's where the
         configuration says nothing), and the proxy chosen."""
-        from requests.utils import select_proxy
 
         settings = self.session.merge_environment_settings(url, dict(self.proxies), True, self.verify, self.cert)
         return settings, select_proxy(url, settings["proxies"])
 
-    def _exchange(self, request: Any, cookies: CookieJar | None, ex: Exchange, deadline: Deadline) -> None:
+    def _exchange(self, request: Any, cookies: http.cookiejar.CookieJar | None, ex: Exchange, deadline: Deadline) -> None:
         """Send the request and read the response into ex."""
-        import http.client
 
         settings, proxy = self._settings(request.url)
         timeout = (min(self.cfg.timeout, self.cfg.total_timeout), self.cfg.timeout)  # (connect + TLS, each read)
@@ -265,7 +239,6 @@ class Fetcher:
             complete = self._read_body(response.raw, ex, deadline, codings)
             ex.trailer = bytes(deadline.trailer) if deadline.trailer.strip() else b""  # fields, not the blank line alone
             if cookies is not None:
-                from requests.cookies import extract_cookies_to_jar
 
                 extract_cookies_to_jar(cookies, request, response.raw)
         finally:
@@ -293,7 +266,6 @@ class Fetcher:
     def _send(self, request: Any, timeout: tuple[float, float], settings: dict[str, Any], deadline: Deadline) -> Any:
         """The response. A kept-alive connection the server has meanwhile closed fails
         before any response byte: the request then goes once more, on a new connection."""
-        import http.client
 
         adapter = self.session.get_adapter(request.url)
         try:
@@ -334,9 +306,7 @@ class Fetcher:
             ex.note(f"transfer coding {', '.join(kept)} kept as received")
         elif codings:
             pieces = http1.inflated(pieces)
-        import http.client
 
-        from urllib3.exceptions import HTTPError as Urllib3Error  # ProtocolError, ReadTimeoutError...
 
         try:
             ex.truncated = self._copy(pieces, spool, (head_digest, payload_digest), deadline)
@@ -404,10 +374,7 @@ def _credential_headers(cfg: CaptureConfig) -> list[tuple[str, str]]:
 
 
 def _session(cfg: CaptureConfig) -> Any:
-    import requests
-    from requests.structures import CaseInsensitiveDict
 
-    from archiver.capture.transport import RecordingAdapter
 
     session = requests.Session()
     configured = {name.lower() for name, _ in cfg.headers}  # replace defaults of the same name
@@ -425,9 +392,7 @@ def _session(cfg: CaptureConfig) -> Any:
 def _session_cookies(path: Path | None) -> Any:
     """The Session's own jar: cookies_file's cookies, and none that sites set (they go
     to the snapshot's jar, see Fetcher.fetch)."""
-    import http.cookiejar
 
-    from requests.cookies import RequestsCookieJar
 
     class KeepNone(http.cookiejar.DefaultCookiePolicy):
         def set_ok(self, cookie: Any, request: Any) -> bool:
@@ -448,16 +413,14 @@ def _user_cookie_names(cfg: CaptureConfig, session: Any) -> set[str]:
     return names
 
 
-def snapshot_cookies() -> CookieJar:
+def snapshot_cookies() -> http.cookiejar.CookieJar:
     """An empty jar for the cookies sites set during one snapshot."""
-    from requests.cookies import RequestsCookieJar
 
     return RequestsCookieJar()
 
 
 def _load_cookies(path: Path) -> Any:
     """The Netscape cookies.txt file, loaded once."""
-    import http.cookiejar
 
     jar = http.cookiejar.MozillaCookieJar(str(path))
     try:
@@ -497,8 +460,6 @@ def _client_cert(cfg: CaptureConfig) -> str | tuple[str, str] | None:
 
 def _error_labels() -> tuple[tuple[type[BaseException], str], ...]:
     """(exception type, one-line label), most specific first."""
-    import http.client  # with requests: only the commands that fetch load it
-
     return (
         (socket.gaierror, "DNS lookup failed"),
         (ConnectionRefusedError, "connection refused"),

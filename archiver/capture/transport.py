@@ -30,6 +30,7 @@ urllib3 connection classes of its own to its pool managers, SOCKS ones included)
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import socket
 import ssl
 import tempfile
@@ -45,14 +46,40 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
 from archiver.capture import http1
-from archiver.capture.fetch import SPOOL_IN_MEMORY, AddressRefused, TlsInfo, is_public
+from archiver.errors import FetchError
 
+SPOOL_IN_MEMORY = 1_000_000  # bytes of a body kept in memory before it goes to a spool file
 MAX_INFORMATIONAL = 65536  # bytes of 1xx responses read and dropped before the final one
 MAX_TRAILER = 65536  # bytes of a chunked body's trailer section
 READ_SIZE = 65536
 ENCODING_DER = 2  # _ssl.ENCODING_DER, for the certificate objects of the chain
 
 _local = threading.local()  # .deadline: the exchange this thread is doing, if any
+
+
+class AddressRefused(FetchError):
+    """A connection to an address the fetch may not reach (allow_private_addresses)."""
+
+
+def is_public(address: str) -> bool:
+    """A global unicast address: not private, loopback, link-local (169.254.169.254, the
+    cloud metadata service), shared, reserved or multicast; an IPv4-mapped IPv6 address
+    is judged by its IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])  # an IPv6 scope is not part of it
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+@dataclass
+class TlsInfo:
+    version: str
+    cipher: str
+    certificate_der: bytes
+    chain_der: list[bytes] = field(default_factory=list)  # as the peer sent it, leaf first
 
 
 @dataclass(eq=False)

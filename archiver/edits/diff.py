@@ -8,19 +8,17 @@ moved is a move), changed paragraphs sentence by sentence, changed sentences wor
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
-import importlib.util
 import re
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
+
+import ftfy
 
 from archiver.page.article import Article, Ref
-
-if TYPE_CHECKING:
-    import difflib
 
 EQUAL, INSERT, DELETE, MOVE = "equal", "insert", "delete", "move"
 
@@ -50,8 +48,6 @@ def normalize(text: str) -> str:
         return " ".join(text.split())
     text = text.translate(_INVISIBLE)
     if _MOJIBAKE_HINT.search(text):
-        import ftfy  # 30 ms to import, for the few pages that need it
-
         text = ftfy.fix_encoding(text)  # UTF-8 read as Latin-1/cp1252 somewhere upstream
     # A no-break space read that way is "Â" + space once whitespace is collapsed; a real
     # "Â" starts a word.
@@ -165,8 +161,6 @@ def split_sentences(paragraph: str) -> list[str]:
 
 
 def _matcher(a: Sequence[str], b: Sequence[str]) -> difflib.SequenceMatcher:
-    import difflib  # here: 3 ms of a capture's start-up, and a first capture has nothing to compare
-
     return difflib.SequenceMatcher(None, a, b, autojunk=False)
 
 
@@ -240,13 +234,8 @@ def is_current_digest(digest: str) -> bool:
 @functools.cache
 def _digest_prefix() -> str:
     """What decides normalize()'s output besides this file: KEY_VERSION, the Unicode
-    tables (NFC) and ftfy (mojibake repair), whose version is read from its source
-    because importing it takes 30 ms. An upgrade of either makes stored digests stale."""
-    spec = importlib.util.find_spec("ftfy")
-    source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
-    found = re.search(r'^__version__ = "([^"]+)"', source, re.M)
-    ftfy = found[1] if found else hashlib.sha256(source.encode()).hexdigest()[:12]
-    return f"v{KEY_VERSION}/unicode-{unicodedata.unidata_version}/ftfy-{ftfy}:"
+    tables (NFC) and ftfy (mojibake repair). An upgrade of either makes stored digests stale."""
+    return f"v{KEY_VERSION}/unicode-{unicodedata.unidata_version}/ftfy-{ftfy.__version__}:"
 
 
 def ref_targets(refs: Iterable[Ref]) -> tuple[str, ...]:

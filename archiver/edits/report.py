@@ -7,6 +7,7 @@ and control characters never reach a terminal or a feed raw (``visible``).
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 from dataclasses import dataclass
@@ -48,7 +49,6 @@ def json_text(value: Any, indent: int | None = None) -> str:
 
 def escape(text: str) -> str:
     """HTML and XML text: markup escaped, control characters shown (never invalid XML)."""
-    import html  # here: 2 ms of a capture's start-up (its entity table), for HTML reports only
 
     return html.escape(visible(text, LAYOUT))
 

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
+from archiver.archive.keys import verify_signature
 from archiver.errors import ArchiverError
 from archiver.archive.ledger import CHAIN_VERSION, Ledger, body_digest, canonical, checkpoint_message, entry_hash, key_message, link_hash
 from archiver.evidence.package import BadPackage, parse_json
@@ -192,7 +193,6 @@ def _record_ok(record: Any) -> bool:
 
 
 def _verifies(public_key: Any, message: str, signature: Any) -> bool:
-    from archiver.archive.keys import verify_signature
 
     return isinstance(public_key, str) and isinstance(signature, str) and \
         verify_signature(public_key, message, signature)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from statistics import median
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -485,13 +486,7 @@ def _content_roots(doc: etree._Element) -> list[etree._Element]:
 def _listing(parts: list[etree._Element]) -> bool:
     """Many containers of one kind each holding an excerpt: the cards of a home or
     section page, which has no article text to track."""
-    return len(parts) >= LISTING_PARTS and _median([_length(p) for p in parts]) < LISTING_EXCERPT
-
-
-def _median(values: list[float]) -> float:
-    """statistics.median, whose module imports decimal and fractions (2 ms of start-up)."""
-    ordered, middle = sorted(values), len(values) // 2
-    return ordered[middle] if len(values) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return len(parts) >= LISTING_PARTS and median([_length(p) for p in parts]) < LISTING_EXCERPT
 
 
 def _marked_bodies(doc: etree._Element) -> list[etree._Element]:
@@ -501,7 +496,7 @@ def _marked_bodies(doc: etree._Element) -> list[etree._Element]:
               if "articleBody" in (m.get("itemprop") or "").split() and m.tag not in ("meta", "link")]
     outer = [m for m in marked if not any(a in marked for a in m.iterancestors())]
     lengths = [_length(m) for m in outer]
-    cards = len(outer) >= MARKED_CARDS and _median(lengths) < LISTING_EXCERPT
+    cards = len(outer) >= MARKED_CARDS and median(lengths) < LISTING_EXCERPT
     return outer if sum(lengths) > 200 and not cards else []
 
 

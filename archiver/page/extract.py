@@ -14,6 +14,7 @@ import zlib
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
+import brotlicffi
 from lxml import etree
 
 from archiver.errors import UsageError
@@ -74,7 +75,6 @@ class BrotliError(Exception):
 def _unbrotli(body: bytes) -> bytes:
     """Brotli undone, its output capped like gzip's: brotlicffi from 1.2 stops growing its
     output buffer at the limit, so a brotli bomb costs no more memory than the cap."""
-    import brotlicffi  # the pages that need it load it
 
     try:
         return brotlicffi.Decompressor().process(body, output_buffer_limit=MAX_DECODED_BYTES)[:MAX_DECODED_BYTES]
