@@ -33,7 +33,6 @@ from urllib.parse import urljoin, urlsplit
 
 from archiver.archive.writer import Writer, FetchResult, SnapshotSummary
 from archiver.archive.records import Reached
-from archiver.config import CaptureConfig
 from archiver.errors import UsageError
 from archiver.page.article import Article, article_of, may_be_html
 from archiver.page.extract import (BODY, PARSE_LIMIT, READ, REQUISITE, Link, css_links, decode_body, decode_text, is_html, parse_html,
@@ -260,11 +259,9 @@ class Crawler:
     def __init__(self, archive: Writer, on_result: Callable[[FetchResult], None] = lambda r: None,
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
                  on_seed_done: Callable[[Batch, str], None] = lambda b, s: None,
-                 cfg: CaptureConfig | None = None, summaries: bool = True,
-                 on_stored: Callable[[], None] = lambda: None, observer: Observer = Unobserved(),
+                 summaries: bool = True, observer: Observer = Unobserved(),
                  is_source: Callable[[str], bool] = lambda url: False):
-        """``on_stored()`` follows the ``on_result`` calls of each stored batch.
-        ``observer``: the observe stage, told of each tracked URL's page (see Observer).
+        """``observer``: the observe stage, told of each tracked URL's page (see Observer).
         ``summaries=False`` (archiver run, which takes each seed from on_seed_done) keeps
         no batch summary: a batch lasts until its slowest seed is stored, and its summary
         would hold every other seed's results and history until then.
@@ -272,9 +269,8 @@ class Crawler:
         captured with its requisites, but neither an article nor a page to follow."""
         self.archive = archive
         self.summaries = summaries
-        self.cfg = cfg or archive.config.capture
+        self.cfg = archive.config.capture
         self.on_result, self.on_batch_done, self.on_seed_done = on_result, on_batch_done, on_seed_done
-        self.on_stored = on_stored
         self.observer = observer
         self.is_source = is_source
         self.fetcher = Fetcher(self.cfg, archive.clock, redaction_salt(archive.config.root))
@@ -438,7 +434,6 @@ class Crawler:
         finally:
             for _, ex, _ in taken:
                 ex.close()
-        self.on_stored()
 
     def _observe_stored(self, taken: list, capture_ids: list[int]) -> None:
         """The articles of the seeds' pages just stored, and the histories of the seeds

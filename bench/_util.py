@@ -16,9 +16,11 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -325,6 +327,19 @@ http {{
 
 
 # ---- results ----------------------------------------------------------------------------
+
+@contextmanager
+def scratch(prefix: str, keep: bool) -> Iterator[Path]:
+    """A work folder for one benchmark run, removed at the end unless kept (--keep)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
 
 def stop_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit, so `finally` and `with` blocks stop servers and delete

@@ -52,7 +52,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import tomllib
@@ -61,7 +60,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, environment, stop_on_sigterm, system_busy_s, table, write_results  # noqa: E402
+from _util import REPO, environment, scratch, stop_on_sigterm, system_busy_s, table, write_results  # noqa: E402
 from capture_vs_wget import (compare, compile_archiver, run_snapshot, run_wget, site_files,  # noqa: E402
                              warc_responses)
 
@@ -415,8 +414,7 @@ def run_all(args: argparse.Namespace, work: Path) -> dict:
 def main() -> int:
     args = parse_args()
     stop_on_sigterm()
-    work = Path(tempfile.mkdtemp(prefix="archiver-latency-"))
-    try:
+    with scratch("archiver-latency-", args.keep) as work:
         done = run_all(args, work)
         text, median = report(done["runs"], done["tools"])
         print(text)
@@ -427,11 +425,6 @@ def main() -> int:
             "time": time.strftime("%Y-%m-%d %H:%M:%S %z")})
         print(f"\nJSON: {path}")
         return 0
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

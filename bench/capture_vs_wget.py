@@ -46,7 +46,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -54,7 +53,7 @@ from pathlib import Path
 from warcio.archiveiterator import ArchiveIterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import (REPO, StaticServer, environment, file_create_us, run_measured, stop_on_sigterm,  # noqa: E402
+from _util import (REPO, StaticServer, environment, file_create_us, run_measured, scratch, stop_on_sigterm,  # noqa: E402
                    system_busy_s, table, write_results)
 
 # ---- the generated site -----------------------------------------------------------------
@@ -433,8 +432,7 @@ def main() -> int:
         p.error("wget not found: apt-get install wget (see bench/README.md)")
 
     stop_on_sigterm()
-    work = Path(tempfile.mkdtemp(prefix="archiver-bench-"))
-    try:
+    with scratch("archiver-bench-", args.keep) as work:
         site_info = build_site(work / "site", args.articles, args.paragraphs)
         wget_version = subprocess.run(["wget", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
         lifetime = 120 + args.runs * 2 * (args.timeout + 60)
@@ -467,11 +465,6 @@ def main() -> int:
         path = write_results("capture_vs_wget", result)
         print(f"\nJSON: {path}")
         return 0
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -371,3 +371,30 @@ def test_extract_never_raises_on_arbitrary_text_in_markup(text):
     html = f"<html><head><title>{text}</title><meta name='author' content='{text}'></head><body><article>" \
            f"<h1>{text}</h1><p>{text}</p><p>READ: <a href='{text}'>{text}</a></p><br><br>{text}</article></body></html>"
     extract_article(html.encode("utf-8", "surrogatepass"), "https://news.example/a", "", CTA)
+
+
+@pytest.mark.parametrize("title", ["How we designed Dropbox ATF: an async task framework",
+                                   "How we designed Dropbox ATF: an async task framework: what we know so far"])
+def test_a_self_labelled_teaser_takes_no_closing_line_with_it(title):
+    """A blog post's closing line ("... schönen Sonntag <3") followed by an "Up next"
+    teaser whose headline is A/B tested: a long headline made the teaser all link and the
+    closing line its label, so the line came and went with the headline (a false edit
+    found by bench/edit_generalization.py, --seed 2)."""
+    body = "".join(f"<p>Paragraph {i} of the post, long enough to be read as the article itself.</p>"
+                   for i in range(6))
+    article = extract(f"<html><body><article>{body}"
+                      "<p>Ich wünsche euch allen einen schönen Sonntag &lt;3</p>"
+                      f'<div class="up-next"><span>Up next</span> <a href="/next/">{title}</a></div>'
+                      "<p>x Franzi</p></article></body></html>")
+    assert "Ich wünsche euch allen einen schönen Sonntag <3" in article.paragraphs
+    assert "x Franzi" in article.paragraphs
+
+
+def test_a_label_still_takes_the_bare_link_it_introduces():
+    body = "".join(f"<p>Paragraph {i} of the story, long enough to be read as the article itself.</p>"
+                   for i in range(6))
+    article = extract(f"<html><body><article>{body}<p>Explore further</p>"
+                      '<p><a href="/other/">Another story of the same site</a></p>'
+                      "<p>The end of the story, with a final sentence.</p></article></body></html>")
+    assert "Explore further" not in article.paragraphs
+    assert "Another story of the same site" not in article.paragraphs

@@ -54,3 +54,19 @@ def test_a_catalog_made_before_content_digests_opens_and_takes_them(tmp_path):
         catalog.add_column("no_such_table", "x TEXT")
     catalog.close()
     Catalog(path).close()  # opened again: the column is there, nothing to add
+
+
+def test_a_catalog_made_before_unconfirmed_changes_opens_and_flags_them(tmp_path):
+    path = tmp_path / "archive.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE changes (tracked_url TEXT NOT NULL, from_version INTEGER NOT NULL, "
+                "to_version INTEGER NOT NULL, kind TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL, "
+                "from_warc TEXT NOT NULL, from_offset INTEGER NOT NULL, from_time TEXT NOT NULL, "
+                "to_warc TEXT NOT NULL, to_offset INTEGER NOT NULL, to_time TEXT NOT NULL)")
+    old.execute("INSERT INTO changes VALUES ('http://a.test/', 1, 2, 'body', 'a', 'b', 'w', 0, 't1', 'w', 9, 't2')")
+    old.commit()
+    old.close()
+    catalog = Catalog(path)
+    [row] = catalog.history.changes_since("t")
+    assert row["unconfirmed"] == 0  # until its history is rebuilt at its next capture
+    catalog.close()

@@ -9,12 +9,15 @@ live count, and READ boxes inside elements named as related content.
 from __future__ import annotations
 
 import itertools
+import re
 import random
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import pytest
+
+import archiver
 
 from archiver.archive.writer import Writer
 from archiver.catalog import Catalog
@@ -329,3 +332,31 @@ def test_the_snapshot_summary_counts_a_confirming_fetch_apart(news):
     result = run_cli("snapshot", url, cwd=config.root)
     assert result.stdout.splitlines()[0] == \
         "captured 1 URL for 1 seed(s): 1 response; 1 page(s) fetched again to confirm a change"
+
+
+def test_an_unconfirmed_change_is_flagged_in_the_changes_feed_until_settled(news):
+    """archiver changes and the Atom feed say a change is unconfirmed while it is; the
+    Atom entry keeps its id when it is settled."""
+    site, config = news
+    page = Page()
+    url = site.serve("/story/", page)
+    run_snapshot(config, url)
+    page.paragraphs.append("The authority later corrected the figure.")
+    original, calls = site.routes["/story/"], itertools.count()
+
+    def confirmation_fails(h):
+        send(h, 503, b"busy", "text/plain") if next(calls) == 1 else original(h)
+    site.routes["/story/"] = confirmation_fails
+    run_snapshot(config, url)
+    archive = archiver.open(config.root)
+    [event] = archive.changes("1d")
+    assert event["kind"] == "body" and event["unconfirmed"]
+    feed = config.report.feed.read_text()
+    assert "body changed (unconfirmed" in feed
+    entry_id = re.search(r"<id>(urn:archiver:change:\w+)</id>", feed)[1]
+    site.routes["/story/"] = original
+    run_snapshot(config, url)
+    [event] = archive.changes("1d")
+    assert not event["unconfirmed"]
+    feed = config.report.feed.read_text()
+    assert "unconfirmed" not in feed and entry_id in feed

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS changes (
     from_time TEXT NOT NULL,
     to_warc TEXT NOT NULL,
     to_offset INTEGER NOT NULL,
-    to_time TEXT NOT NULL
+    to_time TEXT NOT NULL,
+    unconfirmed INTEGER NOT NULL DEFAULT 0  -- 1 until a second render shows the change too
 );
 CREATE INDEX IF NOT EXISTS changes_time ON changes (to_time);
 """
@@ -77,6 +78,8 @@ class History:
         have = {row[1] for row in self.db.execute("PRAGMA table_info(observations)")}
         if "content_digest" not in have:
             self.catalog.add_column("observations", "content_digest TEXT")
+        if "unconfirmed" not in {row[1] for row in self.db.execute("PRAGMA table_info(changes)")}:
+            self.catalog.add_column("changes", "unconfirmed INTEGER NOT NULL DEFAULT 0")
 
     def add_observation(self, capture_id: int, tracked_url: str, final_url: str, challenge: str,
                         extractor: str, article_json: str | None) -> None:
@@ -111,7 +114,7 @@ class History:
             self.db.execute("DELETE FROM versions WHERE tracked_url = ?", (tracked_url,))
             self.db.execute("DELETE FROM changes WHERE tracked_url = ?", (tracked_url,))
             self.db.executemany(f"INSERT INTO versions VALUES ({', '.join('?' * 11)})", versions)
-            self.db.executemany(f"INSERT INTO changes VALUES ({', '.join('?' * 12)})", changes)
+            self.db.executemany(f"INSERT INTO changes VALUES ({', '.join('?' * 13)})", changes)
 
     def changes_since(self, since: str) -> list[sqlite3.Row]:
         return self.catalog.rows("SELECT * FROM changes WHERE to_time >= ? ORDER BY to_time, tracked_url", (since,))

@@ -112,7 +112,8 @@ def update_history(catalog: Catalog, tracked_url: str, confirm: bool = True) -> 
                              v.revert_of, int(v.gone), v.article.extractor if v.article else ""))
             since = v.since or v.first
             changes += [(tracked_url, v.since_version, v.number, c.kind, c.before, c.after, since.warc, since.offset,
-                         since.fetched_at, v.first.warc, v.first.offset, v.first.fetched_at) for c in v.changes]
+                         since.fetched_at, v.first.warc, v.first.offset, v.first.fetched_at, int(v.unconfirmed))
+                        for c in v.changes]
         digests = [(stored_digest(history, capture, digest), capture.warc, capture.offset)
                    for capture, digest in history.computed.items()]
         catalog.history.replace(tracked_url, versions, changes, digests)

@@ -216,13 +216,14 @@ def change_event_json(row: Any) -> dict[str, Any]:
             "from": {"version": row["from_version"], "timestamp": row["from_time"], "warc": row["from_warc"],
                      "offset": row["from_offset"]},
             "to": {"version": row["to_version"], "timestamp": row["to_time"], "warc": row["to_warc"],
-                   "offset": row["to_offset"]}}
+                   "offset": row["to_offset"]},
+            "unconfirmed": bool(row["unconfirmed"])}  # no second render has shown it yet
 
 
 def change_text(event: dict[str, Any]) -> str:
     return visible(f"{event['to']['timestamp']}  {event['kind']:<10} {event['url']}  "
                    f"v{event['from']['version']}->v{event['to']['version']}: {_short(event['before'])!r} -> "
-                   f"{_short(event['after'])!r}")
+                   f"{_short(event['after'])!r}" + ("  (unconfirmed)" if event.get("unconfirmed") else ""))
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -237,11 +238,13 @@ def atom_feed(events: list[dict[str, Any]], updated: str) -> str:
 
 
 def _atom_entry(e: dict[str, Any]) -> str:
-    digest = hashlib.sha1(json.dumps(e, sort_keys=True).encode()).hexdigest()[:16]
+    same = {k: v for k, v in e.items() if k != "unconfirmed"}  # one entry, confirmed or not yet
+    digest = hashlib.sha1(json.dumps(same, sort_keys=True).encode()).hexdigest()[:16]
     ident = f"urn:archiver:change:{digest}"
+    state = " (unconfirmed: no second render has shown it yet)" if e.get("unconfirmed") else ""
     summary = f"{e['kind']}: {e['before']} -> {e['after']} (captures {e['from']['warc']}@{e['from']['offset']}, " \
               f"{e['to']['warc']}@{e['to']['offset']})"
-    return (f"<entry><title>{escape(e['kind'])} changed: {escape(e['url'])}</title>"
+    return (f"<entry><title>{escape(e['kind'])} changed{state}: {escape(e['url'])}</title>"
             f"<id>{escape(ident)}</id><updated>{escape(e['to']['timestamp'])}</updated>"
             f"<link href=\"{escape(e['url'])}\"/><summary>{escape(summary)}</summary></entry>")
 

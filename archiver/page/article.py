@@ -29,7 +29,7 @@ from lxml import etree
 
 from archiver.page.extract import EXCLUDED_TAGS, _absolute, _base_url, _cta_pattern, _is_inside, _names, decode_text, parse_html
 
-EXTRACTOR_VERSION = "4"
+EXTRACTOR_VERSION = "5"
 
 
 @dataclass(frozen=True)
@@ -868,7 +868,7 @@ class _Content:
             if text:
                 self.paragraphs.append(text)
                 self.blocks.append(block)
-                self._only_links.append(_all_link(text, links) and not _in_cell(start, self._root))
+                self._only_links.append(_bare_links(text, links) and not _in_cell(start, self._root))
 
     def finish(self) -> None:
         """Drop the link boxes standing among the paragraphs (see ``_link_boxes``), with
@@ -948,6 +948,13 @@ def _per_render(text: str, title: str) -> bool:
 def _all_link(text: str, links: list[Ref]) -> bool:
     """A paragraph that is one or more links and nothing else (a teaser's title, a list item)."""
     return bool(links) and sum(len(r.text) for r in links) >= 0.9 * len(text)
+
+
+def _bare_links(text: str, links: list[Ref]) -> bool:
+    """Links and nothing else, opening with a link: a teaser with a label of its own ("Up
+    next", then a title) needs no label before it, so it takes none (a blog post's closing
+    line) into a link box with it, whether its title is long or short this render."""
+    return _all_link(text, links) and text.startswith(" ".join(links[0].text.split())[:20])
 
 
 def _in_cell(el: etree._Element | None, root: etree._Element | None) -> bool:
