@@ -46,7 +46,7 @@ SAMPLE_EVENT = {"url": "https://news.example/2026/11/27/sample-article", "kind":
                 "from": {"version": 1, "timestamp": "2026-11-27T09:00:00.000000Z", "warc": "sample.warc.gz",
                          "offset": 0},
                 "to": {"version": 2, "timestamp": "2026-11-27T12:00:00.000000Z", "warc": "sample.warc.gz",
-                       "offset": 0}, "sample": True}
+                       "offset": 0}, "unconfirmed": False, "sample": True}
 
 
 # ---- targets and messages (pure) ---------------------------------------------------------
@@ -93,11 +93,13 @@ def describe(event: dict[str, Any]) -> str:
     """What changed, in words: before -> after for a short field, the first changed
     sentence of a body edit."""
     kind, before, after = event["kind"], event["before"], event["after"]
+    flag = " (unconfirmed: no second render has shown it yet)" if event.get("unconfirmed") else ""
     if kind == "body":
         if not after:
-            return f"text deleted: \u201c{_cut(before)}\u201d"
-        return f"text changed: \u201c{_cut(after)}\u201d" + (f" (was \u201c{_cut(before)}\u201d)" if before else "")
-    return f"{kind}: \u201c{_cut(before)}\u201d -> \u201c{_cut(after)}\u201d"
+            return f"text deleted: \u201c{_cut(before)}\u201d{flag}"
+        was = f" (was \u201c{_cut(before)}\u201d)" if before else ""
+        return f"text changed: \u201c{_cut(after)}\u201d{was}{flag}"
+    return f"{kind}: \u201c{_cut(before)}\u201d -> \u201c{_cut(after)}\u201d{flag}"
 
 
 def _cut(text: str) -> str:

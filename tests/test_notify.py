@@ -336,6 +336,7 @@ def test_filters_and_words():
         "text changed: \u201cIt snowed.\u201d (was \u201cIt rained.\u201d)"
     assert describe(dict(event, kind="body", before="Gone sentence.", after="")) == \
         "text deleted: \u201cGone sentence.\u201d"
+    assert describe(dict(event, unconfirmed=True)).endswith("(unconfirmed: no second render has shown it yet)")
     title, body = message([dict(event, links={"after": "http://r/x"})])
     assert title == "archiver: title changed on https://www.news.example/a"
     assert body == "title: \u201cA\u201d -> \u201cB\u201d\ndiff: http://r/x"
