@@ -233,6 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default: [replay] host)")
     p.set_defaults(func=cmd_replay)
 
+    p = command("serve", help="web interface: tracked articles, histories, diffs, changes, replay",
+                description="Serve a web interface over the archive (server-rendered, no JavaScript) and, "
+                            "on [serve] replay_port, its captures replayed by pywb (pip install "
+                            "'archiver[web]'). Runs until Ctrl-C or SIGTERM. A non-loopback --host needs "
+                            "[serve] token, which every request must then carry.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port of the interface (default: [serve] port, 8000)")
+    p.set_defaults(func=cmd_serve)
+
     p = command("demo", help="offline demo: capture a built-in local site, edit it, capture again")
     p.add_argument("--dir", type=Path, help="archive folder to create (default: a new temporary folder)")
     _output_flags(p, "one JSON line per fetched URL on stdout")
@@ -547,6 +556,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = open_archive(args).config
+    from importlib.util import find_spec
+    missing = [name for name in ("flask", "waitress", "pywb") if find_spec(name) is None]
+    if missing:
+        raise ArchiverError(f"the web interface needs {', '.join(missing)}: pip install 'archiver[web]'")
+    from archiver.web import running
+    port = args.port if args.port is not None else config.serve.port
+    with running(config, args.host, port) as addresses:
+        print(f"archiver serve: {addresses.interface}/  (captures replayed at {addresses.replay}/; Ctrl-C to stop)",
+              flush=True)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     directory = args.dir or Path(tempfile.mkdtemp(prefix="archiver-demo-"))
     if not args.quiet:
@@ -567,6 +594,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     [url] = second.histories
     print(f"\nThe edit, as `archiver diff {url}` shows it:\n")
     print(diff_text(library.open(directory).diff(url), color=sys.stdout.isatty()))
+    print(f"\nRead it in a browser (pip install 'archiver[web]'):\n"
+          f"  archiver --config {directory.resolve()}/config.toml serve\n"
+          f"  then open http://127.0.0.1:8000/")
     return EXIT_OK
 
 

@@ -110,6 +110,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("evidence", "checkpoint_every", 1000, "Ledger entries between two signed checkpoints (one is also written at the end of every snapshot)."),
     Setting("replay", "host", "127.0.0.1", "Address archiver replay listens on, and that replay links name."),
     Setting("replay", "port", 8080, "Port of archiver replay, and of the replay links in history and diff output."),
+    Setting("serve", "port", 8000, "Port of archiver serve's web interface (--port overrides it)."),
+    Setting("serve", "replay_port", 8001, "Port archiver serve replays captures on (its own origin, apart from the interface; 0 = any free port)."),
+    Setting("serve", "token", "", "Access token every request to archiver serve must carry (Authorization: Bearer, or ?token= once, which sets a cookie); required to serve on a non-loopback --host."),
     Setting("report", "feed", "changes.atom", "Atom feed of change events, rewritten after every snapshot (\"\" = none)."),
     Setting("report", "feed_entries", 200, "How many of the latest change events the Atom feed holds."),
     Setting("follow", "every", "30m", "Recapture interval of a followed feed, sitemap or front page when archiver follow is not given --every."),
@@ -214,6 +217,13 @@ class ReplayConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    port: int
+    replay_port: int
+    token: str
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     feed: Path | None
     feed_entries: int
@@ -255,14 +265,16 @@ class Config:
     report: ReportConfig
     follow: FollowConfig
     notify: NotifyConfig
+    serve: ServeConfig = ServeConfig(8000, 8001, "")
     seeds_dir: Path = field(default=Path("seeds"))
     values: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)  # as validated, for warcinfo
 
     def public_dict(self) -> dict[str, dict[str, Any]]:
-        """The settings in effect, for warcinfo; cookies, proxy and credentials left out."""
+        """The settings in effect, for warcinfo; cookies, proxy, credentials and the serve token left out."""
         out = {section: dict(table) for section, table in self.values.items()}
         for name in ("cookies_file", "proxy"):
             out["capture"].pop(name, None)
+        out.get("serve", {}).pop("token", None)
         secret = {"cookie", "authorization", "proxy-authorization", *(h.lower() for h in self.capture.secret_headers)}
         out["capture"]["headers"] = {k: v for k, v in out["capture"]["headers"].items() if k.lower() not in secret}
         for name in ("webhooks", "apprise", "secret"):  # URLs with tokens in them, and the signing key
@@ -297,6 +309,7 @@ def build_config(raw: dict[str, Any], root: Path) -> Config:
     return Config(
         values=values,
         replay=ReplayConfig(**values["replay"]),
+        serve=ServeConfig(**values["serve"]),
         detect=DetectConfig(**values["detect"]),
         evidence=EvidenceConfig(key=root / ev["key"], ledger=root / ev["ledger"], checkpoint_every=ev["checkpoint_every"]),
         schedule=_schedule_config(values["schedule"]),

@@ -12,14 +12,8 @@ import base64
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-from archiver.archive.warcfile import warc_date
-from archiver.archive.workdir import init_archive
-from archiver.archive.writer import create_key
-from archiver.capture.fetch import utcnow
-from archiver.config import load_config
-from archiver.pipeline import open_archive, snapshot
+from archiver import library
 
 PNG_1PX = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
@@ -158,20 +152,15 @@ def _next_second() -> None:
 
 def run_demo(directory, on_result=lambda r: None) -> list:
     """Create an archive in ``directory``, capture the demo article, edit it, capture
-    again. Returns the two snapshot summaries."""
-    root = Path(directory)
-    init_archive(root, overrides={"per_host_delay": "0.0", "confirm_delay": "0.5"})
-    config = load_config(root / "config.toml")
-    create_key(config, warc_date(utcnow()))  # so the demo's ledger checkpoints are signed
+    again, through the library as a Python caller would. Returns the two snapshot
+    summaries."""
+    archive = library.init(directory, overrides={"per_host_delay": "0.0", "confirm_delay": "0.5"})
+    archive.keygen()  # so the demo's ledger checkpoints are signed
     summaries = []
     with DemoSite() as site:
-        archive = open_archive(config)
-        try:
-            for version in (1, 2):
-                site.version = version
-                if version == 2:
-                    _next_second()
-                summaries.append(snapshot(archive, [site.article_url], on_result))
-        finally:
-            archive.close()
+        for version in (1, 2):
+            site.version = version
+            if version == 2:
+                _next_second()
+            summaries.append(archive.snapshot([site.article_url], on_result))
     return summaries

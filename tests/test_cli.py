@@ -69,6 +69,8 @@ def test_demo_runs_offline_and_says_where_the_warcs_are(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "after the edit" in result.stdout and str(tmp_path / "demo" / "warcs") in result.stdout
     assert len(list((tmp_path / "demo" / "warcs").glob("*.warc.gz"))) == 2
+    assert result.stdout.rstrip().endswith(f"archiver --config {tmp_path / 'demo'}/config.toml serve\n"
+                                           "  then open http://127.0.0.1:8000/")
 
 
 def test_help_explains_every_command():

@@ -119,6 +119,9 @@ class History:
     # Captures whose article was masked (noise taken out, variants made one) -> a tag of
     # what was done; their digests are stored with it, and trusted only under the same tag.
     tags: dict[CaptureRef, str] = field(default_factory=dict)
+    # Versions before the last, by (final URL, content digest), for _reverted_to.
+    by_content: dict[tuple[str, str], list[Version]] = field(default_factory=dict)
+    indexed: int = 0
 
 
 class ReadBoxes:
@@ -489,11 +492,18 @@ def _same_content(history: History, a: Version, b: Version) -> bool:
 
 
 def _reverted_to(history: History, version: Version) -> int | None:
-    """The latest earlier, non-adjacent version with the same content."""
-    for old in reversed(history.versions[:-1]):
-        if _same_content(history, old, version):
-            return old.number
-    return None
+    """The latest earlier, non-adjacent version with the same content: looked up by final
+    URL and content digest, so an article with a thousand versions is not compared with
+    each of them on every capture."""
+    earlier = history.versions[:-1]
+    for old in earlier[history.indexed:]:
+        if old.article is not None:
+            history.by_content.setdefault((old.final_url, _version_digest(history, old)), []).append(old)
+    history.indexed = len(earlier)
+    if version.article is None or not history.by_content:
+        return None
+    same = history.by_content.get((version.final_url, _version_digest(history, version)), [])
+    return next((old.number for old in reversed(same) if _same_content(history, old, version)), None)
 
 
 def suspect_reason(obs: Observation, live: Version | None) -> str:
