@@ -153,6 +153,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", type=Path, metavar="FILE", help="seed file to append to (default: seeds/added.txt)")
     p.set_defaults(func=cmd_add)
 
+    p = command("follow", help="follow a site: its feed, sitemap or front page brings new articles in",
+                description="Find the feeds and sitemaps of URL (a page or a site: <link rel=alternate>, robots.txt "
+                            "Sitemap lines, the usual paths), or take URL as --kind says, and append it to "
+                            "seeds/follow.txt with follow=KIND; archiver run then tracks every new article it lists.")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--kind", choices=("auto", "feed", "sitemap", "front"), default="auto",
+                   help="what URL is (default: auto, found by discovery)")
+    p.add_argument("--every", metavar="INTERVAL", help="how often the source is read (default: [follow] every)")
+    p.add_argument("--tag", action="append", default=[], metavar="TAG",
+                   help="a tag, given to its articles too (repeatable)")
+    p.add_argument("--match", metavar="REGEX", help="track only article URLs this regular expression finds")
+    p.add_argument("--max-per-run", type=int, metavar="N",
+                   help="most new articles per reading (default: [follow] max_per_run)")
+    p.add_argument("--to", type=Path, metavar="FILE", help="seed file to append to (default: seeds/follow.txt)")
+    p.add_argument("--json", action="store_true", help="a JSON array of the sources followed")
+    p.set_defaults(func=cmd_follow)
+
+    p = command("notify", help="notification targets: archiver notify test sends a sample event to each")
+    p.add_argument("action", choices=("test",), help="test: send a sample change event to every [notify] target")
+    p.add_argument("--json", action="store_true", help="one JSON object per target")
+    p.set_defaults(func=cmd_notify)
+
     p = command("remove", help="stop tracking a URL: remove it from the seed file that holds it")
     p.add_argument("url", metavar="URL")
     p.set_defaults(func=cmd_remove)
@@ -343,6 +365,27 @@ def cmd_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_follow(args: argparse.Namespace) -> int:
+    archive = open_archive(args)
+    found = archive.follow(args.url, args.kind, args.every, args.tag, args.match, args.max_per_run, args.to)
+    if args.json:
+        print(json.dumps([{"url": url, "follow": kind} for url, kind in found]))
+    every = args.every or archive.config.follow.every
+    for url, kind in found:
+        print(visible(f"following {url} ({kind}, every {every})"), file=sys.stderr if args.json else sys.stdout)
+    return EXIT_OK
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    results = open_archive(args).notify_test()
+    for target, error in results:
+        if args.json:
+            print(json_text({"target": target.label, "ok": not error, "error": error}))
+        else:
+            print(f"{target.label}: {'sent' if not error else 'FAILED: ' + error}")
+    return EXIT_FAILURE if any(error for _, error in results) else EXIT_OK
+
+
 def cmd_remove(args: argparse.Namespace) -> int:
     changed = open_archive(args).remove(args.url)
     print(f"removed {normalize_url(args.url)} from {', '.join(str(p) for p in changed)}")
@@ -358,7 +401,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for r in rows:
         print(visible(f"{r['url']}\n    {r['schedule']}; next due {r['next_due'] or 'now'}; "
                       f"last capture {r['last_capture'] or 'never'} ({r['last_result'] or '-'})"
-                      + (f"; tags {', '.join(r['tags'])}" if r["tags"] else ""), LAYOUT))
+                      + (f"; tags {', '.join(r['tags'])}" if r["tags"] else "")
+                      + (f"; follows it as a {r['follow']} source" if r["follow"] else ""), LAYOUT))
     if not rows:
         print(f"no tracked URLs: add some with archiver add URL (or list them in {archive.config.seeds_dir}/*.txt)",
               file=sys.stderr)
@@ -395,6 +439,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     for h in status["failing_hosts"]:
         until = f", backed off until {h['backoff_until']}" if h["backoff_until"] else ""
         print(visible(f"  failing host {h['host']}: {h['failures']} failure(s) in a row ({h['last_error']}){until}"))
+    for f in status["following"]:
+        if f["error"] or f["retraction_signals"]:
+            print(visible(f"  followed {f['source']}: {f['error'] or 'read'}; "
+                          f"{f['retraction_signals']} entries gone while older ones stayed"))
+    n = status["notifications"]
+    if n["pending"] or n["failed"]:
+        print(f"notifications: {n['pending']} pending, {n['failed']} failed (given up)")
+    for f in n["failures"]:
+        print(visible(f"  {f['state']} after {f['attempts']} tries: {f['url']} ({f['error']})"))
     return EXIT_OK
 
 

@@ -115,6 +115,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("serve", "token", "", "Access token every request to archiver serve must carry (Authorization: Bearer, or ?token= once, which sets a cookie); required to serve on a non-loopback --host."),
     Setting("report", "feed", "changes.atom", "Atom feed of change events, rewritten after every snapshot (\"\" = none)."),
     Setting("report", "feed_entries", 200, "How many of the latest change events the Atom feed holds."),
+    Setting("follow", "every", "30m", "Recapture interval of a followed feed, sitemap or front page when archiver follow is not given --every."),
+    Setting("follow", "max_per_run", 100, "Most new articles one capture of a followed source brings in (max= on its seed line overrides it); the rest come with its next captures."),
+    Setting("follow", "max_bytes", 50_000_000, "Largest feed or sitemap read (after gunzip); a larger one is recorded as failed."),
+    Setting("follow", "max_entries", 50_000, "Most entries read from one feed or sitemap (the sitemap protocol's own limit)."),
+    Setting("follow", "max_sitemaps", 100, "Most child sitemaps of a sitemap index read per capture of the index (an endless index stops there; nesting stops at 3 levels)."),
+    Setting("notify", "webhooks", [], "URLs that get a JSON POST of each change event, signed with HMAC-SHA256 (X-Archiver-Signature) when secret is set. Never logged or archived."),
+    Setting("notify", "apprise", [], "Apprise URLs (Slack, Telegram, Matrix, e-mail, json://, ...), one message per change event or digest. Never logged or archived."),
+    Setting("notify", "secret", "", "Key of the X-Archiver-Signature HMAC-SHA256 over each webhook body (\"\" = unsigned). Never logged or archived."),
+    Setting("notify", "tags", [], "Notify only of URLs with one of these tags (empty = all)."),
+    Setting("notify", "sites", [], "Notify only of URLs on these hosts (a host also covers its subdomains; empty = all)."),
+    Setting("notify", "kinds", [], "Notify only of these change kinds: title, byline, published, modified, body, links, cross_refs, gone, restored, redirected (empty = all)."),
+    Setting("notify", "digest", 0, "Minutes over which a target's events are gathered into one message (0 = one message per event)."),
+    Setting("notify", "timeout", 10.0, "Seconds one delivery may take before it counts as failed."),
+    Setting("notify", "retry", "1m", "First wait before a failed delivery is tried again; doubles with each failure."),
+    Setting("notify", "retry_max", "6h", "Longest wait between two tries of a delivery."),
+    Setting("notify", "attempts", 20, "Tries of one delivery before it is given up (kept, shown by archiver status as failed)."),
 )
 
 
@@ -214,6 +230,30 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class FollowConfig:
+    every: str
+    max_per_run: int
+    max_bytes: int
+    max_entries: int
+    max_sitemaps: int
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    webhooks: tuple[str, ...] = field(default=(), repr=False)  # URLs with tokens: never in a repr, a log
+    apprise: tuple[str, ...] = field(default=(), repr=False)
+    secret: str = field(default="", repr=False)
+    tags: tuple[str, ...] = ()
+    sites: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    digest: float = 0.0  # seconds
+    timeout: float = 10.0
+    retry: float = 60.0
+    retry_max: float = 21600.0
+    attempts: int = 20
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     storage: StorageConfig
@@ -223,6 +263,8 @@ class Config:
     evidence: EvidenceConfig
     replay: ReplayConfig
     report: ReportConfig
+    follow: FollowConfig
+    notify: NotifyConfig
     serve: ServeConfig = ServeConfig(8000, 8001, "")
     seeds_dir: Path = field(default=Path("seeds"))
     values: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)  # as validated, for warcinfo
@@ -235,6 +277,8 @@ class Config:
         out.get("serve", {}).pop("token", None)
         secret = {"cookie", "authorization", "proxy-authorization", *(h.lower() for h in self.capture.secret_headers)}
         out["capture"]["headers"] = {k: v for k, v in out["capture"]["headers"].items() if k.lower() not in secret}
+        for name in ("webhooks", "apprise", "secret"):  # URLs with tokens in them, and the signing key
+            out.get("notify", {}).pop(name, None)
         return out
 
 
@@ -253,7 +297,8 @@ def load_config(path: Path | None = None) -> Config:
 
 
 PATHS = ("ca_bundle", "client_cert", "client_key")  # [capture] file names, relative to the archive
-SECRET_VALUED = ("proxy", "headers")  # settings whose values an error message must not repeat
+# Settings whose values an error message must not repeat.
+SECRET_VALUED = ("proxy", "headers", "webhooks", "apprise", "secret")
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
@@ -269,6 +314,8 @@ def build_config(raw: dict[str, Any], root: Path) -> Config:
         evidence=EvidenceConfig(key=root / ev["key"], ledger=root / ev["ledger"], checkpoint_every=ev["checkpoint_every"]),
         schedule=_schedule_config(values["schedule"]),
         report=ReportConfig(feed=(root / rep["feed"]) if rep["feed"] else None, feed_entries=rep["feed_entries"]),
+        follow=_follow_config(values["follow"]),
+        notify=_notify_config(values["notify"]),
         root=root,
         seeds_dir=root / "seeds",
         storage=StorageConfig(
@@ -307,6 +354,32 @@ def _schedule_config(sc: dict[str, Any]) -> ScheduleConfig:
         host_backoff=seconds("host_backoff", sc["host_backoff"]),
         host_backoff_max=seconds("host_backoff_max", sc["host_backoff_max"]),
         shutdown_grace=sc["shutdown_grace"], log_format=sc["log_format"])
+
+
+def _follow_config(fc: dict[str, Any]) -> FollowConfig:
+    try:
+        parse_duration(fc["every"])
+    except ValueError as e:
+        raise ConfigError(f"config: [follow] every: {e}") from e
+    return FollowConfig(**fc)
+
+
+def _notify_config(nc: dict[str, Any]) -> NotifyConfig:
+    def seconds(name: str) -> float:
+        try:
+            return parse_duration(nc[name])
+        except ValueError as e:
+            raise ConfigError(f"config: [notify] {name}: {e}") from e
+    for i, url in enumerate(nc["webhooks"], 1):
+        if url.partition("://")[0].lower() not in ("http", "https"):
+            raise ConfigError(f"config: [notify] webhooks: entry {i} must be an http:// or https:// URL")
+    for i, url in enumerate(nc["apprise"], 1):
+        if "://" not in url:
+            raise ConfigError(f"config: [notify] apprise: entry {i} is not an Apprise URL (scheme://...)")
+    return NotifyConfig(
+        webhooks=tuple(nc["webhooks"]), apprise=tuple(nc["apprise"]), secret=nc["secret"], tags=tuple(nc["tags"]),
+        sites=tuple(s.lower() for s in nc["sites"]), kinds=tuple(nc["kinds"]), digest=nc["digest"] * 60.0,
+        timeout=nc["timeout"], retry=seconds("retry"), retry_max=seconds("retry_max"), attempts=nc["attempts"])
 
 
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KB; a larger one is not one
@@ -367,7 +440,7 @@ ONE_LINE = ("user_agent", "operator", "proxy", "host", "warc_prefix")  # sent as
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters, line breaks included; HTAB is allowed
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header field name (RFC 9110 5.1)
 AT_LEAST_ONE = ("concurrency", "per_host_concurrency", "batch", "checkpoint_every", "max_links_per_page",
-                "max_urls_per_snapshot", "port")
+                "max_urls_per_snapshot", "port", "max_per_run", "max_entries", "attempts")
 
 
 def _checked(s: Setting, value: Any) -> Any:

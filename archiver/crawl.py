@@ -259,16 +259,20 @@ class Crawler:
     def __init__(self, archive: Writer, on_result: Callable[[FetchResult], None] = lambda r: None,
                  on_batch_done: Callable[[Batch], None] = lambda b: None,
                  on_seed_done: Callable[[Batch, str], None] = lambda b, s: None,
-                 summaries: bool = True, observer: Observer = Unobserved()):
+                 summaries: bool = True, observer: Observer = Unobserved(),
+                 is_source: Callable[[str], bool] = lambda url: False):
         """``observer``: the observe stage, told of each tracked URL's page (see Observer).
         ``summaries=False`` (archiver run, which takes each seed from on_seed_done) keeps
         no batch summary: a batch lasts until its slowest seed is stored, and its summary
-        would hold every other seed's results and history until then."""
+        would hold every other seed's results and history until then.
+        ``is_source(seed)``: a followed feed, sitemap or front page (follower.py reads it):
+        captured with its requisites, but neither an article nor a page to follow."""
         self.archive = archive
         self.summaries = summaries
         self.cfg = archive.config.capture
         self.on_result, self.on_batch_done, self.on_seed_done = on_result, on_batch_done, on_seed_done
         self.observer = observer
+        self.is_source = is_source
         self.fetcher = Fetcher(self.cfg, archive.clock, redaction_salt(archive.config.root))
         self.slots = HostSlots(self.cfg.per_host_delay, self.cfg.per_host_concurrency)
         self.robots = RobotsPolicy(self.fetcher) if self.cfg.robots == "obey" else None
@@ -364,8 +368,8 @@ class Crawler:
             for seed in seeds:
                 batch.summary.seeds_ok[seed] = False
                 batch.pending[seed] = 0
-                self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id, chain=True), is_page=True,
-                                         seed_chain=True))
+                self._enqueue(batch, Job(seed, Reached(seed, "seed", snapshot=batch.id, chain=True),
+                                         is_page=not self.is_source(seed), seed_chain=True))
             if not seeds:
                 self._finish_batch(batch)
 

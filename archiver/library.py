@@ -33,6 +33,8 @@ from archiver.evidence.export import Exported, export_wacz, tls_certificates
 from archiver.evidence.verify import Report, verify_archive
 from archiver.evidence.wacz import Trust, verify_wacz
 from archiver.replay.pywb import COLLECTION, Collection, running_pywb
+from archiver.follower import follow_site
+from archiver.notify import Target, send_samples, targets
 from archiver.pipeline import Reindexed, history_of, open_archive, open_catalog, reindex, snapshot
 from archiver.schedule.policy import Schedule, schedule_of
 from archiver.schedule.runner import Runner
@@ -109,6 +111,30 @@ class Archive:
         except ArchiverError as e:
             raise UsageError(str(e)) from None
         return Tracking(add_seed(self.config.seeds_dir, target, url, options), schedule, target)
+
+    def follow(self, url: str, kind: str = "auto", every: str | None = None, tags: Iterable[str] = (),
+               match: str | None = None, max_per_run: int | None = None,
+               to: Path | None = None) -> list[tuple[str, str]]:
+        """Follow a site: its feeds and sitemaps (discovery, with kind "auto") or url as
+        the kind given, appended to a seed file (default seeds/follow.txt) with
+        follow=KIND; (source URL, kind) of each."""
+        every = every or self.config.follow.every
+        try:
+            parse_duration(every)
+        except ValueError as e:
+            raise UsageError(f"every: {e}") from None
+        if max_per_run is not None and max_per_run < 1:
+            raise UsageError("max_per_run must be at least 1")
+        options = [("every", every)] + [("tag", t) for t in tags]
+        options += [("match", match)] if match is not None else []
+        options += [("max", str(max_per_run))] if max_per_run is not None else []
+        return follow_site(self.config, url, kind, options, to)
+
+    def notify_test(self) -> list[tuple[Target, str]]:
+        """A sample change event sent to every [notify] target now: (target, error) each."""
+        if not targets(self.config.notify):
+            raise UsageError("no notification targets: set [notify] webhooks or apprise in config.toml")
+        return send_samples(self.config.notify, self.config.replay.base)
 
     def remove(self, url: str) -> list[Path]:
         """Stop tracking a URL: the seed files it was removed from."""

@@ -1,7 +1,8 @@
 """seeds/*.txt -> Seed values, and URL normalisation. Pure: no network, no catalog.
 
 A seed line is ``URL [key=value ...]``; ``#`` starts a comment. Options are kept as
-strings here; the scheduler gives meaning to ``every``, ``cron`` and ``tag``, and any
+strings here; the scheduler gives meaning to ``every``, ``cron`` and ``tag`` (follow.py to
+``follow``, ``match`` and ``max``, of a followed feed, sitemap or front page), and any
 other option is refused (a misspelt ``evry=1h`` would silently leave a seed on the
 default schedule).
 """
@@ -23,7 +24,7 @@ from archiver.errors import ConfigError, UsageError, os_error_text
 log = logging.getLogger("archiver")
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
-SEED_OPTIONS = ("every", "cron", "tag")
+SEED_OPTIONS = ("every", "cron", "tag", "follow", "match", "max")  # follow, match, max: follow.py
 # A lowercase host name of letters, digits and hyphens (or a dotted IPv4 address): what
 # normalisation leaves as it is; the SURT fast path (index.SIMPLE_URL) takes the same.
 PLAIN_HOST = r"[a-z0-9-]+(?:\.[a-z0-9-]+)*"
@@ -208,6 +209,20 @@ def add_seed(seeds_dir: Path, target: Path, url: str, options: list[tuple[str, s
     text = target.read_text(encoding="utf-8") if target.exists() else ""
     target.write_text(text + ("" if not text or text.endswith("\n") else "\n") + line + "\n", encoding="utf-8")
     return seed
+
+
+def append_seed_lines(target: Path, lines: list[str]) -> None:
+    """Append lines to a seed file in one write (a feed may bring thousands at once);
+    the caller has checked that none is tracked yet."""
+    if not lines:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "ab+") as f:
+        size = f.seek(0, 2)
+        if size:
+            f.seek(size - 1)
+        needs_break = size > 0 and f.read(1) != b"\n"
+        f.write((("\n" if needs_break else "") + "\n".join(lines) + "\n").encode("utf-8"))
 
 
 def remove_seed(seeds_dir: Path, url: str) -> list[Path]:

@@ -92,7 +92,7 @@ def test_root_relative_links_joined_without_urljoin_are_what_urljoin_gives(base,
 
 def test_unknown_seed_option_names_file_line_and_option(tmp_path):
     (tmp_path / "a.txt").write_text("https://ok.example/ every=1h\nhttps://x.example/ evry=1h tag=a\n")
-    with pytest.raises(ConfigError, match=r"a.txt:2: unknown option 'evry' \(options: every, cron, tag\)"):
+    with pytest.raises(ConfigError, match=r"a.txt:2: unknown option 'evry' \(options: every, cron, tag, follow, match, max\)"):
         load_seeds(tmp_path)
 
 

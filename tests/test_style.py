@@ -7,7 +7,8 @@ import sys
 
 
 def test_extract_imports_no_io_libraries():
-    code = ("import sys, archiver.page.extract, archiver.page.article, archiver.edits.diff, archiver.edits.noise, archiver.edits.history; "
+    code = ("import sys, archiver.page.extract, archiver.page.article, archiver.edits.diff, archiver.edits.noise, "
+            "archiver.edits.history, archiver.follow; "
             "bad = [m for m in ('requests', 'sqlite3', 'apscheduler', 'urllib3') if m in sys.modules]; "
             "print(','.join(bad))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

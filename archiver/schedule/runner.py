@@ -27,6 +27,8 @@ from archiver.errors import ArchiverError
 from archiver.crawl import Batch
 from archiver.capture.fetch import utcnow
 from archiver.archive.locks import UrlLocks
+from archiver.follower import Follower, check_source, is_source
+from archiver.notify import DeliveryThread, Notifier, deliver_now
 from archiver.pipeline import crawler, open_archive
 from archiver.schedule.policy import Schedule, next_due, schedule_of
 from archiver.seeds import Seed, load_seeds, url_host
@@ -42,7 +44,10 @@ class Tracked:
 
 def tracked_seeds(config: Config) -> dict[str, Tracked]:
     """seeds/*.txt, each with its schedule (ConfigError names a bad line)."""
-    return {s.url: Tracked(s, schedule_of(s, config.schedule)) for s in load_seeds(config.seeds_dir)}
+    seeds = load_seeds(config.seeds_dir)
+    for s in seeds:
+        check_source(s)
+    return {s.url: Tracked(s, schedule_of(s, config.schedule)) for s in seeds}
 
 
 def seeds_fingerprint(config: Config) -> tuple:
@@ -57,7 +62,8 @@ class Runner:
         self.config, self.clock = config, clock
         self.rng = rng or random.Random()
         self.archive = open_archive(config, clock)
-        self.crawler = crawler(self.archive, on_result, on_seed_done=self._seed_done, summaries=False)
+        self.crawler = crawler(self.archive, on_result, on_seed_done=self._seed_done, summaries=False,
+                               is_source=self._is_source)
         self.locks = UrlLocks(config.storage.lock_dir)
         self.dispatch_catalog = Catalog(config.storage.catalog)  # the dispatcher thread's own connection
         self.stop = threading.Event()
@@ -66,6 +72,9 @@ class Runner:
         self.tracked: dict[str, Tracked] = {}
         self._fingerprint: tuple = ()
         self.dispatched = 0
+        self.follower = Follower(config, clock, self._is_tracked, self.crawler.submit)
+        self.notifier = Notifier(config, self.archive.catalog, clock)
+        self.delivery = DeliveryThread(config, self.notifier.queued, clock)
 
     # ---- dispatcher (APScheduler's thread, or the caller for --once) -------------------
 
@@ -111,7 +120,11 @@ class Runner:
     # ---- crawler thread --------------------------------------------------------------------
 
     def _seed_done(self, batch: Batch, seed: str) -> None:
-        """A seed's snapshot is stored: schedule it again, record how its hosts answered."""
+        """A seed's snapshot is stored: schedule it again, record how its hosts answered,
+        bring in what a followed source lists, queue notifications of its changes."""
+        if self.follower.is_child(seed):  # a sitemap index's child, captured for its source
+            self.follower.read(seed, None, _last_of_chain(batch, seed))
+            return
         now = self.clock()
         tracked = self.tracked.get(seed)
         schedule = tracked.schedule if tracked else schedule_of(Seed(seed), self.config.schedule)
@@ -120,9 +133,24 @@ class Runner:
         sc = self.config.schedule
         self.archive.catalog.schedule.record_host_outcomes(_host_outcomes(batch, seed), now.timestamp(), sc.host_failures,
                                                   sc.host_backoff, sc.host_backoff_max)
+        if tracked is not None and is_source(tracked.seed):
+            self.follower.read(seed, tracked.seed, _last_of_chain(batch, seed))
+        self.notifier.enqueue([seed], self._seed_of)
         with self._running_lock:
             self.running.discard(seed)
             self.locks.release(seed)
+
+    def _is_source(self, url: str) -> bool:
+        """A followed source, or a child sitemap of one."""
+        seed = self._seed_of(url)
+        return (seed is not None and is_source(seed)) or self.follower.is_child(url)
+
+    def _is_tracked(self, url: str) -> bool:
+        return url in self.tracked
+
+    def _seed_of(self, url: str) -> Seed | None:
+        tracked = self.tracked.get(url)
+        return tracked.seed if tracked else None
 
     def _quiet_since(self, url: str) -> datetime:
         """When the article last changed (its newest version began), else when first tracked."""
@@ -138,10 +166,15 @@ class Runner:
         """Capture everything due now, a batch at a time, then return (for cron and tests)."""
         try:
             self.sync_seeds()
+            self.notifier.catch_up(self._seed_of)
             count = 0
-            while taken := self.dispatch():
+            while True:  # until nothing is due and no reading of a source brought anything
+                taken = self.dispatch()
                 count += taken
                 self.crawler.run()
+                if not self.follower.wait() and not taken:
+                    break
+            deliver_now(self.config, self.archive.catalog, self.clock)
             return count
         finally:
             self.close()
@@ -151,9 +184,11 @@ class Runner:
         within the grace period, close the WARC files."""
         try:
             self.sync_seeds()  # in this thread: a bad seed line stops the start
+            self.notifier.catch_up(self._seed_of)
         except BaseException:
             self.close()
             raise
+        self.delivery.start()
         scheduler = BackgroundScheduler(timezone=timezone.utc)
         scheduler.add_job(self.dispatch, IntervalTrigger(seconds=self.config.schedule.tick),
                           next_run_time=datetime.now(timezone.utc), coalesce=True, max_instances=1,
@@ -174,10 +209,18 @@ class Runner:
         self.crawler.wake()
 
     def close(self) -> None:
+        self.delivery.stop(self.config.schedule.shutdown_grace)
+        self.follower.close(self.config.schedule.shutdown_grace)
         self.crawler.close()
         self.archive.close()  # closes (renames) the open WARC file
         self.dispatch_catalog.close()
         self.locks.release_all()
+
+
+def _last_of_chain(batch: Batch, seed: str) -> FetchResult | None:
+    """The last response of the seed's own redirect chain."""
+    chain = [r for r in batch.by_seed.get(seed, []) if r.role in ("seed", "redirect")]
+    return chain[-1] if chain else None
 
 
 def _result_of(batch: Batch, seed: str) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 from archiver.pipeline import open_catalog
 from archiver.config import Config
 from archiver.archive.locks import UrlLocks
+from archiver.follower import FollowStore
+from archiver.notify import NotifyStore
 from archiver.schedule.runner import tracked_seeds
 
 
@@ -22,6 +24,7 @@ def tracking_list(config: Config) -> list[dict[str, Any]]:
     try:
         state = {r["url"]: r for r in catalog.schedule.rows()}
         last = catalog.history.last_observed()
+        published = FollowStore(catalog).published_all()
     finally:
         catalog.close()
     rows = []
@@ -29,7 +32,8 @@ def tracking_list(config: Config) -> list[dict[str, Any]]:
         s = state.get(url)
         rows.append({"url": url, "schedule": t.schedule.describe(), "tags": [v for k, v in t.seed.options if k == "tag"],
                      "source": f"{t.seed.source}:{t.seed.line}", "next_due": _iso(s["next_due"]) if s else None,
-                     "last_capture": last.get(url), "last_result": s["last_result"] if s else ""})
+                     "last_capture": last.get(url), "last_result": s["last_result"] if s else "",
+                     "follow": t.seed.option("follow"), "published": published.get(url)})
     return rows
 
 
@@ -44,12 +48,16 @@ def archive_status(config: Config, now: datetime) -> dict[str, Any]:
         hosts = [{"host": r["host"], "failures": r["failures"], "last_error": r["last_error"],
                   "backoff_until": _iso(r["backoff_until"]) if r["backoff_until"] > now.timestamp() else None}
                  for r in catalog.schedule.host_rows()]
+        following = [dict(s, last_read=_iso(s["last_read"])) for s in FollowStore(catalog).sources()]
+        queue = NotifyStore(catalog)
+        notifications = dict(queue.counts(), failures=queue.failures())
     finally:
         catalog.close()
     sizes = [_size(p) for p in config.storage.warc_dir.glob("*.warc.gz*")]
     return {"tracked": len(tracked), "due_now": due + new,
             "running": sum(1 for url in tracked if locks.is_locked_elsewhere(url)),
-            "failing_hosts": hosts, "warc_files": len(sizes), "warc_bytes": sum(sizes)}
+            "failing_hosts": hosts, "warc_files": len(sizes), "warc_bytes": sum(sizes),
+            "following": following, "notifications": notifications}
 
 
 def _size(path) -> int:
