@@ -7,6 +7,7 @@ Data goes to stdout, progress and logs to stderr. Exit 0 success, 1 failure,
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -558,7 +559,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    with open_archive(args).serve(args.host, args.port) as addresses:
+    config = open_archive(args).config
+    missing = [name for name in ("flask", "waitress", "pywb") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ArchiverError(f"the web interface needs {', '.join(missing)}: pip install 'archiver[web]'")
+    from archiver.web import running  # the web extra: its imports only where it is installed
+    port = args.port if args.port is not None else config.serve.port
+    with running(config, args.host, port) as addresses:
         print(f"archiver serve: {addresses.interface}/  (captures replayed at {addresses.replay}/; Ctrl-C to stop)",
               flush=True)
         stop = threading.Event()

@@ -16,8 +16,11 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
+import feedparser
+
 from archiver.config import FollowConfig
 from archiver.errors import UsageError
+from archiver.page.extract import decode_text, parse_html
 from archiver.seeds import normalize_url, url_host
 
 KINDS = ("auto", "feed", "sitemap", "front")
@@ -110,8 +113,6 @@ def _gunzipped(data: bytes, limit: int) -> bytes | None:
 
 def parse_feed(data: bytes, url: str) -> Listing:
     """An RSS or Atom feed, through feedparser (its sanitising, date and encoding handling)."""
-    import feedparser  # 60 ms of start-up, for archives that follow feeds only
-
     parsed = feedparser.parse(data, response_headers={"content-location": url})
     entries = []
     for e in parsed.entries:
@@ -226,8 +227,6 @@ def _first_line(e: BaseException) -> str:
 def front_page_links(data: bytes, url: str, content_type: str) -> Listing:
     """The article links of a front page: same-site links in its content, not in its
     navigation (nav, header, footer, aside, menus), with headline-like text."""
-    from archiver.page.extract import decode_text, parse_html
-
     doc = parse_html(decode_text(data, content_type))
     if doc is None:
         return Listing("front", error="not an HTML page")
@@ -262,8 +261,6 @@ ALTERNATE_TYPES = ("application/rss+xml", "application/atom+xml", "application/f
 
 def feed_links(data: bytes, url: str, content_type: str = "") -> list[str]:
     """The feeds a page announces: <link rel=alternate type=application/rss+xml|atom+xml>."""
-    from archiver.page.extract import decode_text, parse_html
-
     doc = parse_html(decode_text(data, content_type))
     if doc is None:
         return []

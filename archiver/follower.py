@@ -20,20 +20,21 @@ import threading
 import zlib
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 from urllib.parse import urlsplit
 
 from archiver.config import Config
 from archiver.errors import ConfigError
-from archiver.capture.fetch import literal_address
+from archiver.archive.warcfile import OPEN_SUFFIX, read_response
+from archiver.archive.workdir import redaction_salt
+from archiver.archive.writer import FetchResult
+from archiver.capture.fetch import Fetcher, literal_address
+from archiver.catalog import Catalog
+from archiver.crawl import RobotsPolicy
+from archiver.page.extract import decode_body
 from archiver.capture.transport import is_public
 from archiver.follow import KINDS, MAX_INDEX_DEPTH, Entry, Fetched, Listing, discover, parse_source
 from archiver.seeds import Seed, add_seed, append_seed_lines, normalize_url, seed_line
-from archiver.archive.warcfile import OPEN_SUFFIX, read_response
-
-if TYPE_CHECKING:
-    from archiver.archive.writer import FetchResult
-    from archiver.catalog import Catalog
 
 log = logging.getLogger("archiver")
 
@@ -204,8 +205,6 @@ def _warc_path(warc_dir: Path, name: str) -> Path:
 def _decoded(raw: bytes, encoding: str, limit: int) -> bytes:
     """gzip undone up to limit (+1, so an oversize body is seen as one); other codings
     as extract.decode_body undoes them."""
-    from archiver.page.extract import decode_body
-
     if encoding.strip().lower() in ("gzip", "x-gzip"):
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
@@ -288,8 +287,6 @@ class Follower:
             self.thread.join(wait)
 
     def _work(self) -> None:
-        from archiver.catalog import Catalog
-
         catalog = Catalog(self.config.storage.catalog)
         try:
             store = FollowStore(catalog)
@@ -371,11 +368,6 @@ class Follower:
 def fetcher_get(config: Config) -> tuple[Callable[[str], Fetched], Callable[[], None]]:
     """(get, close): discovery's fetches, through the capture's Fetcher (its proxy,
     headers, TLS settings, address checks) and robots.txt when the archive obeys it."""
-    from archiver.crawl import RobotsPolicy
-    from archiver.page.extract import decode_body
-    from archiver.capture.fetch import Fetcher
-    from archiver.archive.workdir import redaction_salt
-
     fetcher = Fetcher(config.capture, salt=redaction_salt(config.root))
     robots = RobotsPolicy(fetcher) if config.capture.robots == "obey" else None
 

@@ -244,17 +244,6 @@ class Archive:
             yield server
 
 
-    @contextmanager
-    def serve(self, host: str = "127.0.0.1", port: int | None = None) -> Iterator[Any]:
-        """The web interface (``archiver serve``, the ``web`` extra) and its replay,
-        until the block ends; yields their addresses."""
-        missing = [name for name in ("flask", "waitress", "pywb") if importlib.util.find_spec(name) is None]
-        if missing:
-            raise ArchiverError(f"the web interface needs {', '.join(missing)}: pip install 'archiver[web]'")
-        from archiver.web import running  # the web extra, above the library
-        with running(self.config, host, self.config.serve.port if port is None else port) as addresses:
-            yield addresses
-
 
 def since_date(since: str | datetime, now: datetime) -> str:
     """A datetime, an ISO date-time or a duration back from now (7d) -> a WARC-Date."""

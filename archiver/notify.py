@@ -25,18 +25,18 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
-from archiver import __version__
+import requests
+
+from archiver.catalog import Catalog
+from archiver.version import __version__
 from archiver.config import Config, NotifyConfig
 from archiver.follower import create_tables, is_source
 from archiver.edits.report import change_event_json, replay_url
 from archiver.seeds import Seed
 from archiver.archive.warcfile import warc_date
-
-if TYPE_CHECKING:
-    from archiver.catalog import Catalog
 
 log = logging.getLogger("archiver")
 
@@ -142,8 +142,6 @@ def send(target: Target, events: list[dict[str, Any]], cfg: NotifyConfig, digest
 
 
 def post_webhook(url: str, body: bytes, cfg: NotifyConfig) -> str:
-    import requests
-
     headers = {"Content-Type": "application/json", "User-Agent": f"archiver/{__version__}"}
     if cfg.secret:
         headers["X-Archiver-Signature"] = signature(cfg.secret, body)
@@ -156,7 +154,7 @@ def post_webhook(url: str, body: bytes, cfg: NotifyConfig) -> str:
 
 
 def send_apprise(url: str, title: str, body: str) -> str:
-    import apprise  # 150 ms of start-up, for archives that notify through it only
+    import apprise  # its plugins for a hundred services load with it: only for archives that use it
 
     logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)  # its messages may name the URL
     notifier = apprise.Apprise()
@@ -384,8 +382,6 @@ class DeliveryThread:
             self.thread.join(wait)
 
     def _run(self) -> None:
-        from archiver.catalog import Catalog
-
         catalog = Catalog(self.config.storage.catalog)
         try:
             store = NotifyStore(catalog)
