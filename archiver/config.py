@@ -130,6 +130,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("notify", "timeout", 10.0, "Seconds one delivery may take before it counts as failed."),
     Setting("notify", "retry", "1m", "First wait before a failed delivery is tried again; doubles with each failure."),
     Setting("notify", "retry_max", "6h", "Longest wait between two tries of a delivery."),
+    Setting("notify", "diff_link", "", "Address of archiver serve as the readers of the messages reach it (such as http://archive.example:8000): each message then links to its change page there (\"\" = to the replay of the newer capture)."),
     Setting("notify", "attempts", 20, "Tries of one delivery before it is given up (kept, shown by archiver status as failed)."),
 )
 
@@ -251,6 +252,7 @@ class NotifyConfig:
     retry: float = 60.0
     retry_max: float = 21600.0
     attempts: int = 20
+    diff_link: str = ""  # archiver serve's address, for links to a change page
 
 
 @dataclass(frozen=True)
@@ -379,7 +381,8 @@ def _notify_config(nc: dict[str, Any]) -> NotifyConfig:
     return NotifyConfig(
         webhooks=tuple(nc["webhooks"]), apprise=tuple(nc["apprise"]), secret=nc["secret"], tags=tuple(nc["tags"]),
         sites=tuple(s.lower() for s in nc["sites"]), kinds=tuple(nc["kinds"]), digest=nc["digest"] * 60.0,
-        timeout=nc["timeout"], retry=seconds("retry"), retry_max=seconds("retry_max"), attempts=nc["attempts"])
+        timeout=nc["timeout"], retry=seconds("retry"), retry_max=seconds("retry_max"), attempts=nc["attempts"],
+        diff_link=nc["diff_link"].rstrip("/"))
 
 
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KB; a larger one is not one

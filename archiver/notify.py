@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -75,12 +75,19 @@ def targets(cfg: NotifyConfig) -> list[Target]:
             + [Target("apprise", u, i) for i, u in enumerate(cfg.apprise, 1)])
 
 
-def event_of(row: Any, replay_base: str) -> dict[str, Any]:
-    """A change row as ``archiver changes --json`` gives it, with its evidence links."""
-    event = change_event_json(row)
-    event["links"] = {"before": replay_url(replay_base, event["from"]["timestamp"], event["url"]),
-                      "after": replay_url(replay_base, event["to"]["timestamp"], event["url"])}
-    return event
+def event_of(row: Any, replay_base: str, diff_link: str = "") -> dict[str, Any]:
+    """A change row as ``archiver changes --json`` gives it, with its evidence links: the
+    replays of both captures, and the change page of archiver serve where there is one."""
+    return with_links(change_event_json(row), replay_base, diff_link)
+
+
+def with_links(event: dict[str, Any], replay_base: str, diff_link: str) -> dict[str, Any]:
+    links = {"before": replay_url(replay_base, event["from"]["timestamp"], event["url"]),
+             "after": replay_url(replay_base, event["to"]["timestamp"], event["url"])}
+    if diff_link:
+        links["diff"] = (f"{diff_link}/diff?url={quote(event['url'], safe='')}"
+                         f"&from={event['from']['version']}&to={event['to']['version']}")
+    return {**event, "links": links}
 
 
 def event_key(event: dict[str, Any]) -> str:
@@ -107,12 +114,17 @@ def _cut(text: str) -> str:
     return text if len(text) <= SHORT_FIELDS else text[:SHORT_FIELDS - 1] + "\u2026"
 
 
+def _link(event: dict[str, Any]) -> str:
+    """Where a reader sees the change: archiver serve's change page, else the replay."""
+    return event["links"].get("diff") or event["links"]["after"]
+
+
 def message(events: list[dict[str, Any]]) -> tuple[str, str]:
     """(title, body) of one message about one event, or a digest of several."""
     if len(events) == 1:
         e = events[0]
-        return f"archiver: {e['kind']} changed on {e['url']}", f"{describe(e)}\ndiff: {e['links']['after']}"
-    lines = [f"- {e['url']}: {describe(e)}\n  diff: {e['links']['after']}" for e in events]
+        return f"archiver: {e['kind']} changed on {e['url']}", f"{describe(e)}\ndiff: {_link(e)}"
+    lines = [f"- {e['url']}: {describe(e)}\n  diff: {_link(e)}" for e in events]
     return f"archiver: {len(events)} changes", "\n".join(lines)
 
 
@@ -165,10 +177,7 @@ def send_apprise(url: str, title: str, body: str) -> str:
 
 def send_samples(cfg: NotifyConfig, replay_base: str) -> list[tuple[Target, str]]:
     """archiver notify test: a sample event to every target, now; (target, error) each."""
-    event = dict(SAMPLE_EVENT, links={"before": replay_url(replay_base, SAMPLE_EVENT["from"]["timestamp"],
-                                                           SAMPLE_EVENT["url"]),
-                                      "after": replay_url(replay_base, SAMPLE_EVENT["to"]["timestamp"],
-                                                          SAMPLE_EVENT["url"])})
+    event = with_links(SAMPLE_EVENT, replay_base, cfg.diff_link)
     return [(t, send(t, [event], cfg)) for t in targets(cfg)]
 
 
@@ -305,7 +314,7 @@ class Notifier:
             seed = seed_of(row["tracked_url"])
             if seed is not None and is_source(seed):
                 continue
-            event = event_of(row, self.replay_base)
+            event = event_of(row, self.replay_base, self.cfg.diff_link)
             if wanted(event, seed, self.cfg):
                 text, key = json.dumps(event, ensure_ascii=False), event_key(event)
                 rows += [(t.id, key, text) for t in self.targets]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from archiver.config import NotifyConfig, load_config
-from archiver.notify import describe, message, wanted
+from archiver.notify import describe, message, wanted, with_links
 from archiver.schedule.runner import Runner
 from archiver.seeds import Seed
 
@@ -340,3 +340,14 @@ def test_filters_and_words():
     title, body = message([dict(event, links={"after": "http://r/x"})])
     assert title == "archiver: title changed on https://www.news.example/a"
     assert body == "title: \u201cA\u201d -> \u201cB\u201d\ndiff: http://r/x"
+
+
+def test_with_diff_link_a_message_links_to_the_change_page_of_archiver_serve():
+    event = {"url": "https://www.news.example/a?b=1", "kind": "title", "before": "A", "after": "B",
+             "from": {"version": 2, "timestamp": "2026-11-30T10:00:00Z"},
+             "to": {"version": 3, "timestamp": "2026-12-01T10:00:00Z"}}
+    linked = with_links(event, "http://127.0.0.1:8080", "http://archive.example:8000")
+    assert linked["links"]["diff"] == \
+        "http://archive.example:8000/diff?url=https%3A%2F%2Fwww.news.example%2Fa%3Fb%3D1&from=2&to=3"
+    assert message([linked])[1].endswith("diff: " + linked["links"]["diff"])
+    assert "diff" not in with_links(event, "http://127.0.0.1:8080", "")["links"]
