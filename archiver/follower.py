@@ -185,9 +185,8 @@ def stored_body(catalog: Catalog, warc_dir: Path, result: FetchResult | None,
         return None, "", f"HTTP {result.status}"
     warc, offset = result.warc, result.offset
     if result.record == "revisit":
-        refers = catalog.db.execute("SELECT refers_to FROM captures WHERE warc = ? AND offset = ?",
-                                    (warc, offset)).fetchone()
-        location = catalog.captures.location_of(refers[0]) if refers else None
+        refers = catalog.captures.refers_to(warc, offset)
+        location = catalog.captures.location_of(refers) if refers else None
         if location is None:
             return None, "", "the record it revisits is not in the catalog"
         warc, offset = location

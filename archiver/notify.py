@@ -236,16 +236,6 @@ class NotifyStore:
         cursor.row_factory = sqlite3.Row
         return cursor.execute(sql, args).fetchall()
 
-    def changes(self, since: str, urls: list[str]) -> list[sqlite3.Row]:
-        """The catalog's change rows of these tracked URLs from since on (read, not owned)."""
-        if not urls:
-            return []
-        return self._rows(f"SELECT * FROM changes WHERE to_time >= ? AND tracked_url IN ({', '.join('?' * len(urls))}) "
-                          "ORDER BY to_time, rowid", (since, *urls))
-
-    def changed_urls(self, since: str) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT tracked_url FROM changes WHERE to_time >= ?", (since,))]
-
     def due(self, target: str, now: float) -> list[sqlite3.Row]:
         return self._rows("SELECT id, event, created, attempts FROM notify_queue WHERE state = 'pending' "
                                "AND target = ? AND next_try <= ? ORDER BY id", (target, now))
@@ -299,6 +289,7 @@ class Notifier:
 
     def __init__(self, config: Config, catalog: Catalog, clock: Callable[[], datetime]):
         self.cfg, self.replay_base, self.clock = config.notify, config.replay.base, clock
+        self.catalog = catalog
         self.targets = targets(config.notify)
         self.store = NotifyStore(catalog) if self.targets else None
         self._since = self.store.since(warc_date(clock())) if self.store else ""
@@ -310,7 +301,7 @@ class Notifier:
         if self.store is None:
             return 0
         rows = []
-        for row in self.store.changes(self._since, list(urls)):
+        for row in self.catalog.history.changes_of(list(urls), self._since):
             seed = seed_of(row["tracked_url"])
             if seed is not None and is_source(seed):
                 continue
@@ -328,7 +319,7 @@ class Notifier:
         """At start: queue what a stop between a history update and its queueing left out."""
         if self.store is None:
             return 0
-        urls = self.store.changed_urls(self._since)
+        urls = self.catalog.history.changed_urls(self._since)
         return sum(self.enqueue(urls[i:i + 500], seed_of) for i in range(0, len(urls), 500))
 
 

@@ -155,6 +155,11 @@ class Captures:
             " WHERE d.snapshot = c.snapshot AND d.seed = c.seed AND d.chain = 1 "
             " AND (d.role = 'confirm') = (c.role = 'confirm')) ORDER BY c.fetched_at, c.id")
 
+    def refers_to(self, warc: str, offset: int) -> str | None:
+        """The record a revisit at this place refers to."""
+        row = self.db.execute("SELECT refers_to FROM captures WHERE warc = ? AND offset = ?", (warc, offset)).fetchone()
+        return row[0] if row else None
+
     def location_of(self, record_id: str) -> tuple[str, int] | None:
         return self.db.execute("SELECT warc, offset FROM captures WHERE record_id = ?", (record_id,)).fetchone()
 

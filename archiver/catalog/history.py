@@ -119,6 +119,16 @@ class History:
     def changes_since(self, since: str) -> list[sqlite3.Row]:
         return self.catalog.rows("SELECT * FROM changes WHERE to_time >= ? ORDER BY to_time, tracked_url", (since,))
 
+    def changes_of(self, urls: list[str], since: str) -> list[sqlite3.Row]:
+        """The change rows of these tracked URLs from since on, in the order they were stored."""
+        if not urls:
+            return []
+        return self.catalog.rows(f"SELECT * FROM changes WHERE to_time >= ? AND tracked_url IN "
+                                 f"({', '.join('?' * len(urls))}) ORDER BY to_time, rowid", (since, *urls))
+
+    def changed_urls(self, since: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT tracked_url FROM changes WHERE to_time >= ?", (since,))]
+
     def latest_changes(self, limit: int) -> list[sqlite3.Row]:
         rows = self.catalog.rows("SELECT * FROM changes ORDER BY to_time DESC, tracked_url LIMIT ?", (limit,))
         return rows[::-1]
