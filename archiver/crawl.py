@@ -673,7 +673,6 @@ def retry_delay(retry_after: str, attempt: int, now: datetime) -> float:
     if value.isdigit():
         seconds = float(value)
     elif value:
-
         try:
             when = email.utils.parsedate_to_datetime(value)
             seconds = (when - now).total_seconds() if when.tzinfo else seconds
@@ -692,7 +691,6 @@ class RobotsPolicy:
     (only with robots = "obey")."""
 
     def __init__(self, fetcher: Fetcher, clock: Callable[[], float] = time.monotonic):
-
         self.fetcher = fetcher
         self.clock = clock
         self.new_parser = urllib.robotparser.RobotFileParser

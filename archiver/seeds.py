@@ -110,7 +110,6 @@ def _idna_host(hostname: str, url: str) -> str:
         if hostname.isascii():
             host = hostname.encode("idna").decode("ascii").lower()
         else:
-
             host = idna.encode(hostname, uts46=True).decode("ascii")
     except (UnicodeError, ValueError) as e:  # idna.IDNAError is a UnicodeError
         raise UsageError(f"invalid host in URL {url!r}") from e

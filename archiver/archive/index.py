@@ -130,7 +130,6 @@ def surt_key(url: str) -> str:
     m = SIMPLE_URL.fullmatch(url)
     host = m.group(1) if m else ""
     if not m or UNSAFE_PATH.search(m.group(3) or "") or (host.replace(".", "").isdigit() and not _plain_ipv4(host)):
-
         return surt.surt(url)
     port = m.group(2)
     if port and int(port) == DEFAULT_PORTS[url[:url.index(":")]]:

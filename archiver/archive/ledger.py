@@ -310,5 +310,4 @@ def _check_key_entry(chain: Chain, line: int, entry: dict, trusted_key: str | No
 
 
 def _verifies(public_key: str, message: str, signature: str) -> bool:
-
     return verify_signature(public_key, message, signature)

@@ -239,7 +239,6 @@ class Fetcher:
             complete = self._read_body(response.raw, ex, deadline, codings)
             ex.trailer = bytes(deadline.trailer) if deadline.trailer.strip() else b""  # fields, not the blank line alone
             if cookies is not None:
-
                 extract_cookies_to_jar(cookies, request, response.raw)
         finally:
             deadline.connection = None  # released to the pool: no longer this exchange's to cut

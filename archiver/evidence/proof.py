@@ -193,7 +193,6 @@ def _record_ok(record: Any) -> bool:
 
 
 def _verifies(public_key: Any, message: str, signature: Any) -> bool:
-
     return isinstance(public_key, str) and isinstance(signature, str) and \
         verify_signature(public_key, message, signature)
 
