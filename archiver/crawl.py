@@ -1,5 +1,6 @@
-"""The crawl loop: a frontier with per-host politeness, exchanges in flight, and the
-one thread that stores what comes back and follows it.
+"""The crawl loop: a frontier kept polite (capture/politeness.py), exchanges in flight
+on fetch threads (capture/pool.py), and the one thread that stores what comes back, tells
+the observe stage, and follows it (retries, redirects, cross-references, requisites).
 
 Seeds arrive in batches (one batch = one snapshot, with its own id). Within a batch no
 URL is fetched twice, except to retry a 429, 503 or a failed connection. A batch is done
@@ -16,20 +17,16 @@ and the non-public address it was itself served from).
 
 from __future__ import annotations
 
-import email.utils
 import http.cookiejar
-import heapq
-import urllib.robotparser
 import logging
 import os
 import queue
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any, Callable, Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from archiver.archive.writer import Writer, FetchResult, SnapshotSummary
 from archiver.archive.records import Reached
@@ -38,6 +35,8 @@ from archiver.page.article import Article, article_of, may_be_html
 from archiver.page.extract import (BODY, PARSE_LIMIT, READ, REQUISITE, Link, css_links, decode_body, decode_text, is_html, parse_html,
                       requisites_of)
 from archiver.capture.fetch import REDIRECT_STATUSES, Exchange, Fetcher, literal_address, snapshot_cookies
+from archiver.capture.politeness import HostSlots, RobotsPolicy, retry_delay
+from archiver.capture.pool import FetchPool
 from archiver.capture.transport import is_public
 from archiver.seeds import DEFAULT_PORTS, normalize_url, url_host
 from archiver.archive.workdir import redaction_salt
@@ -53,8 +52,6 @@ STORE_BATCH = 256
 STORE_BATCH_BYTES = 16_000_000
 STORE_LATENCY = 0.25  # seconds
 RETRY_STATUSES = (429, 503)
-RETRY_BASE_SECONDS = 2.0
-MAX_RETRY_AFTER = 120.0  # a longer Retry-After is not waited for within one snapshot
 
 
 class Observer(Protocol):
@@ -97,144 +94,6 @@ class Job:
     confirm: bool = False  # a second render of a page whose capture showed a change
     reach: frozenset[str] | None = None  # non-public addresses it may connect to (None: any, a seed)
     spent: float = 0.0  # seconds its earlier attempts took (retries share total_timeout)
-
-
-class HostSlots:
-    """Per-host politeness: at most ``limit`` requests in flight per host and ``delay``
-    seconds between the end of one request and the start of the next. Hosts take turns:
-    the host just served goes to the back of the line, so a host late in the order is not
-    starved by the ones before it (a scheduler batch lasts until its last host is served)."""
-
-    def __init__(self, delay: float, limit: int, clock: Callable[[], float] = time.monotonic):
-        self.delay, self.limit, self.clock = delay, limit, clock
-        self.queues: dict[str, deque[Job]] = {}
-        self.busy: dict[str, int] = {}
-        self.ready_at: dict[str, float] = {}   # politeness: next start allowed
-        self.held_until: dict[str, float] = {}  # retry back-off or Retry-After
-        self.later: list[tuple[float, int, Job]] = []  # (not before, order, job), a heap
-
-    def add(self, job: Job, after: float = 0.0) -> None:
-        """Queue a job; with ``after``, not before that many seconds from now."""
-        if after > 0:
-            heapq.heappush(self.later, (self.clock() + after, len(self.later), job))
-            return
-        self.queues.setdefault(url_host(job.url), deque()).append(job)
-
-    def _release_due(self, now: float) -> None:
-        while self.later and self.later[0][0] <= now:
-            self.add(heapq.heappop(self.later)[2])
-
-    def hold(self, host: str, seconds: float) -> None:
-        """Send nothing to host for this long (a Retry-After, a retry back-off)."""
-        self.held_until[host] = max(self.held_until.get(host, 0.0), self.clock() + seconds)
-
-    def _free_at(self, host: str) -> float:
-        return max(self.ready_at.get(host, 0.0), self.held_until.get(host, 0.0))
-
-    def pending(self) -> bool:
-        return bool(self.queues) or bool(self.later)  # only hosts with queued jobs are kept
-
-    def take(self) -> Job | None:
-        now = self.clock()
-        self._release_due(now)
-        for host, jobs in self.queues.items():
-            if self.busy.get(host, 0) < self.limit and self._free_at(host) <= now:
-                break
-        else:
-            return None
-        self.busy[host] = self.busy.get(host, 0) + 1
-        if self.delay:
-            self.ready_at[host] = float("inf") if self.limit == 1 else now + self.delay
-        job = jobs.popleft()
-        del self.queues[host]
-        if jobs:
-            self.queues[host] = jobs  # to the back of the line
-        return job
-
-    def done(self, job: Job) -> None:
-        host = url_host(job.url)
-        self.busy[host] -= 1
-        if self.delay:
-            self.ready_at[host] = self.clock() + self.delay
-
-    def seconds_until_ready(self) -> float | None:
-        """Until a queued job may start; None when no queued host is free."""
-        now = self.clock()
-        waits = [max(0.0, self._free_at(h) - now) for h in self.queues if self.busy.get(h, 0) < self.limit]
-        waits += [max(0.0, self.later[0][0] - now)] if self.later else []
-        return min(waits) if waits else None
-
-
-class FetchPool:
-    """Fetches on worker threads (requests blocks), at most ``workers`` at once; what they
-    return is handed back to the crawl thread through one queue, which wake-ups from other
-    threads also go through."""
-
-    def __init__(self, fetch: Callable[[Job], Exchange], workers: int, cancel: Callable[[], None] = lambda: None):
-        self.fetch, self.workers, self.cancel = fetch, max(1, workers), cancel
-        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self.results: queue.SimpleQueue[tuple[Job, Exchange | BaseException] | None] = queue.SimpleQueue()
-        self.in_flight: dict[int, Job] = {}  # by id(job): submitted and not yet handed back
-        self.threads: list[threading.Thread] = []
-
-    def wake(self) -> None:
-        """From any thread: end the current wait."""
-        self.results.put(None)
-
-    def submit(self, job: Job) -> None:
-        self.in_flight[id(job)] = job
-        if len(self.threads) < min(self.workers, len(self.in_flight)):
-            thread = threading.Thread(target=self._work, name=f"fetch-{len(self.threads)}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
-        self.jobs.put(job)
-
-    def _work(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            try:
-                outcome: Exchange | BaseException = self.fetch(job)
-            except BaseException as e:  # noqa: BLE001 - a bug in a fetch: raised in the crawl thread
-                outcome = e
-            self.results.put((job, outcome))
-
-    def wait(self, timeout: float | None) -> list[tuple[Job, Exchange | BaseException]]:
-        """What has finished: wait for the first result, a wake-up, or the timeout."""
-        try:
-            item = self.results.get(timeout=None if timeout is None else max(0.0, timeout))
-        except queue.Empty:
-            return []
-        finished = []
-        while True:
-            if item is not None:
-                job, outcome = item
-                if self.in_flight.pop(id(job), None) is not None:
-                    finished.append(item)
-                elif isinstance(outcome, Exchange):  # abandoned meanwhile
-                    outcome.close()
-            try:
-                item = self.results.get_nowait()
-            except queue.Empty:
-                return finished
-
-    def abandon(self) -> list[Job]:
-        """Give up the fetches in flight: those not started are dropped, those running
-        are cut off (each ends at once, its result dropped); return their jobs."""
-        jobs = list(self.in_flight.values())
-        self.in_flight.clear()
-        while True:
-            try:
-                self.jobs.get_nowait()
-            except queue.Empty:
-                break
-        self.cancel()
-        self.wait(0)
-        return jobs
-
-    def close(self) -> None:
-        self.abandon()
-        for _ in self.threads:
-            self.jobs.put(None)
-        self.threads.clear()
 
 
 @dataclass
@@ -663,84 +522,3 @@ def resolve(fetcher: Fetcher, host: str, port: int) -> list[str]:
     except (OSError, UnicodeError) as e:
         return [f"error: {e}"]
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def retry_delay(retry_after: str, attempt: int, now: datetime) -> float:
-    """Seconds before a retry: the server's Retry-After (seconds or HTTP date) if it gave
-    one, else exponential back-off; capped at MAX_RETRY_AFTER."""
-    seconds = RETRY_BASE_SECONDS * 2 ** attempt
-    value = retry_after.strip()
-    if value.isdigit():
-        seconds = float(value)
-    elif value:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-            seconds = (when - now).total_seconds() if when.tzinfo else seconds
-        except (TypeError, ValueError):
-            pass
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-ROBOTS_MAX_AGE = 24 * 3600.0  # seconds a host's robots.txt is kept, as Google keeps it
-ROBOTS_RETRY = 3600.0  # after a 5xx or no answer: the rules kept so far are used an hour more
-ROBOTS_REDIRECTS = 5  # RFC 9309 2.3.1.2: at least five
-
-
-class RobotsPolicy:
-    """robots.txt per host, fetched again once a day: `archiver run` goes on for months
-    (only with robots = "obey")."""
-
-    def __init__(self, fetcher: Fetcher, clock: Callable[[], float] = time.monotonic):
-        self.fetcher = fetcher
-        self.clock = clock
-        self.new_parser = urllib.robotparser.RobotFileParser
-        self.parsers: dict[str, tuple[urllib.robotparser.RobotFileParser, float]] = {}  # host -> (parser, when to fetch again)
-        self.locks: dict[str, threading.Lock] = {}  # per host: one fetch thread asks for its robots.txt
-
-    def allowed(self, url: str, agent: str, reach: frozenset[str] | None = None) -> bool:
-        """Whether robots.txt lets agent fetch url. ``reach``: the addresses the fetch of
-        url may reach; a robots.txt it may not reach says nothing (the fetch of url is
-        then refused, and recorded, itself)."""
-        scheme, host = url.split("://", 1)[0], url_host(url)
-        with self.locks.setdefault(host, threading.Lock()):
-            kept = self.parsers.get(host)
-            if kept is None or self.clock() >= kept[1]:
-                fetched = self._fetch(scheme, host, kept, reach)
-                if fetched is None:
-                    return True
-                kept = self.parsers[host] = fetched
-        return kept[0].can_fetch(agent, url)
-
-    def _fetch(self, scheme: str, host: str, kept: tuple[urllib.robotparser.RobotFileParser, float] | None,
-               reach: frozenset[str] | None = None) -> tuple[urllib.robotparser.RobotFileParser, float] | None:
-        """(the rules, when to fetch them again), as RFC 9309 2.3.1 says: redirects are
-        followed (up to five), a 4xx means no rules; unreachable (a 5xx, 429, a cut body,
-        no answer, too many redirects) keeps the rules fetched before, or disallows all
-        when there are none, and is tried again in an hour. None: the host is at an
-        address the fetch may not reach (a redirect there is unreachable)."""
-        now = self.clock()
-        url = f"{scheme}://{host}/robots.txt"
-        for hop in range(ROBOTS_REDIRECTS + 1):
-            ex = self.fetcher.fetch(url, reach=reach, credentials=False)  # robots.txt is public
-            if ex.refused and hop == 0:
-                return None
-            location = ex.header("Location") if ex.status in REDIRECT_STATUSES else ""
-            if not location:
-                break
-            ex.close()
-            url = urljoin(url, location)
-        try:
-            status = ex.status
-            if status is None or status >= 500 or status == 429 or status in REDIRECT_STATUSES or ex.truncated:
-                return (kept[0] if kept else self._rules(["User-agent: *", "Disallow: /"])), now + ROBOTS_RETRY
-            body = decode_body(ex.read_body(1_000_000), ex.header("Content-Encoding"))
-            return self._rules(body.decode("utf-8", "replace").splitlines() if status == 200 else []), \
-                now + ROBOTS_MAX_AGE
-        finally:
-            ex.close()
-
-    def _rules(self, lines: list[str]) -> urllib.robotparser.RobotFileParser:
-        parser = self.new_parser()
-        parser.parse(lines)
-        return parser
-

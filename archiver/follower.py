@@ -30,7 +30,7 @@ from archiver.archive.workdir import redaction_salt
 from archiver.archive.writer import FetchResult
 from archiver.capture.fetch import Fetcher, literal_address
 from archiver.catalog import Catalog
-from archiver.crawl import RobotsPolicy
+from archiver.capture.politeness import RobotsPolicy
 from archiver.page.extract import decode_body
 from archiver.capture.transport import is_public
 from archiver.follow import KINDS, MAX_INDEX_DEPTH, Entry, Fetched, Listing, discover, parse_source

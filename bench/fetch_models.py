@@ -35,7 +35,7 @@ from capture_vs_wget import build_site  # noqa: E402
 
 from archiver.capture import http1
 from archiver.config import load_config  # noqa: E402
-from archiver.crawl import FetchPool  # noqa: E402
+from archiver.capture.pool import FetchPool  # noqa: E402
 from archiver.capture.fetch import Fetcher  # noqa: E402
 from archiver.archive.workdir import init_archive  # noqa: E402
 

@@ -13,7 +13,7 @@ import time
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from archiver import crawl
+from archiver.capture import politeness
 from archiver.capture.fetch import Fetcher
 from archiver.evidence.verify import verify_archive
 
@@ -93,7 +93,7 @@ def test_a_dripping_server_is_not_retried(tmp_path):
 def test_retries_share_total_timeout(tmp_path, monkeypatch):
     """A server that accepts and never answers: each attempt runs into `timeout`, and the
     attempts of one URL together stop at total_timeout, the last one cut short."""
-    monkeypatch.setattr(crawl, "RETRY_BASE_SECONDS", 0.01)  # no back-off to wait out here
+    monkeypatch.setattr(politeness, "RETRY_BASE_SECONDS", 0.01)  # no back-off to wait out here
     server = SilentServer()
     config = make_archive(tmp_path / "a", retries="5", timeout="0.4", total_timeout="1.0")
     started = time.monotonic()

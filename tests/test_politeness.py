@@ -7,7 +7,9 @@ import threading
 import pytest
 
 from archiver.archive.records import Reached
-from archiver.crawl import FetchPool, HostSlots, Job
+from archiver.capture.politeness import HostSlots
+from archiver.capture.pool import FetchPool
+from archiver.crawl import Job
 from archiver.capture.fetch import Fetcher
 
 from .conftest import make_archive, run_snapshot
@@ -119,7 +121,7 @@ def test_robots_obey_records_disallowed_urls_as_failed(site, tmp_path):
 
 def test_robots_txt_is_fetched_again_after_a_day(site, tmp_path):
     """archiver run goes on for months: a site's new robots.txt must be seen."""
-    from archiver.crawl import ROBOTS_MAX_AGE, ROBOTS_RETRY, RobotsPolicy
+    from archiver.capture.politeness import ROBOTS_MAX_AGE, ROBOTS_RETRY, RobotsPolicy
     from archiver.capture.fetch import Fetcher
 
     site.page("/robots.txt", "User-agent: *\nDisallow:\n", "text/plain")
@@ -152,7 +154,7 @@ def test_robots_txt_is_fetched_again_after_a_day(site, tmp_path):
 def test_robots_txt_unreachable_disallows_all_and_redirects_are_followed(site, tmp_path):
     """RFC 9309 2.3.1: redirects followed; a 5xx or 429 with no rules fetched before
     means complete disallow (tried again in an hour); a 404 means no rules."""
-    from archiver.crawl import ROBOTS_RETRY, RobotsPolicy
+    from archiver.capture.politeness import ROBOTS_RETRY, RobotsPolicy
     from archiver.capture.fetch import Fetcher
 
     now = [0.0]
@@ -234,7 +236,7 @@ def test_503_is_retried_after_retry_after_and_every_response_is_kept(site, tmp_p
 
 def test_retry_delay_reads_seconds_and_http_dates():
     from datetime import datetime, timezone
-    from archiver.crawl import MAX_RETRY_AFTER, retry_delay
+    from archiver.capture.politeness import MAX_RETRY_AFTER, retry_delay
     now = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
     assert retry_delay("7", 0, now) == 7
     assert retry_delay("Fri, 27 Nov 2026 12:00:30 GMT", 0, now) == 30
