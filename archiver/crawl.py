@@ -55,7 +55,7 @@ RETRY_STATUSES = (429, 503)
 
 
 class Observer(Protocol):
-    """What the crawl tells the observe stage (tracking.Observer); capture knows nothing
+    """What the crawl tells the observe stage (edits/observe.Observer); capture knows nothing
     of how edits are found, only that a changed page is fetched once more to confirm."""
 
     def observe(self, capture_id: int, tracked_url: str, final_url: str, header: Callable[[str], str],

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What rebuilding a tracked URL's history costs as its observations pile up.
 
-Every capture of a tracked URL ends in tracking.update_history, which reads all of the
+Every capture of a tracked URL ends in edits/observe.update_history, which reads all of the
 URL's observations from the catalog and folds them into versions again. At `every=6h`, a
 URL has 1,460 observations after a year. This benchmark fills a real catalog with the
 observations of one tracked URL (the article extracted from a real page of

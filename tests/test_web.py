@@ -219,7 +219,7 @@ def test_replay_is_served_beside_the_interface(web):
     assert not replay.startswith(base)  # another origin than the interface's
     stamp = re.search(r"/archive/(\d{14})/", replay).group(1)
     reply = fetch(replay.replace(f"/{stamp}/", f"/{stamp}id_/"), headers={"Sec-Fetch-Dest": "iframe"})
-    if reply.status == 302:  # replayguard: the capture's origin token
+    if reply.status == 302:  # the replay guard: the capture's origin token
         reply = fetch(replay.split("/archive/")[0] + reply.headers["Location"], headers={"Sec-Fetch-Dest": "iframe"})
     assert reply.status == 200 and "Defence Office Opens in Marenburg" in reply.body
     redirect = fetch(f"{base}/replay/archive/{stamp}/{archive.article}")

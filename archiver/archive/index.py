@@ -2,7 +2,7 @@
 
 The same functions turn freshly written records and records read back from disk into
 catalog rows, so ``reindex`` rebuilds exactly what ``snapshot`` stored. Both record
-layouts are read (see capture.py): a capture's metadata record at ``urn:archiver:capture:``
+layouts are read (see records.py): a capture's metadata record at ``urn:archiver:capture:``
 naming its response by WARC-Refers-To, or, in archives written before, at the page's URL
 naming it by WARC-Concurrent-To. The CDXJ index lists HTTP responses and revisits only.
 """

@@ -52,7 +52,7 @@ from archiver.errors import ConfigError, os_error_text
 
 log = logging.getLogger("archiver")
 
-# Accept-Encoding: what we can undo with a size cap for link discovery (extract.decode_body);
+# Accept-Encoding: what we can undo with a size cap for link discovery (page/extract.decode_body);
 # the stored bytes are never decoded.
 DEFAULT_HEADERS = (("Accept-Encoding", "gzip, deflate, br"), ("Accept", "*/*"))
 READ_SIZE = 65536

@@ -132,7 +132,7 @@ def _check_covered(proof: Slice, rows: list[CaptureRow], ledger_name: str) -> No
 
 def tls_certificates(warc: Path) -> dict[str, dict[str, Any]]:
     """Response record id -> the TLS record written with it (version, cipher, SHA-256 of
-    the server's certificate), from either record layout (see capture.py)."""
+    the server's certificate), from either record layout (see archive/records.py)."""
     out = {}
     for _, _, record, content in iter_records(warc):
         h = record.rec_headers

@@ -900,7 +900,7 @@ def signature(el: etree._Element, root: etree._Element | None, text: str = "") -
     every render: its tag path up to the content root, each element with its class and
     id words less digits and hashes, and the label its text opens with ("Advertisement:").
     Blocks that differ between two renders of a page are learned as noise by this key
-    (history.learn_noise), whatever the site calls them."""
+    (noise.learn_noise), whatever the site calls them."""
     parts = []
     node: etree._Element | None = el
     while node is not None and node is not root and node.tag in INLINE_TAGS:

@@ -14,7 +14,7 @@ Nothing here imports pywb or gevent in the parent process; ``serve`` is what the
 (``python -m archiver.replay.pywb CONFIG FD``) runs.
 
 Isolation of archived pages from each other, pywb's index API and the network:
-``replayguard.Guard`` wraps pywb in the child.
+``guard.Guard`` (replay/guard.py) wraps pywb in the child.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from archiver.replay.guard import SANDBOX_SHIM, Guard  # noqa: E402
 COLLECTION = "archive"   # the collection name in replay URLs
 STARTUP_TIMEOUT = 60.0   # seconds pywb may take to load before it must answer
 STOP_TIMEOUT = 10.0      # seconds between SIGTERM and SIGKILL
-HEAD_INSERT = "archiver_head_insert.html"  # pywb's head insert after replayguard.SANDBOX_SHIM
+HEAD_INSERT = "archiver_head_insert.html"  # pywb's head insert after guard.SANDBOX_SHIM
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def pywb_config(collections: Mapping[str, Collection], workdir: Path) -> dict:
             for name, c in collections.items()
         },
         "enable_memento": True,
-        # No pywb CSP: replayguard sets the policy of every response, not only of mp_ ones.
+        # No pywb CSP: the guard sets the policy of every response, not only of mp_ ones.
         "csp-header": "",
         # pywb's head insert after SANDBOX_SHIM (a file in workdir/templates, pywb's cwd).
         "head_insert_html": HEAD_INSERT,
