@@ -101,9 +101,9 @@ def fill(config, tracked: list[str]) -> None:
                 catalog.db.executemany(f"INSERT INTO versions VALUES ({', '.join('?' * 11)})", [
                     (u, 2, "2026-11-15T00:00:00Z", "2026-11-15T00:00:00Z", 1, "Story of the day, updated",
                      "1" * 64, '["title"]', None, 0, "bench") for u in edited])
-                catalog.db.executemany(f"INSERT INTO changes VALUES ({', '.join('?' * 12)})", [
+                catalog.db.executemany(f"INSERT INTO changes VALUES ({', '.join('?' * 13)})", [
                     (u, 1, 2, "title", "Story of the day", "Story of the day, updated", "filler.warc.gz", 0,
-                     "2026-11-01T00:00:00Z", "filler.warc.gz", 0, "2026-11-15T00:00:00Z") for u in edited])
+                     "2026-11-01T00:00:00Z", "filler.warc.gz", 0, "2026-11-15T00:00:00Z", 0) for u in edited])
         catalog.schedule.sync({u: urlsplit(u).hostname for u in tracked}, time.time() + 3600)
     finally:
         catalog.close()
