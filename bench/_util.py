@@ -18,6 +18,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -238,6 +239,34 @@ def nginx_http_common(workdir: Path) -> str:
         temp_paths.append(f"    {sub}_temp_path {workdir}/nginx-tmp/{sub};")
     return ("    keepalive_timeout 60;\n    keepalive_requests 100000;\n    tcp_nodelay on;\n    gzip off;\n"
             + "\n".join(temp_paths))
+
+
+class OneBody(ThreadingHTTPServer):
+    """A local server answering every GET with ``body`` (HTML), whatever the benchmark set
+    there last: one page it edits between captures. Serves from a thread until
+    shutdown()."""
+
+    def __init__(self, body: bytes = b""):
+        super().__init__(("127.0.0.1", 0), _OneBodyHandler)
+        self.body = body
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _OneBodyHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        body = self.server.body  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
 
 
 class StaticServer:

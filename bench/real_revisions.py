@@ -16,35 +16,15 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO  # noqa: E402
+from _util import REPO, OneBody  # noqa: E402
 
 from archiver.archive.writer import Writer  # noqa: E402
 from archiver.config import load_config  # noqa: E402
 from archiver.pipeline import snapshot  # noqa: E402
 from archiver.archive.workdir import init_archive  # noqa: E402
-
-
-class OneVersion(ThreadingHTTPServer):
-    """Serves the current version's bytes at every path."""
-    body = b""
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = self.server.body  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 def pairs(corpus: Path) -> list[tuple[str, Path, Path]]:
@@ -54,14 +34,13 @@ def pairs(corpus: Path) -> list[tuple[str, Path, Path]]:
 
 
 def run_pair(stem: str, v1: Path, v2: Path, work: Path) -> str:
-    server = OneVersion(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    server = OneBody()
     try:
         root = work / stem
         init_archive(root, overrides={"per_host_delay": "0.0", "confirm_delay": "0.5", "requisites": "false",
                                       "depth": "0"})
         config = load_config(root / "config.toml")
-        url = f"http://127.0.0.1:{server.server_address[1]}/{stem}/"
+        url = f"{server.base}/{stem}/"
         for version in (v1, v2):
             server.body = version.read_bytes()
             archive = Writer(config)

@@ -27,15 +27,13 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import environment, table, write_results  # noqa: E402
+from _util import OneBody, environment, table, write_results  # noqa: E402
 
 from archiver.catalog import CaptureRow  # noqa: E402
 from archiver.config import load_config  # noqa: E402
@@ -49,35 +47,24 @@ PARAGRAPHS = ["The council approved the budget on Tuesday after a debate of {n} 
               "Opposition members said the figures were not credible and asked for an audit."]
 
 
-class Article(BaseHTTPRequestHandler):
-    """One article whose figures the benchmark sets between captures."""
-    figure = 1
-
-    def do_GET(self) -> None:  # noqa: N802
-        body = ("<!DOCTYPE html><html><head><title>Council Approves Budget</title></head><body><article>"
-                "<h1>Council Approves Budget</h1>"
-                + "".join(f"<p>{p.format(n=Article.figure)}</p>" for p in PARAGRAPHS)
-                + "</article></body></html>").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
+def article_page(figure: int) -> bytes:
+    """The article, its figures set to ``figure``."""
+    return ("<!DOCTYPE html><html><head><title>Council Approves Budget</title></head><body><article>"
+            "<h1>Council Approves Budget</h1>"
+            + "".join(f"<p>{p.format(n=figure)}</p>" for p in PARAGRAPHS)
+            + "</article></body></html>").encode()
 
 
-def make_archive(root: Path, urls: int, versions: int, site: str):
+def make_archive(root: Path, urls: int, versions: int, server: OneBody):
     init_archive(root, overrides={"per_host_delay": "0.0", "confirm": "false", "replay_port": "0"})
     (root / "seeds" / "example.txt").unlink()
     config = load_config(root / "config.toml")
-    article = f"{site}/2026/12/council-approves-budget/"
+    article = f"{server.base}/2026/12/council-approves-budget/"
     tracked = [f"https://site{n % 1000}.example/2026/{n // 1000:03d}/story-{n}/" for n in range(urls - 1)]
     lines = [f"{u} tag=t{n % 20}" for n, u in enumerate(tracked)] + [f"{article} tag=council"]
     (config.seeds_dir / "bench.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     fill(config, tracked)
-    capture_article(config, article, versions)
+    capture_article(config, article, versions, server)
     return config, article, tracked
 
 
@@ -109,7 +96,7 @@ def fill(config, tracked: list[str]) -> None:
         catalog.close()
 
 
-def capture_article(config, url: str, versions: int) -> None:
+def capture_article(config, url: str, versions: int, server: OneBody) -> None:
     """versions - 2 synthetic earlier versions, then two real captures (the last change)."""
     archive = open_archive(config)
     try:
@@ -130,7 +117,7 @@ def capture_article(config, url: str, versions: int) -> None:
         update_history(catalog, url)
     finally:
         catalog.close()
-    Article.figure = 2
+    server.body = article_page(2)
     archive = open_archive(config)
     try:
         snapshot(archive, [url])
@@ -168,9 +155,9 @@ def pages(article: str, tracked: list[str]) -> list[tuple[str, str]]:
             ("change page (last change)", "/diff" + q(url=article)), ("history page", "/history" + q(url=article))]
 
 
-def measure(name: str, root: Path, urls: int, versions: int, site: str, repeat: int) -> list[dict]:
+def measure(name: str, root: Path, urls: int, versions: int, server: OneBody, repeat: int) -> list[dict]:
     start = time.perf_counter()
-    config, article, tracked = make_archive(root, urls, versions, site)
+    config, article, tracked = make_archive(root, urls, versions, server)
     print(f"{name}: archive made in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     rows = []
     with running(config, "127.0.0.1", 0) as addresses:
@@ -188,14 +175,12 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Article)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    site = f"http://127.0.0.1:{server.server_address[1]}"
+    server = OneBody()
     rows = []
     with tempfile.TemporaryDirectory(prefix="web-latency-") as tmp:
         for name, urls, versions in (("small", 10, 2), ("large", args.urls, args.versions)):
-            Article.figure = 1
-            rows += measure(name, Path(tmp) / name, urls, versions, site, args.repeat)
+            server.body = article_page(1)
+            rows += measure(name, Path(tmp) / name, urls, versions, server, args.repeat)
     server.shutdown()
     print(table([[r["page"], f"{r['tracked']:,}", r["versions"], r["cold_ms"], r["median_ms"], r["p95_ms"]]
                  for r in rows], ["page", "tracked URLs", "versions", "first ms", "median ms", "p95 ms"]))
