@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -18,20 +17,9 @@ from archiver.schedule.runner import Runner
 from archiver.seeds import load_seeds
 
 from .conftest import make_archive, run_cli
+from .test_scheduler import Clock
 
-T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
 LIMITS = FollowConfig("30m", 100, 1_000_000, 1000, 5)
-
-
-class Clock:
-    def __init__(self, start: datetime = T0):
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw) -> None:
-        self.now += timedelta(**kw)
 
 
 def rss(base: str, items: list[tuple[str, str]]) -> str:

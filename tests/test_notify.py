@@ -13,7 +13,6 @@ import signal
 import sqlite3
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,21 +24,9 @@ from archiver.schedule.runner import Runner
 from archiver.seeds import Seed
 
 from .conftest import make_archive, run_cli, warc_files
-from .test_scheduler import HitCounter, start_run
+from .test_scheduler import Clock, HitCounter, start_run
 
-T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
 SECRET = "s3cret-signing-key"
-
-
-class Clock:
-    def __init__(self, start: datetime = T0):
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw) -> None:
-        self.now += timedelta(**kw)
 
 
 @dataclass
