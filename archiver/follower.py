@@ -65,25 +65,15 @@ CREATE TABLE IF NOT EXISTS follow_sources (
 """
 
 
-def create_tables(catalog: Catalog, schema: str) -> None:
-    """CREATE ... IF NOT EXISTS statements in one catalog transaction (executescript
-    would commit the transaction it is in)."""
-    with catalog.transaction():
-        for statement in schema.split(";"):
-            if statement.strip():
-                catalog.db.execute(statement)
-
-
 class FollowStore:
     """The follow tables, over the catalog's connection and its transactions."""
 
     def __init__(self, catalog: Catalog):
         self.catalog, self.db = catalog, catalog.db
-        if catalog.write_lock is not None and not self._exists():
-            create_tables(catalog, SCHEMA)
+        catalog.add_tables(SCHEMA, "follow_sources")
 
     def _exists(self) -> bool:
-        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'follow_sources'").fetchone() is not None
+        return self.catalog.has_table("follow_sources")
 
     def known(self, source: str) -> dict[str, tuple[int, float | None]]:
         """url -> (tracked, gone_at) of every entry the source has listed."""

@@ -33,7 +33,7 @@ import requests
 from archiver.catalog import Catalog
 from archiver.version import __version__
 from archiver.config import Config, NotifyConfig
-from archiver.follower import create_tables, is_source
+from archiver.follower import is_source
 from archiver.edits.report import change_event_json, replay_url
 from archiver.seeds import Seed
 from archiver.archive.warcfile import warc_date
@@ -210,11 +210,10 @@ class NotifyStore:
 
     def __init__(self, catalog: Catalog):
         self.catalog, self.db = catalog, catalog.db
-        if catalog.write_lock is not None and not self._exists():
-            create_tables(catalog, SCHEMA)
+        catalog.add_tables(SCHEMA, "notify_queue")
 
     def _exists(self) -> bool:
-        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'notify_queue'").fetchone() is not None
+        return self.catalog.has_table("notify_queue")
 
     def since(self, now: str) -> str:
         """Change events from this time on are notified: when targets were first configured

@@ -76,6 +76,20 @@ class Database:
         cur.row_factory = sqlite3.Row
         return cur.execute(sql, args).fetchall()
 
+    def has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+
+    def add_tables(self, schema: str, marker: str) -> None:
+        """A store's CREATE ... IF NOT EXISTS statements, run in one transaction unless its
+        table ``marker`` is there already or the catalog is read-only (executescript would
+        commit the transaction it is in)."""
+        if self.read_only or self.has_table(marker):
+            return
+        with self.transaction():
+            for statement in schema.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+
     def clear(self, tables: tuple[str, ...]) -> None:
         with self.transaction():
             for table in tables:
