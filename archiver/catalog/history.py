@@ -142,6 +142,12 @@ class History:
     def clear(self) -> None:
         self.catalog.clear(TABLES)
 
+    def made_by_other(self, tracked_url: str, extractor: str) -> set[int]:
+        """Capture ids of the URL's observations holding an article another extractor made."""
+        return {r[0] for r in self.db.execute(
+            "SELECT capture_id FROM observations WHERE tracked_url = ? AND article IS NOT NULL AND extractor != ?",
+            (tracked_url, extractor))}
+
     def observed_capture_ids(self) -> set[int]:
         return {r[0] for r in self.db.execute("SELECT capture_id FROM observations")}
 

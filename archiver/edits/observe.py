@@ -70,9 +70,7 @@ def reobserve_stale(catalog: Catalog, config: Config, tracked_url: str) -> int:
     their WARC records, before its history is rebuilt: after an upgrade, an improved
     extractor never shows up as an edit (``archiver reextract`` does the whole archive at
     once; this does one URL at its next capture). Returns how many."""
-    current = f"archiver/{EXTRACTOR_VERSION}"
-    stale = {r["capture_id"] for r in catalog.history.observations(tracked_url)
-             if r["article"] is not None and r["extractor"] != current}
+    stale = catalog.history.made_by_other(tracked_url, f"archiver/{EXTRACTOR_VERSION}")
     if stale:
         log.info("re-extracting %d capture(s) of %s made by an older extractor", len(stale), tracked_url)
         observe_from_warcs(catalog, config, only_missing=False, only_ids=stale)
