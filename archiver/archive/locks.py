@@ -78,8 +78,8 @@ class UrlLocks:
 
 
 class WriterLock:
-    """Held shared by every process that writes the archive (a snapshot, archiver run,
-    their capture processes), exclusive by reindex and reextract, which clear and rebuild
+    """Held shared by every process that writes the archive (a snapshot, archiver run),
+    exclusive by reindex and reextract, which clear and rebuild
     what they write into: a writer's captures still in an open WARC file would be lost to
     them."""
 

@@ -59,11 +59,6 @@ class Database:
             if "duplicate column" not in str(e):
                 raise
 
-    def copy_log_back(self) -> None:
-        """Copy the write-ahead log into the database file now, alongside other writers:
-        the last connection to close, which copies what is left, then has little to do."""
-        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
     def close(self) -> None:
         self.db.close()
         if self.write_lock is not None:
